@@ -1,0 +1,22 @@
+"""segbench: compare image segmenters under one fixed-seed protocol."""
+
+import pluggy
+
+from segbench.errors import SegbenchError
+from segbench.specs import DatasetOptions, DatasetSpec, FormatSpec, MetricSpec, ModelSpec, Prediction
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("segbench")
+
+__all__ = [
+    "DatasetOptions",
+    "DatasetSpec",
+    "FormatSpec",
+    "MetricSpec",
+    "ModelSpec",
+    "Prediction",
+    "SegbenchError",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,195 @@
+"""The `segbench` command line (Typer). Every user error is one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from segbench.errors import SegbenchError, unknown
+from segbench.plugins import Registry, load_plugins
+
+app = typer.Typer(
+    help="Compare image segmenters (diffusion and U-Net) under one fixed-seed protocol.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+_state: dict = {"debug": False, "registry": None}
+
+LIST_KINDS = ("models", "datasets", "metrics", "formats")
+
+
+def _say(label: str, style: str, message: str) -> None:
+    """One line on stderr; the message is printed verbatim (no rich markup)."""
+    err.print(Text.assemble((label, style), ": ", message), soft_wrap=True)
+
+
+def registry() -> Registry:
+    """The plugins, loaded once per invocation; load failures are reported once."""
+    if _state["registry"] is None:
+        _state["registry"] = load_plugins(_state.get("plugins", ()))
+        if _state.get("warn_failures", True):
+            for failed in _state["registry"].failures:
+                _say("warning", "yellow", f"plugin {failed.name!r} failed: {failed.error} (see `segbench plugins`)")
+    return _state["registry"]
+
+
+@app.callback()
+def main_options(
+    plugin: Annotated[Optional[list[str]], typer.Option("--plugin", help="Import MODULE as a plugin (repeatable).",
+                                                        metavar="MODULE")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    _state.update(plugins=tuple(plugin or ()), debug=debug, registry=None)
+
+
+@app.command("list")
+def list_(kind: Annotated[str, typer.Argument(help="models, datasets, metrics or formats")] = "models") -> None:
+    """List registered models, datasets, metrics or formats, each with its plugin."""
+    if kind not in LIST_KINDS:
+        raise unknown("list kind", kind, LIST_KINDS)
+    reg = registry()
+    specs = [reg.specs[kind][n] for n in reg.names(kind)]
+    table = Table(box=None, header_style="bold")
+    if kind == "models":
+        for col in ("model", "family", "plugin", "description"):
+            table.add_column(col)
+        for s in specs:
+            table.add_row(f"{s.name}:<Arch>:<encoder>" if s.prefix else s.name, s.family, s.plugin, s.description)
+    elif kind == "datasets":
+        for col in ("dataset", "tasks", "needs --data-root", "plugin", "description"):
+            table.add_column(col)
+        for s in specs:
+            table.add_row(s.name, ", ".join(s.tasks), "yes" if s.needs_root else "no", s.plugin, s.description)
+    else:
+        for col in (kind.rstrip("s"), "plugin", "description"):
+            table.add_column(col)
+        for s in specs:
+            table.add_row(s.name, s.plugin, s.description.splitlines()[0] if s.description else "")
+    out.print(table)
+
+
+@app.command()
+def info(
+    model: Annotated[str, typer.Argument(help="A model name, e.g. diff-add or smp:FPN:resnet34.")],
+    preset: Annotated[str, typer.Option(help="tiny, small or paper.")] = "small",
+    task: Annotated[str, typer.Option(help="Task for task-specific preset values.")] = "infection",
+    image_size: Annotated[int, typer.Option(help="Image size the model is built for.")] = 64,
+) -> None:
+    """Show a model's resolved hyperparameters and parameter count."""
+    from segbench.config import PRESET_CHOICES, model_params
+
+    if preset not in PRESET_CHOICES[1:]:
+        raise SegbenchError(f"unknown preset {preset!r}; valid: {', '.join(PRESET_CHOICES[1:])}")
+    spec = registry().model(model)
+    params = model_params(spec, model, preset, task, {}, {})
+    net = spec.factory({**params, "image_size": image_size})
+    count = sum(p.numel() for p in net.parameters())
+    out.print(f"[bold]{model}[/] ({spec.family}, plugin {spec.plugin}): {spec.description}")
+    if spec.reference:
+        out.print(f"reference: {spec.reference}")
+    out.print(f"preset {preset}, task {task}, {image_size}x{image_size}: {count:,} parameters ({count / 1e6:.2f} M)")
+    table = Table("hyperparameter", "value", box=None, header_style="bold")
+    for key, value in params.items():
+        table.add_row(key, repr(value))
+    out.print(table)
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Option(help="What to segment: lung or infection.")],
+    models: Annotated[str, typer.Option(help="Comma-separated model names, e.g. diff-add,unet.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name (segbench list datasets).")] = "cxr-phantom",
+    data_root: Annotated[Optional[str], typer.Option(help="Folder of a file-based dataset.")] = None,
+    preset: Annotated[str, typer.Option(help="auto, tiny, small or paper (auto: paper on CUDA, else small).")] = "auto",
+    seed: Annotated[int, typer.Option(help="Run seed: training, sampling and bootstrap draws derive from it.")] = 0,
+    epochs: Annotated[Optional[int], typer.Option(help="Override every model's epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override every model's training batch size.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override every model's learning rate.")] = None,
+    eval_samples: Annotated[Optional[int], typer.Option(help="Evaluate a seeded subset of N test images.")] = None,
+    eval_batch_size: Annotated[int, typer.Option(help="Masks per prediction batch (speed only).")] = 32,
+    ensemble: Annotated[int, typer.Option(help="Masks sampled per image; their mean is thresholded.")] = 1,
+    image_size: Annotated[int, typer.Option(help="Square size images are resized to.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/<task>-<time>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Per-model hyperparameter MODEL.KEY=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train the models, evaluate them on identical samples, write the run directory and report."""
+    from segbench.progress import Progress
+    from segbench.reports.markdown import mean_table
+    from segbench.reports.table import build_table
+    from segbench.results import load_run
+    from segbench.runner import RunRequest
+    from segbench.runner import run as run_benchmark
+
+    request = RunRequest(
+        task=task, models=[m.strip() for m in models.split(",") if m.strip()], dataset=dataset,
+        data_root=data_root, preset=preset, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+        eval_samples=eval_samples, eval_batch_size=eval_batch_size, ensemble=ensemble, image_size=image_size,
+        device=device, out=out_dir, resume=resume, sets=list(set_ or []),
+    )
+    path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
+    results = load_run(path)
+    out.print(f"\n[bold]{task}[/] on {dataset}, per-image mean [95% CI]:")
+    out.print("\n".join(mean_table(build_table(results))), markup=False, highlight=False)
+    out.print(f"\nresults in {path}/ (report.md, summary.csv, per_image.csv, predictions/, checkpoints/)")
+
+
+@app.command()
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories (same task and dataset).")],
+    format: Annotated[str, typer.Option("--format", help="md, latex, csv, or a plugin's format.")] = "md",
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write to FILE instead of stdout.")] = None,
+    standalone: Annotated[bool, typer.Option(help="LaTeX: a complete document that compiles on its own.")] = False,
+) -> None:
+    """Render the comparison of one or more runs."""
+    from segbench.io import atomic_write_text
+    from segbench.results import merge_runs
+
+    spec = registry().format(format)
+    text = spec.render(merge_runs(list(run_dirs)), {"standalone": standalone})
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out_file, text)
+        err.print(f"wrote {out_file}")
+
+
+@app.command()
+def plugins() -> None:
+    """List loaded plugins with distribution and version, and those that failed to load."""
+    _state["warn_failures"] = False
+    table = Table("plugin", "distribution", "version", "source", "status", box=None, header_style="bold")
+    for p in registry().plugins:
+        table.add_row(p.name, p.distribution or "–", p.version or "–", p.source,
+                      Text(f"failed: {p.error}", style="red") if p.error else "ok")
+    out.print(table)
+
+
+def main() -> None:
+    """Console entry point: SegbenchError -> one line and exit 2; other errors -> one line and exit 1."""
+    try:
+        app()
+    except SegbenchError as exc:
+        if _state["debug"]:
+            raise
+        _say("error", "red", str(exc))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; continue with the same command and --resume")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - never a bare traceback
+        if _state["debug"]:
+            raise
+        _say("error", "red", f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
+        sys.exit(1)

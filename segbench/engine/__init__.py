@@ -1,0 +1,1 @@
+"""The engine: seeding, devices, training, evaluation and checkpoints."""

@@ -1,0 +1,34 @@
+"""Device selection: auto picks cuda, then mps, then cpu."""
+
+from __future__ import annotations
+
+import torch
+
+from segbench.errors import SegbenchError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str) -> torch.device:
+    """torch.device for "auto", "cpu", "cuda", "cuda:N" or "mps"; unavailable ones are an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICES[1:]:
+        raise SegbenchError(f"unknown device {name!r}; valid: {', '.join(DEVICES)} (or cuda:N)")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SegbenchError(f"device {name!r} is not available here (no CUDA); valid: auto, cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SegbenchError(f"device {name!r} is not available here; valid: auto, cpu")
+    return torch.device(name)
+
+
+def describe(device: torch.device) -> str:
+    """Human-readable device name for config.json and reports."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type

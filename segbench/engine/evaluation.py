@@ -1,0 +1,84 @@
+"""Prediction over a split with per-sample seeds, ensembles folded into the batch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from segbench.data import SplitData
+from segbench.engine.seeding import sample_seed
+from segbench.errors import SegbenchError
+from segbench.specs import Prediction
+
+
+@dataclass
+class Predictions:
+    """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (per-pixel std) or None."""
+
+    probabilities: torch.Tensor
+    uncertainty: torch.Tensor | None
+    seconds: float
+
+
+def _unpack(output: torch.Tensor | Prediction, expected: torch.Size, model_name: str) -> Prediction:
+    pred = output if isinstance(output, Prediction) else Prediction(output)
+    if not isinstance(pred.probabilities, torch.Tensor) or pred.probabilities.shape != expected:
+        got = getattr(pred.probabilities, "shape", type(pred.probabilities).__name__)
+        raise SegbenchError(f"model {model_name!r}: predict returned {got}, expected probabilities of shape {tuple(expected)}")
+    return pred
+
+
+@torch.inference_mode()
+def predict_split(
+    model: nn.Module,
+    data: SplitData,
+    *,
+    run_seed: int,
+    ensemble: int,
+    batch_size: int,
+    device: torch.device,
+    model_name: str = "model",
+    on_batch: Callable[[int, int], None] | None = None,
+) -> Predictions:
+    """Predict every sample `ensemble` times; members of all samples are folded into batches.
+
+    Member k of sample i is predicted with seed sample_seed(run_seed, id_i, k), so
+    the result of a sample does not depend on `batch_size` or its batch neighbours.
+    With ensemble > 1 the probabilities are the members' mean and the uncertainty
+    their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
+    """
+    if ensemble < 1:
+        raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
+    if batch_size < 1:
+        raise SegbenchError(f"--eval-batch-size must be at least 1, got {batch_size}")
+    model.to(device).eval()
+    n = len(data)
+    # Work items ordered member-major inside each sample: (sample i, member k).
+    items = [(i, k) for i in range(n) for k in range(ensemble)]
+    seeds = torch.tensor([sample_seed(run_seed, data.ids[i], k) for i, k in items], dtype=torch.int64)
+    sample_index = torch.tensor([i for i, _ in items])
+    images, _ = data.tensors()
+    size = images.shape[-2:]
+    probs = torch.empty((len(items), 1, *size), dtype=torch.float32)
+    own_uncertainty: torch.Tensor | None = None
+    start = time.perf_counter()
+    for lo in range(0, len(items), batch_size):
+        hi = min(lo + batch_size, len(items))
+        batch = images[sample_index[lo:hi]].to(device)
+        pred = _unpack(model.predict(batch, seeds[lo:hi].to(device)), batch.shape, model_name)
+        probs[lo:hi] = pred.probabilities.float().cpu()
+        if pred.uncertainty is not None and ensemble == 1:
+            if own_uncertainty is None:
+                own_uncertainty = torch.zeros_like(probs)
+            own_uncertainty[lo:hi] = pred.uncertainty.float().cpu()
+        if on_batch:
+            on_batch(hi, len(items))
+    seconds = time.perf_counter() - start
+    if ensemble == 1:
+        return Predictions(probs.clamp_(0, 1), own_uncertainty, seconds)
+    members = probs.clamp_(0, 1).view(n, ensemble, 1, *size)
+    return Predictions(members.mean(1), members.std(1, correction=0), seconds)

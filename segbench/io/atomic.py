@@ -1,0 +1,46 @@
+"""Write to a temporary file in the target's folder, fsync, then rename over the target."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from segbench.errors import SegbenchError
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces `path` atomically."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically replace `path` with `text` (UTF-8)."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def atomic_save(path: str | os.PathLike, save: Callable[[IO], None]) -> None:
+    """Atomically write a binary file produced by `save(handle)` (np.savez, torch.save)."""
+    with atomic_write(path, "wb") as handle:
+        save(handle)

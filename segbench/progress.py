@@ -1,0 +1,45 @@
+"""Progress display for long loops: rich bars on a terminal, nothing when silenced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+
+
+class Bar:
+    """One task's bar: `step(completed, loss=...)`."""
+
+    def __init__(self, progress: RichProgress | None, task_id: int | None) -> None:
+        self._progress, self._task = progress, task_id
+
+    def step(self, completed: float, loss: float | None = None) -> None:
+        if self._progress is not None:
+            fields = {"loss": f"loss {loss:.4f}"} if loss is not None else {}
+            self._progress.update(self._task, completed=completed, **fields)
+
+
+class Progress:
+    """Shows bars with loss, rate and ETA on `console`; `quiet` shows only log lines."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+
+    def log(self, message: str) -> None:
+        self.console.print(message)
+
+    @contextmanager
+    def task(self, description: str, total: float) -> Iterator[Bar]:
+        if self.quiet:
+            yield Bar(None, None)
+            return
+        columns = (
+            TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        )
+        with RichProgress(*columns, console=self.console, transient=False) as bars:
+            yield Bar(bars, bars.add_task(description, total=total, loss=""))

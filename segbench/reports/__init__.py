@@ -1,0 +1,1 @@
+"""Comparison tables rendered from run directories (Markdown, LaTeX, CSV)."""

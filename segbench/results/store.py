@@ -1,0 +1,138 @@
+"""Reading and writing a run directory (layout in ARCHITECTURE.md); every write is atomic."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segbench.errors import SegbenchError
+from segbench.io import atomic_save, atomic_write_text
+
+COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
+SUMMARY_COLUMNS = ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
+FLOAT_FORMAT = "%.10g"
+
+
+def _csv_text(frame: pd.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class RunResults:
+    """A run read back: config, per-image rows, summary rows and per-model info (models.json)."""
+
+    path: Path
+    config: dict[str, Any]
+    per_image: pd.DataFrame
+    summary: pd.DataFrame
+    models: dict[str, dict[str, Any]]
+
+    @property
+    def model_names(self) -> list[str]:
+        """Models in the order the run listed them."""
+        return [m for m in self.config.get("models", []) if m in self.models] or list(self.models)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(dict.fromkeys(self.summary["metric"])) if len(self.summary) else []
+
+
+class RunStore:
+    """Writes one run directory; per-model results are merged in as each model finishes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        atomic_write_text(self.file(name), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        path = self.file(name)
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SegbenchError(f"{path} cannot be read: {exc}") from exc
+
+    def _replace_rows(self, name: str, model: str, rows: pd.DataFrame) -> None:
+        """Replace `model`'s rows in a CSV, keeping the other models' rows and order."""
+        path = self.file(name)
+        old = pd.read_csv(path, keep_default_na=False) if path.exists() else pd.DataFrame(columns=rows.columns)
+        merged = pd.concat([old[old["model"] != model], rows], ignore_index=True) if len(old) else rows
+        atomic_write_text(path, _csv_text(merged))
+
+    def write_model_results(self, model: str, per_image: pd.DataFrame, summary: pd.DataFrame) -> None:
+        self._replace_rows("per_image.csv", model, per_image)
+        self._replace_rows("summary.csv", model, summary)
+
+    def write_predictions(
+        self, model: str, ids: list[str], probabilities: np.ndarray, uncertainty: np.ndarray | None
+    ) -> None:
+        """predictions/<model>.npz: sample_id (N,), probabilities float16 (N, H, W), uncertainty or empty."""
+        arrays = {
+            "sample_id": np.array(ids, dtype=str),
+            "probabilities": probabilities.astype(np.float16),
+            "uncertainty": (uncertainty if uncertainty is not None else np.empty((0,))).astype(np.float16),
+        }
+        atomic_save(self.file(f"predictions/{_safe(model)}.npz"), lambda f: np.savez_compressed(f, **arrays))
+
+
+def _safe(model: str) -> str:
+    """A file name for a model name ("smp:FPN:resnet34" -> "smp_FPN_resnet34")."""
+    return model.replace(":", "_").replace("/", "_")
+
+
+def load_run(path: str | Path) -> RunResults:
+    """Read a finished (or partly finished) run directory; a missing one is a clear error."""
+    path = Path(path)
+    store = RunStore(path)
+    if not store.file("config.json").exists():
+        raise SegbenchError(f"{path} is not a segbench run directory (no config.json)")
+    config = store.read_json("config.json")
+    models = store.read_json("models.json")
+
+    def read_csv(name: str, columns: list[str]) -> pd.DataFrame:
+        file = store.file(name)
+        return pd.read_csv(file, keep_default_na=False) if file.exists() else pd.DataFrame(columns=columns)
+
+    per_image = read_csv("per_image.csv", ["model", "sample_id", *COUNT_COLUMNS])
+    summary = read_csv("summary.csv", SUMMARY_COLUMNS)
+    for column in ("mean", "ci_low", "ci_high", "pooled"):
+        summary[column] = pd.to_numeric(summary[column], errors="coerce")
+    return RunResults(path, config, per_image, summary, models)
+
+
+def merge_runs(paths: list[str | Path]) -> RunResults:
+    """Several runs of the same task and dataset as one (model names must not repeat)."""
+    runs = [load_run(p) for p in paths]
+    first = runs[0]
+    for other in runs[1:]:
+        for key in ("task", "dataset"):
+            if other.config.get(key) != first.config.get(key):
+                raise SegbenchError(
+                    f"cannot merge runs with different {key}: {first.path} has {first.config.get(key)!r}, "
+                    f"{other.path} has {other.config.get(key)!r}"
+                )
+        clash = set(other.models) & set(first.models)
+        if clash:
+            raise SegbenchError(f"model {sorted(clash)[0]!r} appears in both {first.path} and {other.path}")
+        first = RunResults(
+            first.path,
+            {**first.config, "models": first.model_names + other.model_names},
+            pd.concat([first.per_image, other.per_image], ignore_index=True),
+            pd.concat([first.summary, other.summary], ignore_index=True),
+            {**first.models, **other.models},
+        )
+    return first

@@ -1,0 +1,79 @@
+"""Contract checks for plugin authors: run them in your plugin's tests.
+
+segbench's own registry-driven tests call these for every registered model,
+dataset and metric, so a third-party plugin is held to the same contract.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from segbench.specs import DatasetOptions, DatasetSpec, MetricSpec, ModelSpec, Prediction
+
+
+def _probabilities(output: torch.Tensor | Prediction) -> torch.Tensor:
+    return output.probabilities if isinstance(output, Prediction) else output
+
+
+def check_model(spec: ModelSpec, name: str | None = None, preset: str = "tiny", image_size: int = 32) -> None:
+    """Build `spec` at `preset`, train one step, and check `predict`'s shape, range and determinism."""
+    params = spec.hyperparameters(preset)
+    if spec.prefix:
+        params["variant"] = (name or "").split(":", 1)[1]
+    torch.manual_seed(0)
+    model = spec.factory({**params, "image_size": image_size})
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 1, image_size, image_size, generator=gen)
+    masks = (torch.rand(3, 1, image_size, image_size, generator=gen) > 0.5).float()
+
+    model.train()
+    loss = model.training_loss(images, masks)
+    assert loss.ndim == 0 and torch.isfinite(loss), f"training_loss must be a finite scalar, got {loss}"
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), "training_loss must reach the parameters"
+
+    model.eval()
+    seeds = torch.tensor([11, 22, 33], dtype=torch.int64)
+    with torch.inference_mode():
+        first = _probabilities(model.predict(images, seeds))
+        again = _probabilities(model.predict(images, seeds))
+        alone = _probabilities(model.predict(images[1:2], seeds[1:2]))
+    assert first.shape == images.shape, f"predict must return {tuple(images.shape)}, got {tuple(first.shape)}"
+    assert first.dtype == torch.float32, f"predict must return float32, got {first.dtype}"
+    assert float(first.min()) >= 0 and float(first.max()) <= 1, "probabilities must lie in [0, 1]"
+    assert torch.equal(first, again), "predict must be deterministic for fixed seeds"
+    assert torch.allclose(first[1:2], alone, atol=1e-5), "a sample's prediction must not depend on its batch"
+
+
+def check_dataset(spec: DatasetSpec, options: DatasetOptions, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Every split yields stable, unique ids and (image, mask) arrays of the documented types."""
+    source = spec.factory(options)
+    for split in splits:
+        ids = list(source.sample_ids(split))
+        assert ids, f"split {split} is empty"
+        assert len(set(ids)) == len(ids), f"split {split} has duplicate ids"
+        assert all(isinstance(i, str) and i for i in ids), "sample ids must be non-empty strings"
+        assert source.fingerprint(split) == spec.factory(options).fingerprint(split), "fingerprint must be stable"
+        image, mask = source.load(split, ids[0])
+        image, mask = np.asarray(image), np.asarray(mask)
+        assert image.shape[:2] == mask.shape, f"image {image.shape} and mask {mask.shape} differ in size"
+        assert image.ndim in (2, 3), f"image must be (H, W) or (H, W, C), got {image.shape}"
+        if image.dtype != np.uint8:
+            assert np.issubdtype(image.dtype, np.floating), f"image dtype must be uint8 or float, got {image.dtype}"
+            assert image.min() >= 0 and image.max() <= 1, "float images must lie in [0, 1]"
+        assert set(np.unique(mask).tolist()) <= {0, 1} or set(np.unique(mask).tolist()) <= {0, 255}, \
+            "masks must hold {0, 1} or {0, 255}"
+
+
+def check_metric(spec: MetricSpec) -> None:
+    """A metric maps float64 count tensors to one finite value per element."""
+    gen = torch.Generator().manual_seed(0)
+    tp, fp, fn, tn = (torch.randint(0, 50, (16,), generator=gen).double() for _ in range(4))
+    values = spec.fn(tp, fp, fn, tn)
+    assert values.shape == tp.shape, f"{spec.name} must return one value per image"
+    assert torch.isfinite(values).all(), f"{spec.name} must be finite on ordinary counts"
+    zero = torch.zeros(1, dtype=torch.float64)
+    empty = spec.fn(zero, zero, zero, torch.full((1,), 100.0, dtype=torch.float64))
+    assert torch.isfinite(empty).all(), f"{spec.name} must follow the empty-mask policy, not return NaN"

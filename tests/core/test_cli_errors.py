@@ -1,0 +1,74 @@
+"""Every bad input gets one clear line naming the problem and the valid choices, and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BASE = ("run", "--task", "lung", "--dataset", "toy", "--quiet", "--image-size", "32")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((*BASE, "--models", "nope"), ["unknown model 'nope'", "toy-cnn", "unet"]),
+        (("run", "--task", "lung", "--dataset", "nope", "--models", "toy-cnn"), ["unknown dataset 'nope'", "cxr-phantom"]),
+        (("run", "--task", "kidney", "--dataset", "toy", "--models", "toy-cnn"), ["does not serve task 'kidney'", "lung, infection"]),
+        ((*BASE, "--models", "toy-cnn", "--eval-samples", "0"), ["--eval-samples must be at least 1"]),
+        ((*BASE, "--models", "toy-cnn", "--ensemble", "0"), ["--ensemble must be at least 1"]),
+        ((*BASE, "--models", "toy-cnn", "--eval-batch-size", "0"), ["--eval-batch-size must be at least 1"]),
+        ((*BASE, "--models", "toy-cnn", "--preset", "huge"), ["unknown preset 'huge'", "auto, tiny, small, paper"]),
+        ((*BASE, "--models", "toy-cnn", "--device", "tpu"), ["unknown device 'tpu'", "auto, cpu, cuda, mps"]),
+        ((*BASE, "--models", "toy-cnn", "--set", "toy-cnn.depth=3"), ["no hyperparameter 'depth'", "width"]),
+        ((*BASE, "--models", "toy-cnn", "--set", "toy-cnn.width=wide"), ["toy-cnn.width='wide'", "expected a value like 8"]),
+        ((*BASE, "--models", "toy-cnn", "--set", "unet.lr=1"), ["names model 'unet'", "not in --models"]),
+        ((*BASE, "--models", "toy-cnn", "--set", "nodot"), ["MODEL.KEY=VALUE"]),
+        ((*BASE, "--models", "toy-cnn,toy-cnn"), ["lists a model twice"]),
+        (("run", "--task", "lung", "--dataset", "folder", "--models", "toy-cnn"), ["needs --data-root"]),
+        (("run", "--task", "lung", "--dataset", "folder", "--data-root", "/no/such/dir", "--models", "toy-cnn"),
+         ["--data-root /no/such/dir is not a folder"]),
+        (("list", "things"), ["unknown list kind 'things'", "datasets, formats, metrics, models"]),
+        (("info", "nope"), ["unknown model 'nope'"]),
+        (("report", "/no/such/run"), ["/no/such/run is not a segbench run directory"]),
+    ],
+)
+def test_bad_input_one_clear_line(run_cli, args, expected):
+    code, _, stderr = run_cli(*args)
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+
+
+def test_unwritable_out(run_cli, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions; a file in the way works for everyone
+        locked = tmp_path / "file"
+        locked.write_text("")
+    code, _, stderr = run_cli(*BASE, "--models", "toy-cnn", "--out", str(locked / "run"))
+    assert code == 2 and "is not writable" in stderr or "cannot write" in stderr, stderr
+
+
+def test_existing_run_needs_resume(run_cli, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    code, _, stderr = run_cli(*BASE, "--models", "toy-cnn", "--out", str(out))
+    assert code == 2 and "already holds a run" in stderr and "--resume" in stderr
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    """Through the real entry point: one line on stderr, exit 2, no 'Traceback'."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from segbench.cli import main; main()", "run", "--task", "lung", "--models", "nope"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "SEGBENCH_CACHE": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: unknown model 'nope'")

@@ -1,0 +1,121 @@
+"""Resizing, mask validation and the on-disk cache (a second load decodes nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segbench import DatasetOptions, DatasetSpec, SegbenchError
+from segbench.data import load_split
+from segbench.data import cache as data_cache
+from segbench.data.prepare import binary_mask
+from segbench.data.resize import resize_image, resize_mask, to_gray_float
+
+
+class CountingSource:
+    """A source that counts decodes and can be made to misbehave."""
+
+    def __init__(self, masks=None, image_shape=(40, 40), ids=("a", "b")) -> None:
+        self.loads = 0
+        self.masks = masks
+        self.image_shape = image_shape
+        self.ids = list(ids)
+
+    def sample_ids(self, split):
+        return self.ids
+
+    def load(self, split, sample_id):
+        self.loads += 1
+        mask = self.masks if self.masks is not None else np.zeros((40, 40), np.uint8)
+        return np.full(self.image_shape, 128, np.uint8), mask
+
+    def fingerprint(self, split):
+        return f"v1-{self.image_shape}-{self.ids}"
+
+
+def _spec(source):
+    return DatasetSpec("counting", ("lung",), lambda o: source, "test source")
+
+
+OPTIONS = DatasetOptions("lung", None, 16, 0)
+
+
+def test_second_load_decodes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = CountingSource()
+    first = load_split(_spec(source), source, OPTIONS, "train")
+    assert source.loads == 2
+    again = load_split(_spec(source), source, OPTIONS, "train")
+    assert source.loads == 2
+    assert again.ids == first.ids and np.array_equal(again.images, first.images)
+    assert first.images.shape == (2, 16, 16) and first.images.dtype == np.uint8
+
+
+def test_changed_fingerprint_rebuilds(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = CountingSource()
+    load_split(_spec(source), source, OPTIONS, "train")
+    source.ids = ["a", "b", "c"]
+    assert len(load_split(_spec(source), source, OPTIONS, "train")) == 3
+
+
+def test_corrupt_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = CountingSource()
+    load_split(_spec(source), source, OPTIONS, "train")
+    for path in tmp_path.glob("*.npz"):
+        path.write_bytes(b"not an npz")
+    assert len(load_split(_spec(source), source, OPTIONS, "train")) == 2
+    assert source.loads == 4
+
+
+def test_cache_files_hold_no_pickles(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = CountingSource()
+    load_split(_spec(source), source, OPTIONS, "train")
+    (path,) = tmp_path.glob("*.npz")
+    assert data_cache.read(path) is not None  # read() uses allow_pickle=False
+
+
+def test_size_mismatch_names_sample(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = CountingSource(image_shape=(30, 40))
+    with pytest.raises(SegbenchError, match=r"mask of counting:a has size \(40, 40\) but its image has \(30, 40\)"):
+        load_split(_spec(source), source, OPTIONS, "train")
+
+
+def test_duplicate_ids_and_empty_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    with pytest.raises(SegbenchError, match="duplicate sample id 'a'"):
+        s = CountingSource(ids=("a", "a"))
+        load_split(_spec(s), s, OPTIONS, "train")
+    with pytest.raises(SegbenchError, match="split 'train' of dataset 'counting' is empty"):
+        s = CountingSource(ids=())
+        load_split(_spec(s), s, OPTIONS, "train")
+
+
+@pytest.mark.parametrize("values", [(0, 1), (0, 255), (0,), (1,)])
+def test_binary_masks_accepted(values):
+    mask = np.array(values * 4, np.uint8).reshape(-1, 1)
+    assert set(np.unique(binary_mask(mask, "x")).tolist()) <= {0, 1}
+
+
+def test_non_binary_mask_is_named():
+    with pytest.raises(SegbenchError, match=r"mask of ds:img7 is not binary \(values 0, 3, 255\)"):
+        binary_mask(np.array([[0, 3, 255]], np.uint8), "ds:img7")
+
+
+def test_resize_area_and_mask_threshold():
+    image = np.zeros((64, 64), np.uint8)
+    image[:, :32] = 255
+    small = resize_image(image, 32)
+    assert small.shape == (32, 32) and small[:, :16].min() == 255 and small[:, 16:].max() == 0
+    mask = np.zeros((4, 4), np.uint8)
+    mask[0, 0] = mask[0, 1] = mask[1, 0] = 1  # 3 of 4 pixels: area 0.75 -> 1
+    assert resize_mask(mask, 2).tolist() == [[1, 0], [0, 0]]
+
+
+def test_rgb_becomes_luma():
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 1] = 255
+    assert to_gray_float(rgb)[0, 0] == pytest.approx(0.587, abs=1e-6)

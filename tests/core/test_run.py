@@ -1,0 +1,115 @@
+"""`segbench run` end to end on the toy plugin: run directory, determinism, hooks, reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests import toy_plugin
+
+RUN = ("run", "--task", "lung", "--dataset", "toy", "--models", "toy-cnn", "--quiet", "--image-size", "32")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from segbench import cli
+
+    out = tmp_path_factory.mktemp("runs") / "a"
+    toy_plugin.EVENTS.clear()
+    result = CliRunner().invoke(cli.app, ["--plugin", "tests.toy_plugin", *RUN, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.stdout, list(toy_plugin.EVENTS)
+
+
+def test_run_directory_layout(first_run):
+    out, stdout, _ = first_run
+    for name in ("config.json", "per_image.csv", "summary.csv", "report.md", "models.json",
+                 "predictions/toy-cnn.npz", "checkpoints/toy-cnn/last.pt"):
+        assert (out / name).is_file(), name
+    per_image = pd.read_csv(out / "per_image.csv")
+    assert list(per_image.columns[:6]) == ["model", "sample_id", "tp", "fp", "fn", "tn"]
+    assert {"dice", "jaccard", "mcc", "balanced_accuracy"} <= set(per_image.columns)
+    assert len(per_image) == 10 and (per_image[["tp", "fp", "fn", "tn"]].sum(axis=1) == 32 * 32).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
+    assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
+    config = json.loads((out / "config.json").read_text())
+    assert config["hyperparameters"]["toy-cnn"]["epochs"] == 12 and config["device"] == "cpu"
+    assert config["preset"] == "small" and config["preset_requested"] == "auto"
+    with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
+        assert npz["probabilities"].dtype == np.float16 and npz["probabilities"].shape == (10, 32, 32)
+        assert list(npz["sample_id"]) == list(per_image["sample_id"])
+    assert "toy-cnn" in stdout and "dice" in stdout and str(out) in stdout
+
+
+def test_model_learns_the_toy_task(first_run):
+    summary = pd.read_csv(first_run[0] / "summary.csv").set_index("metric")
+    assert summary.loc["dice", "mean"] > 0.6
+
+
+def test_lifecycle_hooks_are_called_in_order(first_run):
+    events = first_run[2]
+    names = [e[0] for e in events]
+    assert names[0] == "on_run_start" and names[-1] == "on_run_end"
+    assert [e[1][1] for e in events if e[0] == "on_epoch_end"] == list(range(1, 13))
+    assert names.index("on_evaluation_end") > max(i for i, n in enumerate(names) if n == "on_epoch_end")
+
+
+def test_same_command_twice_gives_identical_results(first_run, tmp_path, run_cli):
+    out = tmp_path / "b"
+    code, _, stderr = run_cli(*RUN, "--out", str(out))
+    assert code == 0, stderr
+    for name in ("per_image.csv", "summary.csv"):
+        assert (out / name).read_bytes() == (first_run[0] / name).read_bytes()
+
+
+@pytest.mark.parametrize("batch", ["1", "7"])
+def test_eval_batch_size_changes_nothing(first_run, tmp_path, run_cli, batch):
+    out = tmp_path / batch
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--eval-batch-size", batch)
+    assert code == 0, stderr
+    assert (out / "per_image.csv").read_bytes() == (first_run[0] / "per_image.csv").read_bytes()
+
+
+def test_ensemble_stores_uncertainty(tmp_path, run_cli):
+    out = tmp_path / "ens"
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--ensemble", "3", "--eval-batch-size", "4")
+    assert code == 0, stderr
+    with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
+        assert npz["uncertainty"].shape == (10, 32, 32) and npz["uncertainty"].max() > 0
+
+
+def test_resume_skips_finished_models(first_run, tmp_path, run_cli):
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(first_run[0], out)
+    before = (out / "per_image.csv").read_bytes()
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--resume")
+    assert code == 0, stderr
+    assert "already done" in stderr
+    assert (out / "per_image.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt", ["md", "latex", "csv"])
+def test_report_formats(first_run, run_cli, fmt):
+    code, stdout, stderr = run_cli("report", str(first_run[0]), "--format", fmt)
+    assert code == 0, stderr
+    assert "toy-cnn" in stdout
+    if fmt == "latex":
+        assert "\\toprule" in stdout and "\\bottomrule" in stdout and "toy-cnn" in stdout
+    if fmt == "md":
+        assert "Empty-mask policy" in stdout and "| dice |" in stdout
+
+
+def test_report_latex_standalone_is_a_document(first_run, run_cli, tmp_path):
+    target = tmp_path / "table.tex"
+    code, _, stderr = run_cli("report", str(first_run[0]), "--format", "latex", "--standalone", "--out", str(target))
+    assert code == 0, stderr
+    text = target.read_text()
+    assert text.startswith("\\documentclass") and "\\usepackage{booktabs}" in text and text.rstrip().endswith("\\end{document}")

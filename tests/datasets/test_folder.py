@@ -1,0 +1,165 @@
+"""folder: images/ + masks/ by stem, any format and size, splits.json or a seeded split, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segbench import DatasetOptions, SegbenchError
+from segbench_cxr.folder import FolderSource, seeded_split
+
+
+def _write(path: Path, array: np.ndarray, mode: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(path)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """20 pairs: RGB jpgs with {0, 255} png masks, grey pngs with {0, 1} masks, a tif and a bmp; sizes vary."""
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        height, width = 20 + k, 30 - k
+        grey = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        mask = (rng.random((height, width)) > 0.5).astype(np.uint8)
+        if k % 2:
+            _write(tmp_path / "images" / f"case {k}.jpg", np.stack([grey] * 3, axis=-1), "RGB")
+            _write(tmp_path / "masks" / f"case {k}.png", mask * 255, "L")
+        else:
+            suffix = {0: ".tif", 2: ".bmp"}.get(k, ".png")
+            _write(tmp_path / "images" / f"case {k}{suffix}", grey, "L")
+            _write(tmp_path / "masks" / f"case {k}.png", mask, "L")
+    return tmp_path
+
+
+def _all_ids(source: FolderSource) -> dict[str, list[str]]:
+    return {split: source.sample_ids(split) for split in ("train", "val", "test")}
+
+
+def test_seeded_split_is_70_15_15_and_fixed(root: Path) -> None:
+    ids = _all_ids(FolderSource(root))
+    assert [len(ids[s]) for s in ("train", "val", "test")] == [14, 3, 3]
+    everything = sorted(i for part in ids.values() for i in part)
+    assert everything == sorted(f"images/case {k}" for k in range(20))
+    assert ids == _all_ids(FolderSource.from_options(DatasetOptions("infection", root, 64, seed=99)))
+    assert all(part == sorted(part) for part in ids.values())
+
+
+def test_seeded_split_keeps_val_and_test_non_empty() -> None:
+    assert [len(p) for p in seeded_split(["a", "b", "c"]).values()] == [1, 1, 1]
+    with pytest.raises(SegbenchError, match="at least 3 images"):
+        seeded_split(["a", "b"])
+
+
+def test_load_returns_grey_native_size_and_masks_as_stored(root: Path) -> None:
+    source = FolderSource(root)
+    seen_masks = set()
+    for split, ids in _all_ids(source).items():
+        for sample_id in ids:
+            k = int(sample_id.split()[-1])
+            image, mask = source.load(split, sample_id)
+            assert image.dtype == np.uint8 and image.shape == mask.shape == (20 + k, 30 - k)
+            seen_masks.add(tuple(np.unique(mask)))
+            if k % 2 == 0:  # lossless formats come back exactly
+                written = Image.open(next((root / "images").glob(f"case {k}.*")))
+                assert np.array_equal(image, np.asarray(written))
+    assert seen_masks == {(0, 1), (0, 255)}
+
+
+def test_splits_file_decides_the_splits(root: Path) -> None:
+    split = {"train": ["case 3", "case 1"], "val": ["case 2"], "test": ["case 0"]}
+    (root / "splits.json").write_text(json.dumps(split))
+    source = FolderSource(root)
+    assert _all_ids(source) == {
+        "train": ["images/case 1", "images/case 3"],
+        "val": ["images/case 2"],
+        "test": ["images/case 0"],
+    }
+    before = source.fingerprint("val")
+    (root / "splits.json").write_text(json.dumps({**split, "val": ["case 4"]}))
+    assert FolderSource(root).fingerprint("val") != before
+
+
+def test_fingerprint_is_stable_and_decodes_nothing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = FolderSource(root).fingerprint("train")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded an image")
+
+    monkeypatch.setattr(Image, "open", refuse)
+    assert FolderSource(root).fingerprint("train") == before
+    assert len({FolderSource(root).fingerprint(s) for s in ("train", "val", "test")}) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"train": ["case 1"], "test": ["case 2"]}, "has no 'val' list"),
+        ({"train": ["case 1"], "val": ["nope"], "test": []}, "lists 'nope' under 'val'"),
+        ({"train": ["case 1"], "val": ["case 1"], "test": []}, "under both 'train' and 'val'"),
+        ({"train": [], "val": [], "test": [], "holdout": []}, r"unknown splits \['holdout'\]"),
+        ({"train": "case 1", "val": [], "test": []}, "lists of image stems"),
+    ],
+)
+def test_bad_splits_file(root: Path, content: dict, message: str) -> None:
+    (root / "splits.json").write_text(json.dumps(content))
+    with pytest.raises(SegbenchError, match=message):
+        FolderSource(root).sample_ids("val")
+
+
+def test_unreadable_splits_file(root: Path) -> None:
+    (root / "splits.json").write_text("{not json")
+    with pytest.raises(SegbenchError, match="cannot read .*splits.json"):
+        FolderSource(root).sample_ids("train")
+
+
+def test_missing_root_and_folders(tmp_path: Path) -> None:
+    with pytest.raises(SegbenchError, match="needs --data-root"):
+        FolderSource.from_options(DatasetOptions("lung", None, 64, 0))
+    with pytest.raises(SegbenchError, match=f"root not found: {tmp_path / 'nowhere'}"):
+        FolderSource(tmp_path / "nowhere")
+    with pytest.raises(SegbenchError, match=f"expected folder {tmp_path / 'images'}"):
+        FolderSource(tmp_path)
+    (tmp_path / "images").mkdir()
+    with pytest.raises(SegbenchError, match=f"expected folder {tmp_path / 'masks'}"):
+        FolderSource(tmp_path)
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "images" / "notes.txt").write_text("not an image")
+    with pytest.raises(SegbenchError, match=f"no images in {tmp_path / 'images'}"):
+        FolderSource(tmp_path).sample_ids("train")
+
+
+def test_image_without_mask(root: Path) -> None:
+    (root / "masks" / "case 4.png").unlink()
+    with pytest.raises(SegbenchError) as error:
+        _all_ids(FolderSource(root))
+    assert f"image {root / 'images' / 'case 4.png'} has no mask: expected {root / 'masks' / 'case 4'}.<ext>" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize("folder", ["images", "masks"])
+def test_duplicate_stems(root: Path, folder: str) -> None:
+    _write(root / folder / "case 4.gif", np.zeros((4, 4), np.uint8), "L")
+    with pytest.raises(SegbenchError, match=r"two files with the stem 'case 4' .*: case 4.gif and case 4.png"):
+        _all_ids(FolderSource(root))
+
+
+def test_mask_of_another_size(root: Path) -> None:
+    _write(root / "masks" / "case 4.png", np.zeros((5, 5), np.uint8), "L")
+    source = FolderSource(root)
+    split = next(s for s, ids in _all_ids(source).items() if "images/case 4" in ids)
+    with pytest.raises(SegbenchError, match=r"is 5x5 but its image case 4.png is 26x24"):
+        source.load(split, "images/case 4")
+
+
+def test_corrupt_image(root: Path) -> None:
+    (root / "images" / "case 5.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    source = FolderSource(root)
+    split = next(s for s, ids in _all_ids(source).items() if "images/case 5" in ids)
+    with pytest.raises(SegbenchError, match=r"cannot read image .*case 5\.jpg"):
+        source.load(split, "images/case 5")
