@@ -172,8 +172,10 @@ def plugins() -> None:
     table = Table("plugin", "distribution", "version", "source", "status", box=None, header_style="bold")
     for p in registry().plugins:
         table.add_row(p.name, p.distribution or "–", p.version or "–", p.source,
-                      Text(f"failed: {p.error}", style="red") if p.error else "ok")
+                      Text("failed (below)", style="red") if p.error else "ok")
     out.print(table)
+    for p in registry().failures:
+        out.print(Text.assemble((p.name, "bold"), ": ", p.error), soft_wrap=True)
 
 
 def main() -> None:

@@ -139,7 +139,7 @@ def _collect(registry: Registry, kind: str) -> None:
     spec_type = SPEC_TYPES[kind]
     table = registry.specs[kind]
     by_name = {p.name: p for p in registry.plugins}
-    for impl in reversed(getattr(registry.pm.hook, f"register_{kind}").get_hookimpls()):
+    for impl in getattr(registry.pm.hook, f"register_{kind}").get_hookimpls():  # registration order
         owner = impl.plugin_name
 
         def register(spec: Any, _owner: str = owner) -> None:

@@ -113,3 +113,11 @@ def test_report_latex_standalone_is_a_document(first_run, run_cli, tmp_path):
     assert code == 0, stderr
     text = target.read_text()
     assert text.startswith("\\documentclass") and "\\usepackage{booktabs}" in text and text.rstrip().endswith("\\end{document}")
+
+
+def test_plugin_format_through_register_formats(first_run, run_cli):
+    code, stdout, stderr = run_cli("--plugin", "tests.plugin_fixtures.json_format", "report", str(first_run[0]),
+                                   "--format", "json")
+    assert code == 0, stderr
+    rows = json.loads(stdout)
+    assert {r["metric"] for r in rows} >= {"dice", "mcc"} and rows[0]["model"] == "toy-cnn"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from segbench import DatasetOptions, SegbenchError
-from segbench_cxr import phantom
+from segbench import DatasetOptions, DatasetSpec, SegbenchError
+from segbench_cxr import phantom, plugin
 from segbench_cxr.phantom import PhantomSource, render_phantom
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -159,3 +159,17 @@ def test_bad_split_sample_task_and_size() -> None:
         PhantomSource("heart", 64)
     with pytest.raises(SegbenchError, match=">= 32"):
         PhantomSource("lung", 16)
+
+
+def test_plugin_registers_the_three_datasets() -> None:
+    specs: list[DatasetSpec] = []
+    plugin.register_datasets(register=specs.append)
+    by_name = {spec.name: spec for spec in specs}
+    assert set(by_name) == {"cxr-phantom", "covid-qu-ex", "folder"}
+    assert all(spec.tasks == ("lung", "infection") for spec in specs)
+    assert [name for name, spec in by_name.items() if spec.needs_root] == ["covid-qu-ex", "folder"]
+    source = by_name["cxr-phantom"].factory(DatasetOptions("infection", None, 48, 0))
+    assert source.load("val", "val/0")[1].shape == (48, 48)
+    for name in ("covid-qu-ex", "folder"):
+        with pytest.raises(SegbenchError, match="needs --data-root"):
+            by_name[name].factory(DatasetOptions("lung", None, 64, 0))

@@ -1,0 +1,139 @@
+"""Reading image files for the file-based datasets: listing, decoding, fingerprints.
+
+Listing and fingerprinting only stat files; nothing is decoded until `read_image`
+/ `read_mask`, so a run whose arrays are cached decodes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from segbench import SegbenchError
+from segbench.errors import unknown
+
+# Modes whose values do not fit 8 bits (16-bit and float X-rays).
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+@lru_cache(maxsize=1)
+def image_extensions() -> frozenset[str]:
+    """Lower-case suffixes (".png", ".tif", ...) of the formats PIL can open."""
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """`path` if it is a folder, else a SegbenchError naming the full expected path."""
+    if not path.is_dir():
+        raise SegbenchError(f"{what} not found: expected folder {path}")
+    return path
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    """Image files directly in `folder`, by stem, sorted by stem.
+
+    Hidden files (macOS "._x.png" resource forks) and other suffixes are skipped;
+    two images with one stem (a.png, a.jpg) are an error naming both.
+    """
+    extensions = image_extensions()
+    found: dict[str, Path] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith(".") or path.suffix.lower() not in extensions or not entry.is_file():
+                continue
+            if path.stem in found:
+                first, second = sorted([found[path.stem].name, entry.name])
+                raise SegbenchError(f"two files with the stem {path.stem!r} in {folder}: {first} and {second}")
+            found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W) grayscale: uint8 for 8-bit files (RGB and palette via PIL's "L"),
+    float32 in [0, 1] (min-max scaled) for 16-bit and float files."""
+    try:
+        with Image.open(path) as image:
+            if image.mode in _WIDE_MODES:
+                values = np.asarray(image, dtype=np.float32)
+                low, high = float(values.min()), float(values.max())
+                return (values - low) / (high - low) if high > low else np.zeros_like(values)
+            return np.array(image.convert("L"))
+    except _DECODE_ERRORS as error:
+        raise SegbenchError(f"cannot read image {path}: {error}") from None
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """(H, W) uint8 as stored ({0, 1} or {0, 255}; the core validates and binarises).
+
+    Palette masks keep their indices: converting them to grey would turn a
+    coloured label 1 into an arbitrary luminance.
+    """
+    try:
+        with Image.open(path) as mask:
+            return np.array(mask if mask.mode == "P" else mask.convert("L"), dtype=np.uint8)
+    except _DECODE_ERRORS as error:
+        raise SegbenchError(f"cannot read mask {path}: {error}") from None
+
+
+def stat_fingerprint(root: Path, paths: Iterable[Path]) -> str:
+    """Hash of each file's path under `root`, size and mtime; no decoding."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class FilePairSource:
+    """A `SegmentationSource` over (image file, mask file) pairs under `root`.
+
+    Subclasses implement `_scan(split)`: {sample_id: (image path, mask path)},
+    sorted by id; it runs once per split and only lists files.
+    """
+
+    name = "files"
+    splits = ("train", "val", "test")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._pairs: dict[str, dict[str, tuple[Path, Path]]] = {}
+
+    def _scan(self, split: str) -> dict[str, tuple[Path, Path]]:
+        raise NotImplementedError
+
+    def _split(self, split: str) -> dict[str, tuple[Path, Path]]:
+        if split not in self.splits:
+            raise unknown("split", split, self.splits)
+        if split not in self._pairs:
+            self._pairs[split] = self._scan(split)
+        return self._pairs[split]
+
+    def sample_ids(self, split: str) -> list[str]:
+        return list(self._split(split))
+
+    def load(self, split: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image (H, W) uint8 or float32 in [0, 1], mask (H, W) uint8) at the files' own size."""
+        try:
+            image_path, mask_path = self._split(split)[sample_id]
+        except KeyError:
+            raise SegbenchError(
+                f"{self.name} has no sample {sample_id!r} in its {split} split under {self.root}"
+            ) from None
+        image, mask = read_image(image_path), read_mask(mask_path)
+        if image.shape != mask.shape:
+            raise SegbenchError(
+                f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} "
+                f"is {image.shape[1]}x{image.shape[0]}"
+            )
+        return image, mask
+
+    def fingerprint(self, split: str) -> str:
+        return stat_fingerprint(self.root, (path for pair in self._split(split).values() for path in pair))

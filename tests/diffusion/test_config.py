@@ -1,0 +1,94 @@
+"""Presets, hyperparameter validation and plugin registration (no networks built)."""
+
+import pytest
+
+from segbench import ModelSpec, SegbenchError
+from segbench_diffusion import plugin
+from segbench_diffusion.config import PRESETS, DiffusionConfig
+
+TRAINING_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "ema_decay"}
+
+
+def config(preset="tiny", image_size=32, **overrides):
+    return DiffusionConfig.from_mapping({**PRESETS[preset], "image_size": image_size, **overrides})
+
+
+def registered() -> dict[str, ModelSpec]:
+    specs: list[ModelSpec] = []
+    plugin.register_models(specs.append)
+    return {spec.name: spec for spec in specs}
+
+
+def test_registers_diff_add_and_diff_concat():
+    specs = registered()
+    assert set(specs) == {"diff-add", "diff-concat"}
+    for spec in specs.values():
+        assert spec.family == "diffusion"
+        assert {"tiny", "small", "paper"} <= set(spec.presets)
+        assert spec.description and "\n" not in spec.description
+        assert "SegDiff" in spec.reference
+
+
+@pytest.mark.parametrize("preset, image_size", [("tiny", 32), ("tiny", 64), ("small", 64), ("small", 32), ("paper", 64)])
+def test_presets_are_valid(preset, image_size):
+    config(preset, image_size)
+
+
+def test_presets_hold_only_model_and_training_keys():
+    model_keys = set(DiffusionConfig.__dataclass_fields__) - {"image_size"}
+    for name in ("tiny", "small", "paper"):
+        assert model_keys <= set(PRESETS[name])
+        assert set(PRESETS[name]) - model_keys <= TRAINING_KEYS
+
+
+def test_paper_preset_is_the_seed_setup():
+    paper = registered()["diff-add"].hyperparameters("paper", "infection")
+    assert paper["base_channels"] == 192 and paper["channel_mult"] == (1, 2, 3, 4)
+    assert paper["attention_resolutions"] == (32, 16, 8) and paper["head_channels"] == 64
+    assert (paper["timesteps"], paper["beta_start"], paper["beta_end"]) == (1000, 1e-4, 0.02)
+    assert (paper["sampler"], paper["sampling_steps"], paper["cond_channels"]) == ("ddim", 50, 16)
+    assert (paper["batch_size"], paper["epochs"]) == (512, 2400)
+
+
+def test_values_from_the_command_line_are_coerced():
+    c = config(channel_mult="1,2", attention_resolutions="16", sampling_steps="3", eta="0.5", clip_x0="false")
+    assert c.channel_mult == (1, 2) and c.attention_resolutions == (16,)
+    assert (c.sampling_steps, c.eta, c.clip_x0) == (3, 0.5, False)
+    assert config(attention_resolutions="").attention_resolutions == ()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"image_size": 30, "channel_mult": (1, 2, 2)}, r"image_size=30 cannot be halved 2 times .* multiple of 4"),
+        ({"attention_resolutions": (8,)}, r"attention_resolutions contains 8.*level resolutions .*: 32, 16"),
+        ({"sampling_steps": 1001}, r"sampling_steps=1001 out of range for timesteps=1000; valid: 1\.\.1000"),
+        ({"sampling_steps": 0}, r"sampling_steps=0 must be a positive integer"),
+        ({"sampler": "euler"}, r"unknown sampler 'euler'; valid: ddim, ddpm"),
+        ({"base_channels": 6}, r"base_channels=6 is not divisible by norm_groups=4"),
+        ({"head_channels": 5}, r"head_channels=5 does not divide the attention width 16"),
+        ({"beta_end": 1e-5}, r"need 0 < beta_start < beta_end < 1"),
+        ({"eta": -1.0}, r"eta=-1.0 must be >= 0"),
+        ({"dropout": 1.0}, r"dropout=1.0 must be in \[0, 1\)"),
+        ({"channel_mult": ()}, r"channel_mult=\(\) must be a non-empty list"),
+        ({"channel_mult": "1,x"}, r"channel_mult='1,x' must be a comma-separated list of integers"),
+        ({"num_res_blocks": 1.5}, r"num_res_blocks=1.5 must be an integer"),
+        ({"clip_x0": "maybe"}, r"clip_x0='maybe' must be true or false"),
+    ],
+)
+def test_bad_config_raises_one_clear_line(overrides, message):
+    with pytest.raises(SegbenchError, match=message) as info:
+        config(**overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_hyperparameter_is_named():
+    values = {**PRESETS["tiny"], "image_size": 32}
+    del values["timesteps"]
+    with pytest.raises(SegbenchError, match="missing hyperparameter 'timesteps'"):
+        DiffusionConfig.from_mapping(values)
+
+
+def test_training_keys_are_left_to_the_engine():
+    c = DiffusionConfig.from_mapping({**PRESETS["small"], "image_size": 64, "some_engine_key": 1})
+    assert not hasattr(c, "lr") and not hasattr(c, "some_engine_key")
