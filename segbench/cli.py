@@ -148,16 +148,30 @@ def run(
 @app.command()
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories (same task and dataset).")],
-    format: Annotated[str, typer.Option("--format", help="md, latex, csv, or a plugin's format.")] = "md",
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write to FILE instead of stdout.")] = None,
+    format: Annotated[str, typer.Option("--format", help="md, latex, html, csv, or a plugin's format.")] = "md",
+    out_file: Annotated[Optional[Path], typer.Option(
+        "--out", help="Write to FILE, not stdout; md/latex figures go to <FILE stem>-figures/ beside it.")] = None,
     standalone: Annotated[bool, typer.Option(help="LaTeX: a complete document that compiles on its own.")] = False,
+    baseline: Annotated[Optional[str], typer.Option(
+        help="Model the others are tested against (default: the first).")] = None,
+    metrics: Annotated[Optional[list[str]], typer.Option(
+        "--metrics", help="Metrics to report, comma-separated; one the run lacks is re-scored from predictions/.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Re-score every model from predictions/ at this threshold.")] = None,
+    transpose: Annotated[bool, typer.Option(help="Models as rows, metrics as columns.")] = False,
+    figures: Annotated[bool, typer.Option(help="Figures: embedded in html, written beside --out for md/latex.")] = True,
 ) -> None:
-    """Render the comparison of one or more runs."""
+    """Render the comparison of one or more runs, with paired tests and figures; re-score without re-running."""
     from segbench.io import atomic_write_text
-    from segbench.results import merge_runs
+    from segbench.reports.compose import compose_report
 
-    spec = registry().format(format)
-    text = spec.render(merge_runs(list(run_dirs)), {"standalone": standalone})
+    names = [m.strip() for item in metrics or [] for m in item.split(",") if m.strip()]
+    text, notes = compose_report(
+        registry(), list(run_dirs), format, out_file=out_file, standalone=standalone, transpose=transpose,
+        baseline=baseline, metrics=names or None, threshold=threshold, figures=figures,
+    )
+    for note in notes:
+        _say("note", "yellow", note)
     if out_file is None:
         sys.stdout.write(text)
     else:

@@ -28,6 +28,7 @@ from segbench.metrics.statistics import per_image, summarise
 from segbench.plugins import Registry
 from segbench.progress import Progress
 from segbench.results import RunStore, load_run
+from segbench.results.rescore import bootstrap_seed
 from segbench.results.store import COUNT_COLUMNS
 
 THRESHOLD = 0.5
@@ -180,7 +181,8 @@ def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
         status[name] = _run_model(name, model, params[name], train_data, test_data, request, device,
                                   store, metrics, registry, progress)
         store.write_json("models.json", status)
-    report = registry.format("md").render(load_run(store.path))
+    higher = {name: spec.higher_is_better for name, spec in metrics.items()}
+    report = registry.format("md").render(load_run(store.path), {"higher_is_better": higher})
     atomic_write_text(store.file("report.md"), report)
     registry.notify("on_run_end", run_dir=str(store.path))
     return store.path
@@ -256,12 +258,13 @@ def _run_model(
         per_image_frame[column] = values.numpy()
     for metric, values in per_image(counts, metrics).items():
         per_image_frame[metric] = values
-    summary = summarise(counts, metrics, seed=derive_seed("bootstrap", request.seed))
+    summary = summarise(counts, metrics, seed=bootstrap_seed(asdict(request)))
     summary_frame = pd.DataFrame([{"model": name, "metric": m, **s} for m, s in summary.items()])
     store.write_predictions(
         name, test_data.ids, preds.probabilities[:, 0].numpy(),
         None if preds.uncertainty is None else preds.uncertainty[:, 0].numpy(),
     )
+    store.write_reference(test_data.ids, test_data.images, test_data.masks)
     store.write_model_results(name, per_image_frame, summary_frame)
     registry.notify("on_evaluation_end", model=name, summary=summary)
     masks_sampled = len(test_data) * request.ensemble

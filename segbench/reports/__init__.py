@@ -1,1 +1,1 @@
-"""Comparison tables rendered from run directories (Markdown, LaTeX, CSV)."""
+"""Comparison reports rendered from run directories (Markdown, LaTeX, HTML, CSV), with statistics and figures."""

@@ -1,11 +1,9 @@
-"""The comparison table every format renders: metrics as rows, models as columns."""
+"""The comparison table every format renders: metrics as rows and models as columns, or the transpose."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import pandas as pd
 
 from segbench.results import RunResults
 
@@ -22,71 +20,73 @@ class Cell:
 
 @dataclass(frozen=True)
 class Table:
-    """cells[metric][model]; best[metric] = models with the best mean (ties all bold)."""
+    """cells[metric][model]; best[metric] / best_pooled[metric]: models with the best value (ties all bold)."""
 
     metrics: list[str]
     models: list[str]
     cells: dict[str, dict[str, Cell]]
     best: dict[str, set[str]]
-    failed: dict[str, str]
+    best_pooled: dict[str, set[str]]
 
 
-def fmt(value: float) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{DIGITS}f}"
+@dataclass(frozen=True)
+class Entry:
+    """One printed number: its value, its CI (None for pooled values) and whether it is the best of its metric."""
+
+    value: float
+    ci: tuple[float, float] | None
+    best: bool
+
+
+def missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: float | None) -> str:
+    """A number to 4 decimals, as the seed paper prints them; "–" when missing."""
+    return "–" if missing(value) else f"{value:.{DIGITS}f}"
+
+
+def _best(values: dict[str, float], higher: bool) -> set[str]:
+    """Models whose value, rounded as printed, is the best; none when fewer than two compete."""
+    sign = 1 if higher else -1
+    scored = {m: round(sign * v, DIGITS) for m, v in values.items() if not missing(v)}
+    top = max(scored.values(), default=None)
+    return {m for m, v in scored.items() if v == top} if len(scored) > 1 else set()
 
 
 def build_table(results: RunResults, higher_is_better: dict[str, bool] | None = None) -> Table:
-    """Collect summary rows; the best per row is by the mean rounded as printed."""
-    summary: pd.DataFrame = results.summary
-    models = [m for m in results.model_names if (summary["model"] == m).any()]
-    failed = {m: info.get("error", "failed") for m, info in results.models.items() if info.get("status") != "done"}
+    """Collect the summary rows; `higher_is_better` per metric (default: higher is better) picks the bold values."""
+    models = results.scored_models
     metrics = results.metric_names
     cells: dict[str, dict[str, Cell]] = {m: {} for m in metrics}
-    for row in summary.itertuples(index=False):
+    for row in results.summary.itertuples(index=False):
         cells[row.metric][row.model] = Cell(row.mean, row.ci_low, row.ci_high, row.pooled)
-    best = {}
-    for metric in metrics:
-        sign = 1 if (higher_is_better or {}).get(metric, True) else -1
-        scored = {m: round(sign * c.mean, DIGITS) for m, c in cells[metric].items() if not math.isnan(c.mean)}
-        top = max(scored.values(), default=None)
-        best[metric] = {m for m, v in scored.items() if v == top} if len(scored) > 1 else set()
-    return Table(metrics, models, cells, best, failed)
+    higher = {m: (higher_is_better or {}).get(m, True) for m in metrics}
+    best = {m: _best({k: c.mean for k, c in cells[m].items()}, higher[m]) for m in metrics}
+    best_pooled = {m: _best({k: c.pooled for k, c in cells[m].items()}, higher[m]) for m in metrics}
+    return Table(metrics, models, cells, best, best_pooled)
 
 
-def header_items(results: RunResults) -> list[tuple[str, str]]:
-    """The settings a reader needs to interpret the numbers, as (label, value)."""
-    c = results.config
-    dataset = c.get("dataset", "")
-    if dataset == "cxr-phantom":
-        dataset += " (synthetic chest X-ray phantoms, not patient data)"
-    items = [
-        ("Task", c.get("task", "")),
-        ("Dataset", dataset),
-        ("Preset", f"{c.get('preset', '')} (requested: {c.get('preset_requested', '')})"),
-        ("Seed", str(c.get("seed", ""))),
-        ("Training images", str(c.get("train_samples", ""))),
-        ("Evaluation images", str(c.get("eval_samples_used", ""))),
-        ("Image size", f"{c.get('image_size', '')}x{c.get('image_size', '')}"),
-        ("Ensemble size", str(c.get("ensemble", ""))),
-        ("Threshold", str(c.get("threshold", ""))),
-        ("Empty-mask policy", c.get("empty_mask_policy", "")),
-        ("Device", c.get("device", "")),
-        ("Versions", ", ".join(f"{k} {v}" for k, v in c.get("versions", {}).items())),
-    ]
-    return items
+Rows = list[tuple[str, list["Entry | None"]]]
 
 
-def model_rows(results: RunResults) -> list[tuple[str, str, str, str, str]]:
-    """Per model: (name, parameters, training seconds, masks/s, status)."""
-    rows = []
-    for name in results.model_names:
-        info = results.models.get(name, {})
-        params = info.get("parameters")
-        rows.append((
-            name,
-            f"{params / 1e6:.2f} M" if params else "–",
-            f"{info['train_seconds']:.1f}" if info.get("train_seconds") is not None else "–",
-            f"{info['masks_per_second']:.2f}" if info.get("masks_per_second") else "–",
-            info.get("status", "–") if info.get("status") == "done" else f"failed: {info.get('error', '')}",
-        ))
-    return rows
+def grid(table: Table, pooled: bool = False, transpose: bool = False) -> tuple[list[str], Rows]:
+    """(column labels, rows of (label, entries)) for the mean [CI] or the pooled values.
+
+    Metrics are rows and models columns, as in the seed paper's tables; `transpose` swaps them.
+    """
+
+    def entry(metric: str, model: str) -> Entry | None:
+        cell = table.cells[metric].get(model)
+        if cell is None:
+            return None
+        if pooled:
+            return Entry(cell.pooled, None, model in table.best_pooled[metric])
+        return Entry(cell.mean, (cell.ci_low, cell.ci_high), model in table.best[metric])
+
+    if transpose:
+        return (["Model", *table.metrics],
+                [(model, [entry(metric, model) for metric in table.metrics]) for model in table.models])
+    return (["Metric", *table.models],
+            [(metric, [entry(metric, model) for model in table.models]) for metric in table.metrics])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from segbench.io import atomic_save, atomic_write_text
 COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
 SUMMARY_COLUMNS = ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
 FLOAT_FORMAT = "%.10g"
+REFERENCE_FILE = "predictions/_reference.npz"
 
 
 def _csv_text(frame: pd.DataFrame) -> str:
@@ -27,13 +28,19 @@ def _csv_text(frame: pd.DataFrame) -> str:
 
 @dataclass
 class RunResults:
-    """A run read back: config, per-image rows, summary rows and per-model info (models.json)."""
+    """A run read back: config, per-image rows, summary rows and per-model info (models.json).
+
+    Merged runs keep each model's own run directory and config in `model_dirs` and
+    `model_configs`; `run_dir(model)` and `config_of(model)` fall back to the first run's.
+    """
 
     path: Path
     config: dict[str, Any]
     per_image: pd.DataFrame
     summary: pd.DataFrame
     models: dict[str, dict[str, Any]]
+    model_dirs: dict[str, Path] = field(default_factory=dict)
+    model_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def model_names(self) -> list[str]:
@@ -41,8 +48,22 @@ class RunResults:
         return [m for m in self.config.get("models", []) if m in self.models] or list(self.models)
 
     @property
+    def scored_models(self) -> list[str]:
+        """Models with results (failed ones have none), in run order."""
+        scored = set(self.summary["model"])
+        return [m for m in self.model_names if m in scored]
+
+    @property
     def metric_names(self) -> list[str]:
         return list(dict.fromkeys(self.summary["metric"])) if len(self.summary) else []
+
+    def run_dir(self, model: str) -> Path:
+        """The directory holding `model`'s predictions."""
+        return self.model_dirs.get(model, self.path)
+
+    def config_of(self, model: str) -> dict[str, Any]:
+        """The config of the run that produced `model`."""
+        return self.model_configs.get(model, self.config)
 
 
 class RunStore:
@@ -78,20 +99,52 @@ class RunStore:
         self._replace_rows("summary.csv", model, summary)
 
     def write_predictions(
-        self, model: str, ids: list[str], probabilities: np.ndarray, uncertainty: np.ndarray | None
+        self, model: str, ids: list[str], probabilities: np.ndarray, uncertainty: np.ndarray | None,
+        threshold: float = 0.5,
     ) -> None:
-        """predictions/<model>.npz: sample_id (N,), probabilities float16 (N, H, W), uncertainty or empty."""
+        """predictions/<model>.npz: sample_id (N,), probabilities float16 (N, H, W), uncertainty or empty.
+
+        The float16 probabilities give the same masks at `threshold` (the run's) as the float32 ones did.
+        """
         arrays = {
             "sample_id": np.array(ids, dtype=str),
-            "probabilities": probabilities.astype(np.float16),
+            "probabilities": float16_keeping_threshold(probabilities, threshold),
             "uncertainty": (uncertainty if uncertainty is not None else np.empty((0,))).astype(np.float16),
         }
-        atomic_save(self.file(f"predictions/{_safe(model)}.npz"), lambda f: np.savez_compressed(f, **arrays))
+        atomic_save(self.file(prediction_file(model)), lambda f: np.savez_compressed(f, **arrays))
+
+    def write_reference(self, ids: list[str], images: np.ndarray, masks: np.ndarray) -> None:
+        """predictions/_reference.npz: sample_id (N,), images and masks uint8 (N, H, W) as evaluated.
+
+        What re-scoring (`report --threshold/--metrics`) and the qualitative figure read.
+        """
+        arrays = {"sample_id": np.array(ids, dtype=str), "images": np.asarray(images, np.uint8),
+                  "masks": np.asarray(masks, np.uint8)}
+        atomic_save(self.file(REFERENCE_FILE), lambda f: np.savez_compressed(f, **arrays))
 
 
-def _safe(model: str) -> str:
-    """A file name for a model name ("smp:FPN:resnet34" -> "smp_FPN_resnet34")."""
-    return model.replace(":", "_").replace("/", "_")
+def float16_keeping_threshold(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """Probabilities as float16, each on the same side of `threshold` (compared in float32) as before.
+
+    Rounding to the nearest float16 can carry a value across the threshold (0.49995 -> 0.5); such values
+    move to the nearest float16 on their own side, so re-scoring at the run's threshold is exact.
+    """
+    p32 = np.asarray(probabilities, dtype=np.float32)
+    t32 = np.float32(threshold)
+    half = p32.astype(np.float16)
+    above = np.float16(t32)  # the smallest float16 >= threshold, and the largest one below it
+    if np.float32(above) < t32:
+        above = np.nextafter(above, np.float16(np.inf))
+    below = np.nextafter(above, np.float16(-np.inf))
+    as32 = half.astype(np.float32)
+    half[(p32 < t32) & (as32 >= t32)] = below
+    half[(p32 >= t32) & (as32 < t32)] = above
+    return half
+
+
+def prediction_file(model: str) -> str:
+    """A model's predictions under the run directory ("smp:FPN:resnet34" -> "predictions/smp_FPN_resnet34.npz")."""
+    return "predictions/" + model.replace(":", "_").replace("/", "_") + ".npz"
 
 
 def load_run(path: str | Path) -> RunResults:
@@ -105,13 +158,17 @@ def load_run(path: str | Path) -> RunResults:
 
     def read_csv(name: str, columns: list[str]) -> pd.DataFrame:
         file = store.file(name)
-        return pd.read_csv(file, keep_default_na=False) if file.exists() else pd.DataFrame(columns=columns)
+        if not file.exists():
+            return pd.DataFrame(columns=columns)
+        # Names stay text: a sample id "0007" must not become the number 7.
+        return pd.read_csv(file, keep_default_na=False, dtype={"model": str, "sample_id": str, "metric": str})
 
     per_image = read_csv("per_image.csv", ["model", "sample_id", *COUNT_COLUMNS])
     summary = read_csv("summary.csv", SUMMARY_COLUMNS)
     for column in ("mean", "ci_low", "ci_high", "pooled"):
         summary[column] = pd.to_numeric(summary[column], errors="coerce")
-    return RunResults(path, config, per_image, summary, models)
+    return RunResults(path, config, per_image, summary, models,
+                      dict.fromkeys(models, path), dict.fromkeys(models, config))
 
 
 def merge_runs(paths: list[str | Path]) -> RunResults:
@@ -134,5 +191,7 @@ def merge_runs(paths: list[str | Path]) -> RunResults:
             pd.concat([first.per_image, other.per_image], ignore_index=True),
             pd.concat([first.summary, other.summary], ignore_index=True),
             {**first.models, **other.models},
+            {**first.model_dirs, **other.model_dirs},
+            {**first.model_configs, **other.model_configs},
         )
     return first

@@ -28,7 +28,7 @@ def test_model_spec_is_complete(name):
     spec = REGISTRY.model(name)
     assert spec.description and spec.family
     assert {"tiny", "small", "paper"} <= set(spec.presets), "every model needs tiny, small and paper presets"
-    assert name == name.lower() and " " not in name
+    assert spec.name == spec.name.lower() and " " not in spec.name
 
 
 @pytest.mark.parametrize("name", [n for n in REGISTRY.names("datasets") if not REGISTRY.dataset(n).needs_root])

@@ -1,0 +1,66 @@
+"""Report figures (matplotlib, Agg): qualitative masks, per-image metric distribution, training losses."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from segbench.errors import SegbenchError
+from segbench.io import atomic_write
+from segbench.results import RunResults
+
+DPI = 110
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A rendered figure: PNG bytes, a caption, and its path relative to the report once written beside it."""
+
+    name: str
+    caption: str
+    png: bytes
+    path: str | None = None
+
+
+def to_png(figure) -> bytes:
+    """A matplotlib Figure as PNG bytes, drawn by the Agg backend (no display, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def make_figures(results: RunResults, metric: str | None) -> tuple[list[ReportFigure], list[str]]:
+    """Every figure the results allow, and a note for each one they do not (e.g. an old run without images)."""
+    from segbench.reports.figures import distribution, losses, qualitative
+
+    makers: list[tuple[str, Callable]] = [
+        ("qualitative", qualitative.plot),
+        ("distribution", lambda r: distribution.plot(r, metric)),
+        ("losses", losses.plot),
+    ]
+    figures, notes = [], []
+    for name, plot in makers:
+        try:
+            figure, caption = plot(results)
+        except SegbenchError as exc:
+            notes.append(f"no {name} figure: {exc}")
+            continue
+        figures.append(ReportFigure(name, caption, to_png(figure)))
+    return figures, notes
+
+
+def write_beside(figures: list[ReportFigure], report: Path) -> list[ReportFigure]:
+    """Write each figure to <report stem>-figures/<name>.png; returns them with paths relative to the report."""
+    folder = f"{report.stem}-figures"
+    written = []
+    for figure in figures:
+        relative = f"{folder}/{figure.name}.png"
+        with atomic_write(report.parent / relative) as handle:
+            handle.write(figure.png)
+        written.append(replace(figure, path=relative))
+    return written

@@ -1,0 +1,88 @@
+"""HTML report: one self-contained file (inline style, figures as base64 PNG), no external reference."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from segbench.reports.comparison import Comparison, compare, compared_metric, fmt_p
+from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
+from segbench.reports.table import Entry, Table, build_table, fmt, grid
+from segbench.results import RunResults
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 72em; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+thead th { border-bottom: 2px solid #444; }
+.ci { color: #666; font-size: .85em; }
+dt { font-weight: bold; float: left; clear: left; width: 11em; }
+dd { margin: 0 0 .3em 12em; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; }
+figcaption, .note { color: #444; font-size: .9em; }
+"""
+
+
+def _table(labels: list[str], rows: list[list[str]]) -> list[str]:
+    """Cells in `rows` are HTML already; labels are text."""
+    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    body = ["<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows]
+    return ["<table>", f"<thead><tr>{head}</tr></thead>", "<tbody>", *body, "</tbody>", "</table>"]
+
+
+def _entry(entry: Entry | None) -> str:
+    if entry is None:
+        return "–"
+    text = f"<strong>{fmt(entry.value)}</strong>" if entry.best else fmt(entry.value)
+    return text if entry.ci is None else f'{text} <span class="ci">[{fmt(entry.ci[0])}, {fmt(entry.ci[1])}]</span>'
+
+
+def _grid(table: Table, pooled: bool, transpose: bool) -> list[str]:
+    labels, rows = grid(table, pooled, transpose)
+    return _table(labels, [[escape(label), *map(_entry, entries)] for label, entries in rows])
+
+
+def _comparison(comparison: Comparison) -> list[str]:
+    rows = [[escape(r.model), str(r.test.n),
+             f'{fmt(r.test.median_difference)} <span class="ci">[{fmt(r.test.ci_low)}, {fmt(r.test.ci_high)}]</span>',
+             fmt_p(r.test.p_value), fmt_p(r.p_holm)] for r in comparison.rows]
+    return [f"<h2>Paired comparison with {escape(comparison.baseline)} (per-image {escape(comparison.metric)})</h2>",
+            *_table(["Model", "n", "Median difference [95% CI]", "p (Wilcoxon)", "p (Holm)"], rows),
+            f'<p class="note">Test: {escape(comparison.method)}.</p>']
+
+
+def render(results: RunResults, options: dict | None = None) -> str:
+    """options: transpose, baseline, higher_is_better, figures (made here when absent; see segbench.reports.options)."""
+    options = options or {}
+    figures = options.get("figures")
+    if figures is None:
+        from segbench.reports.figures import make_figures
+
+        figures = make_figures(results, compared_metric(results))[0]
+    table = build_table(results, options.get("higher_is_better"))
+    transpose = bool(options.get("transpose"))
+    c = results.config
+    title = escape(f"segbench: {c.get('task', '')} on {c.get('dataset', '')}")
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{title}</title>",
+             f"<style>{STYLE}</style>", "</head>", "<body>", f"<h1>{title}</h1>", "<dl>"]
+    parts += [f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>" for label, value in header_items(results)]
+    parts += ["</dl>", "<h2>Per-image mean [95% bootstrap CI]</h2>", *_grid(table, False, transpose),
+              '<p class="note">Best value per metric in bold (4 decimals).</p>',
+              "<h2>Pooled over all pixels</h2>", *_grid(table, True, transpose)]
+    comparison = compare(results, options.get("baseline"))
+    if comparison is not None:
+        parts += _comparison(comparison)
+    parts += ["<h2>Models</h2>", *_table(list(MODEL_COLUMNS), [[escape(x) for x in r] for r in model_rows(results)])]
+    hyperparameters = hyperparameter_items(results)
+    if hyperparameters:
+        parts += ["<h3>Hyperparameters</h3>", "<dl>",
+                  *(f"<dt>{escape(m)}</dt><dd>{escape(text)}</dd>" for m, text in hyperparameters), "</dl>"]
+    if figures:
+        parts.append("<h2>Figures</h2>")
+    for figure in figures:
+        data = base64.b64encode(figure.png).decode("ascii")
+        parts += ["<figure>", f'<img alt="{escape(figure.name)}" src="data:image/png;base64,{data}">',
+                  f"<figcaption>{escape(figure.caption)}</figcaption>", "</figure>"]
+    return "\n".join([*parts, "</body>", "</html>"]) + "\n"

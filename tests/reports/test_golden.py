@@ -1,0 +1,45 @@
+"""Markdown and LaTeX rendering of a fixed results table against golden files.
+
+After an intended change of the output: SEGBENCH_UPDATE_GOLDEN=1 pytest tests/reports/test_golden.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from segbench.reports import latex, markdown
+from tests.reports.conftest import literal_results
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("SEGBENCH_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with SEGBENCH_UPDATE_GOLDEN=1 to create it"
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize(("name", "render", "options"), [
+    ("report.md", markdown.render, {}),
+    ("report-transposed.md", markdown.render, {"transpose": True, "baseline": "diff-add"}),
+    ("report.tex", latex.render, {}),
+    ("report-standalone.tex", latex.render, {"standalone": True, "transpose": True}),
+])
+def test_rendering_matches_golden(name, render, options):
+    check_golden(name, render(literal_results(), options))
+
+
+def test_golden_content_is_what_the_issue_asks():
+    md = (GOLDEN / "report.md").read_text()
+    assert "| Metric | unet | diff-add | smp:FPN:res_net |" in md  # metrics as rows, models as columns
+    assert "| dice | 0.8450 [0.7783, 0.9067] | **0.8667** [0.8083, 0.9183] |" in md
+    assert "Holm" in md and "Wilcoxon signed-rank" in md and "synthetic" in md and "Empty-mask policy" in md
+    assert "failed: training diverged" in md
+    tex = (GOLDEN / "report.tex").read_text()
+    assert r"\textbf{0.8667}" in tex and r"smp:FPN:res\_net" in tex and r"balanced accuracy" in tex
+    assert r"\toprule" in tex and r"\caption{" in tex and r"\label{tab:segbench-infection}" in tex

@@ -1,0 +1,142 @@
+"""`segbench report` end to end: formats, figures, merging, baseline, re-scoring options and their errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.reports.conftest import write_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two synthetic runs of the same task and dataset; the second has a model with an uncertainty map."""
+    root = tmp_path_factory.mktemp("runs")
+    first = write_run(root / "a", {"unet": 0.3, "res50attunet": 0.45})
+    second = write_run(root / "b", {"diff-add": 0.35}, uncertainty=True)
+    return first, second
+
+
+def assert_self_contained(html: str) -> None:
+    """No reference leaves the file: every src is a data: URI, and no URL remains once those are removed."""
+    assert re.findall(r'src="([^"]*)"', html) and all(s.startswith("data:") for s in re.findall(r'src="([^"]*)"', html))
+    rest = DATA_URI.sub("", html)
+    for needle in ("http:", "https:", "//", "href=", "url(", "@import", "<link", "<script"):
+        assert needle not in rest, needle
+
+
+def test_html_is_one_self_contained_file(toy_run, run_cli, tmp_path):
+    target = tmp_path / "report.html"
+    code, _, stderr = run_cli("report", str(toy_run), "--format", "html", "--out", str(target))
+    assert code == 0, stderr
+    html = target.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert_self_contained(html)
+    assert html.count("<img ") == 3  # qualitative grid, per-image Dice, training losses
+    assert "Empty-mask policy" in html and "toy-cnn std" not in html  # titles are inside the PNGs
+    assert list(tmp_path.iterdir()) == [target]  # nothing written beside an HTML report
+
+
+def test_markdown_writes_its_figures_beside_the_report(two_runs, run_cli, tmp_path):
+    target = tmp_path / "cmp.md"
+    code, _, stderr = run_cli("report", *map(str, two_runs), "--out", str(target))
+    assert code == 0, stderr
+    text = target.read_text()
+    for name in ("qualitative", "distribution", "losses"):
+        assert f"![{name}](cmp-figures/{name}.png)" in text
+        assert (tmp_path / "cmp-figures" / f"{name}.png").read_bytes().startswith(PNG)
+    assert "standard deviation" in text  # diff-add stored an uncertainty map, shown in the grid
+    assert "| Metric | unet | res50attunet | diff-add |" in text and "- **Runs**:" in text
+    assert "## Paired comparison with unet (per-image dice)" in text and "Holm" in text
+
+
+def test_baseline_option_and_transpose(two_runs, run_cli):
+    code, stdout, stderr = run_cli("report", *map(str, two_runs), "--baseline", "diff-add", "--transpose",
+                                   "--no-figures")
+    assert code == 0, stderr
+    assert "## Paired comparison with diff-add" in stdout and "| Model | dice | jaccard |" in stdout
+    assert "![" not in stdout
+
+
+def test_unknown_baseline_is_one_clear_line(two_runs, run_cli):
+    code, _, stderr = run_cli("report", str(two_runs[0]), "--baseline", "nope")
+    assert code == 2 and "unknown --baseline model 'nope'; valid: res50attunet, unet" in stderr
+
+
+def test_runs_of_different_datasets_are_refused(two_runs, run_cli, tmp_path):
+    other = write_run(tmp_path / "c", {"other": 0.3}, dataset="folder")
+    code, _, stderr = run_cli("report", str(two_runs[0]), str(other))
+    assert code == 2 and "cannot merge runs with different dataset" in stderr
+
+
+def test_a_metric_plugin_installed_later_scores_an_old_run(toy_run, run_cli):
+    code, stdout, stderr = run_cli("--plugin", "tests.reports.extra_metric", "report", str(toy_run),
+                                   "--metrics", "dice,fpr", "--threshold", "0.4")
+    assert code == 0, stderr
+    assert "| dice |" in stdout and "| fpr |" in stdout and "| jaccard |" not in stdout
+    assert "- **Threshold**: 0.4" in stdout
+
+
+def test_rescoring_a_run_without_reference_says_why(two_runs, run_cli, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(two_runs[0], old)
+    (old / "predictions/_reference.npz").unlink()
+    code, _, stderr = run_cli("report", str(old), "--threshold", "0.3")
+    assert code == 2 and "_reference.npz" in stderr and "\n" not in stderr.strip()
+    code, stdout, stderr = run_cli("report", str(old), "--metrics", "dice", "--out", str(tmp_path / "r.md"))
+    assert code == 0 and "no qualitative figure" in stderr  # the report still works, without that figure
+
+
+def test_unknown_metric_lists_the_valid_ones(toy_run, run_cli):
+    code, _, stderr = run_cli("report", str(toy_run), "--metrics", "dice,hausdorff")
+    assert code == 2 and "unknown metric 'hausdorff'; valid:" in stderr and "jaccard" in stderr
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex missing: apt-get install texlive-latex-base texlive-latex-recommended")
+def test_standalone_latex_with_figures_compiles(two_runs, run_cli, tmp_path):
+    renamed = tmp_path / "run"
+    shutil.copytree(two_runs[0], renamed)
+    target = tmp_path / "table.tex"
+    code, _, stderr = run_cli("report", str(renamed), str(two_runs[1]), "--format", "latex", "--standalone",
+                              "--out", str(target))
+    assert code == 0, stderr
+    assert r"\includegraphics[width=\linewidth]{table-figures/qualitative.png}" in target.read_text()
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", target.name],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "table.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex missing: apt-get install texlive-latex-base texlive-latex-recommended")
+def test_latex_escapes_every_special_character_in_names(tmp_path):
+    from segbench.reports import latex
+    from tests.reports.conftest import literal_results
+
+    results = literal_results()
+    odd = "a_b&c%d$e#f{g}h~i^j\\k"
+    results.summary["model"] = results.summary["model"].replace("unet", odd)
+    results.per_image["model"] = results.per_image["model"].replace("unet", odd)
+    results.config["models"][0] = odd
+    results.models[odd] = results.models.pop("unet")
+    (tmp_path / "odd.tex").write_text(latex.render(results, {"standalone": True}))
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "odd.tex"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_lower_is_better_metric_bolds_the_lowest(two_runs, run_cli):
+    code, stdout, stderr = run_cli("--plugin", "tests.reports.extra_metric", "report", *map(str, two_runs),
+                                   "--metrics", "fpr", "--no-figures")
+    assert code == 0, stderr
+    row = next(line for line in stdout.splitlines() if line.startswith("| fpr |"))
+    means = [float(cell.strip().strip("*").split()[0].strip("*")) for cell in row.strip("|").split("|")[1:]]
+    bold = [i for i, cell in enumerate(row.strip("|").split("|")[1:]) if "**" in cell]
+    assert bold == [means.index(min(means))]
