@@ -114,8 +114,9 @@ def test_paper_preset_builds_and_runs_at_64(capsys):
     unet_parameters = sum(p.numel() for p in model.unet.parameters())
     encoder_parameters = sum(p.numel() for p in model.condition_encoder.parameters())
     with capsys.disabled():
-        print(f"\npaper diff-add: U-Net {unet_parameters / 1e6:.1f} M, RRDB {encoder_parameters / 1e6:.2f} M parameters")
+        print(f"\npaper diff-add: U-Net {unet_parameters / 1e6:.1f} M, RRDB {encoder_parameters / 1e6:.2f} M params")
     assert 217e6 < unet_parameters < 219e6  # 217.9 M measured for the seed paper's U-Net
     with torch.inference_mode():
-        eps = model.noise_prediction(torch.randn(1, 1, 64, 64), torch.tensor([500]), model.encode(torch.rand(1, 1, 64, 64)))
+        condition = model.encode(torch.rand(1, 1, 64, 64))
+        eps = model.noise_prediction(torch.randn(1, 1, 64, 64), torch.tensor([500]), condition)
     assert eps.shape == (1, 1, 64, 64)

@@ -1,0 +1,57 @@
+"""Wall time and quality of the main job (README's `make run`) and its lung counterpart.
+
+    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet]
+
+Runs `segbench run` as a user would (fresh cache, so data generation is included)
+and records wall time and per-image mean Dice with its CI per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from _common import write_json
+
+
+def run_task(task: str, models: str, workdir: Path) -> dict[str, object]:
+    out = workdir / task
+    env = {**os.environ, "SEGBENCH_CACHE": str(workdir / "cache")}
+    command = [sys.executable, "-m", "segbench", "run", "--task", task, "--models", models, "--out", str(out), "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env)
+    seconds = time.perf_counter() - start
+    summary = pd.read_csv(out / "summary.csv")
+    dice = summary[summary["metric"] == "dice"].set_index("model")
+    models_json = pd.read_json(out / "models.json")
+    return {
+        "task": task, "command": " ".join(["segbench", *command[3:-3]]), "wall_seconds": round(seconds, 1),
+        "dice": {m: {k: round(float(dice.loc[m, k]), 4) for k in ("mean", "ci_low", "ci_high", "pooled")} for m in dice.index},
+        "train_seconds": {m: models_json[m]["train_seconds"] for m in models_json.columns},
+        "masks_per_second": {m: models_json[m]["masks_per_second"] for m in models_json.columns},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="infection,lung")
+    parser.add_argument("--models", default="diff-add,unet")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.tasks.split(","):
+            row = run_task(task, args.models, Path(tmp))
+            print(row, flush=True)
+            rows.append(row)
+    write_json("main_job", {"rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Built-in diffusion segmenters (diff-add, diff-concat): schedules, samplers, networks, plugin."""

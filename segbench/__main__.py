@@ -1,0 +1,5 @@
+"""`python -m segbench` runs the CLI."""
+
+from segbench.cli import main
+
+main()
