@@ -42,19 +42,18 @@ PAPER: dict[str, Any] = {
     "ema_decay": 0.9999,
 }
 
-# The CPU default. Diffusion segmenters need many optimisation steps (a DDIM-10
-# sample is only as good as the net's x0 estimate at mid t, and L_simple weights
-# "read the mask off the image" by the small SNR there), so this preset buys
-# steps per second, not capacity:
+# The CPU default, designed for fast convergence (the report states these choices):
+# - prediction="x0": the network predicts the clean mask and the samplers use the
+#   eps it implies. With eps-prediction a few-step DDIM sample is only as good as
+#   x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t) at high t, where the
+#   eps error is amplified ~80x; an x0-predicting net learns "read the mask off the
+#   image" directly. Phantom lungs: Dice 0.986 after 300 steps (eps-prediction:
+#   0.61 after 400 steps);
 # - base 16 with mult (1, 2, 2), one ResBlock per level, attention only at 16x16
-#   (256 tokens) and a light RRDB (nf 16, gc 8): 0.65 + 0.41 GFLOP per image,
-#   a quarter of base 32's 2.5 + 1.6. Phantom lungs after 400 steps: Dice 0.61
-#   (still rising fast), against 0.43 for base 8 with mult (1, 2, 4, 8) at batch 8;
+#   (256 tokens) and a light RRDB (nf 16, gc 8): 0.65 + 0.41 GFLOP per image;
 # - batch 16 with a high AdamW rate, short warm-up and cosine decay; EMA with a
-#   ~100-step horizon, since a CPU run is only ~1000 steps long;
-# - clip_x0: at the first DDIM steps x0_hat divides the eps error by
-#   sqrt(abar_t) ~ 0.02, so an undertrained net overshoots far outside [-1, 1];
-# - 10 DDIM steps: evaluation costs 10 U-Net forwards per mask.
+#   ~100-step horizon, since a CPU run is only a few hundred steps long;
+# - clip_x0 and 10 DDIM steps: evaluation costs 10 U-Net forwards per mask.
 SMALL: dict[str, Any] = {
     **PAPER,
     "base_channels": 16,
@@ -68,7 +67,8 @@ SMALL: dict[str, Any] = {
     "rrdb_gc": 8,
     "sampling_steps": 10,
     "clip_x0": True,
-    "epochs": 30,
+    "prediction": "x0",
+    "epochs": 12,
     "batch_size": 16,
     "lr": 2e-3,
     "weight_decay": 0.0,

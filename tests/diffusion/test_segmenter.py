@@ -120,3 +120,22 @@ def test_paper_preset_builds_and_runs_at_64(capsys):
         condition = model.encode(torch.rand(1, 1, 64, 64))
         eps = model.noise_prediction(torch.randn(1, 1, 64, 64), torch.tensor([500]), condition)
     assert eps.shape == (1, 1, 64, 64)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "x0"])
+def test_training_target_and_implied_noise(prediction, monkeypatch):
+    """An exact network gives zero loss, and noise_prediction returns the true eps either way."""
+    from segbench_diffusion.schedules import q_sample
+
+    model = tiny(prediction=prediction)
+    x0 = (images(2) > 0.5).float() * 2 - 1
+    t = torch.tensor([10, 900])
+    noise = torch.randn_like(x0, generator=None)
+    x_t = q_sample(x0, t, noise, model.alphas_cumprod)
+    exact = noise if prediction == "epsilon" else x0
+    monkeypatch.setattr(model, "network_output", lambda x, tt, c: exact)
+    torch.testing.assert_close(model.noise_prediction(x_t, t, None), noise, atol=2e-3, rtol=1e-3)
+
+    monkeypatch.setattr(torch, "randint", lambda *a, **k: t)
+    monkeypatch.setattr(torch, "randn_like", lambda x: noise)
+    assert model.training_loss(images(2), (x0 + 1) / 2).item() == 0.0
