@@ -1,0 +1,33 @@
+"""Registers the CNN baselines: unet, res50attunet and smp:<Arch>:<encoder>."""
+
+from segbench import ModelSpec, hookimpl
+from segbench_unets import factories, presets
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(ModelSpec(
+        name="unet",
+        factory=factories.unet,
+        family="cnn",
+        presets=presets.UNET,
+        description="U-Net with a ResNet-34 encoder (segmentation_models_pytorch), BCE + Dice",
+        reference="Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation",
+    ))
+    register(ModelSpec(
+        name="res50attunet",
+        factory=factories.res50attunet,
+        family="cnn",
+        presets=presets.RES50ATTUNET,
+        description="Attention U-Net: ResNet-50 encoder (timm), additive attention gates on the skips, BCE + Dice",
+        reference="Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas",
+    ))
+    register(ModelSpec(
+        name="smp",
+        factory=factories.smp_model,
+        family="cnn",
+        presets=presets.SMP,
+        description="any segmentation_models_pytorch model: smp:<Arch>:<encoder>, e.g. smp:FPN:resnet34",
+        reference="Iakubovskii 2019, Segmentation Models Pytorch",
+        prefix=True,
+    ))
