@@ -1,6 +1,6 @@
 """Wall time and quality of the main job (README's `make run`) and its lung counterpart.
 
-    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet]
+    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet]   # results/main_job-<task>.json
 
 Runs `segbench run` as a user would (fresh cache, so data generation is included)
 and records wall time and per-image mean Dice with its CI per model.
@@ -44,13 +44,11 @@ def main() -> None:
     parser.add_argument("--tasks", default="infection,lung")
     parser.add_argument("--models", default="diff-add,unet")
     args = parser.parse_args()
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             row = run_task(task, args.models, Path(tmp))
             print(row, flush=True)
-            rows.append(row)
-    write_json("main_job", {"rows": rows})
+            write_json(f"main_job-{task}", row)
 
 
 if __name__ == "__main__":
