@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned together so pip cannot swap the torch build; override for another CUDA/CPU build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test test-slow test-all clean-cache
+.PHONY: install run test test-slow test-all reports clean-cache
 
 $(BIN)/segbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,22 @@ test-slow: install
 
 test-all: install
 	$(BIN)/python -m pytest -q
+
+# The example reports in reports/: every built-in model, small preset, seed 0, on the CPU
+# (~1 h on 2 cores). Timings are left out, so the same machine type regenerates the same bytes.
+REPORT_MODELS ?= diff-add,diff-concat,unet,res50attunet
+REPORT_TASKS ?= lung infection
+
+reports: install
+	set -e; for task in $(REPORT_TASKS); do \
+	  rm -rf runs/reports-$$task reports/$$task; \
+	  $(BIN)/segbench run --task $$task --models $(REPORT_MODELS) --preset small --seed 0 --device cpu \
+	    --quiet --out runs/reports-$$task; \
+	  for format in md:report.md latex:report.tex html:report.html csv:summary.csv; do \
+	    $(BIN)/segbench report runs/reports-$$task --no-timings --standalone --format $${format%%:*} \
+	      --out reports/$$task/$${format#*:}; \
+	  done; \
+	done
 
 clean-cache:
 	rm -rf "$${SEGBENCH_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/segbench}"

@@ -30,7 +30,7 @@ def reference_sample(model, images: torch.Tensor, seeds: torch.Tensor) -> torch.
     for image, seed in zip(images, seeds):
         image = image[None]
         generators = [torch.Generator().manual_seed(int(seed))]
-        x_T = randn_per_sample(image.shape[1:], generators)
+        x_T = randn_per_sample(image.shape[1:], generators, image.device)
 
         def eps_fn(x_t, t):
             return model.noise_prediction(x_t, t, model.encode(image)).float()

@@ -48,7 +48,7 @@ def main_options(
                                                         metavar="MODULE")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
 ) -> None:
-    _state.update(plugins=tuple(plugin or ()), debug=debug, registry=None)
+    _state.update(plugins=tuple(plugin or ()), debug=debug, registry=None, warn_failures=True)
 
 
 @app.command("list")
@@ -97,6 +97,8 @@ def info(
     if spec.reference:
         out.print(f"reference: {spec.reference}")
     out.print(f"preset {preset}, task {task}, {image_size}x{image_size}: {count:,} parameters ({count / 1e6:.2f} M)")
+    if spec.summary is not None:
+        out.print(spec.summary({**params, "image_size": image_size}), markup=False, highlight=False)
     table = Table("hyperparameter", "value", box=None, header_style="bold")
     for key, value in params.items():
         table.add_row(key, repr(value))
@@ -121,7 +123,13 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/<task>-<time>).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    compile: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile each model's submodules (its first batches include compile time).")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Per-model hyperparameter MODEL.KEY=VALUE (repeatable).")] = None,
+    checkpoint_every: Annotated[float, typer.Option(
+        help="Seconds between mid-epoch checkpoints (0: every step); one is always written after each epoch.")] = 300.0,
+    mask_threshold: Annotated[Optional[int], typer.Option(
+        help="Binarise masks that are not {0,1}/{0,255}: values above T are foreground.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
@@ -136,7 +144,8 @@ def run(
         task=task, models=[m.strip() for m in models.split(",") if m.strip()], dataset=dataset,
         data_root=data_root, preset=preset, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
         eval_samples=eval_samples, eval_batch_size=eval_batch_size, ensemble=ensemble, image_size=image_size,
-        device=device, out=out_dir, resume=resume, sets=list(set_ or []),
+        device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile,
+        checkpoint_every=checkpoint_every, mask_threshold=mask_threshold,
     )
     path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
     results = load_run(path)
@@ -160,6 +169,7 @@ def report(
         help="Re-score every model from predictions/ at this threshold.")] = None,
     transpose: Annotated[bool, typer.Option(help="Models as rows, metrics as columns.")] = False,
     figures: Annotated[bool, typer.Option(help="Figures: embedded in html, written beside --out for md/latex.")] = True,
+    timings: Annotated[bool, typer.Option(help="Training time and masks/s; --no-timings for byte-reproducible reports.")] = True,
 ) -> None:
     """Render the comparison of one or more runs, with paired tests and figures; re-score without re-running."""
     from segbench.io import atomic_write_text
@@ -169,6 +179,7 @@ def report(
     text, notes = compose_report(
         registry(), list(run_dirs), format, out_file=out_file, standalone=standalone, transpose=transpose,
         baseline=baseline, metrics=names or None, threshold=threshold, figures=figures,
+        timings=timings,
     )
     for note in notes:
         _say("note", "yellow", note)

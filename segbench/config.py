@@ -67,19 +67,28 @@ def model_params(
     overrides: Mapping[str, Any],
     sets: Mapping[str, str],
 ) -> dict[str, Any]:
-    """Hyperparameters of one model: preset (and preset/task), then global overrides, then `--set`."""
+    """Hyperparameters of one model: preset (and preset/task), then global overrides, then `--set`.
+
+    `--set` may also change an engine setting the preset leaves at its default (e.g. explode_factor).
+    """
+    from segbench.engine.training import TrainConfig
+
     params = spec.hyperparameters(preset, task)
     params.update({k: v for k, v in overrides.items() if v is not None})
+    engine = TrainConfig().as_dict()
     for key, text in sets.items():
-        if key not in params:
-            valid = ", ".join(sorted(params))
+        if key not in params and key not in engine:
+            valid = ", ".join(sorted({*params, *engine}))
             raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {key!r}; valid: {valid}")
         try:
-            params[key] = parse_value(text, params[key])
+            params[key] = parse_value(text, params.get(key, engine.get(key)))
         except (ValueError, SyntaxError) as exc:
             raise SegbenchError(
-                f"--set {name}.{key}={text!r}: expected a value like {params[key]!r} ({exc})"
+                f"--set {name}.{key}={text!r}: expected a value like {params.get(key, engine.get(key))!r} ({exc})"
             ) from None
+    problem = TrainConfig.from_params(params).problem()
+    if problem:
+        raise SegbenchError(f"hyperparameter {name}.{problem}; change it with --set {name}.KEY=VALUE")
     if spec.prefix:
         params["variant"] = name.split(":", 1)[1]
     return params

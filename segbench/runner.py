@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -22,16 +25,19 @@ from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, seed_everything
 from segbench.engine.training import TrainConfig, TrainingDiverged, train
 from segbench.errors import SegbenchError
-from segbench.io import atomic_write_text
+from segbench.io import WriteError, atomic_write_text
+from segbench.io.lock import run_lock
 from segbench.metrics import EMPTY_MASK_POLICY, confusion_counts
 from segbench.metrics.statistics import per_image, summarise
 from segbench.plugins import Registry
 from segbench.progress import Progress
 from segbench.results import RunStore, load_run
+from segbench.results.chunks import PredictionLog
 from segbench.results.rescore import bootstrap_seed
 from segbench.results.store import COUNT_COLUMNS
 
 THRESHOLD = 0.5
+MAX_IMAGE_SIZE = 4096  # a typo such as 64000 would otherwise end in an out-of-memory error
 
 
 @dataclass
@@ -55,6 +61,9 @@ class RunRequest:
     out: str | None = None
     resume: bool = False
     sets: list[str] = field(default_factory=list)
+    compile: bool = False
+    checkpoint_every: float = 300.0
+    mask_threshold: int | None = None
 
 
 def _git_sha() -> str:
@@ -95,26 +104,29 @@ def _check_request(request: RunRequest, registry: Registry) -> None:
         raise SegbenchError(f"--eval-batch-size must be at least 1, got {request.eval_batch_size}")
     if request.ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {request.ensemble}")
-    if request.lr is not None and not request.lr > 0:
-        raise SegbenchError(f"--lr must be positive, got {request.lr}")
-    if request.image_size < 16:
-        raise SegbenchError(f"--image-size must be at least 16, got {request.image_size}")
+    if request.lr is not None and not (request.lr > 0 and math.isfinite(request.lr)):
+        raise SegbenchError(f"--lr must be a positive finite number, got {request.lr}")
+    if not (request.checkpoint_every >= 0 and math.isfinite(request.checkpoint_every)):
+        raise SegbenchError(f"--checkpoint-every must be a number of seconds >= 0, got {request.checkpoint_every}")
+    if request.mask_threshold is not None and not 0 <= request.mask_threshold < 255:
+        raise SegbenchError(f"--mask-threshold must be a mask value from 0 to 254, got {request.mask_threshold}")
+    if not 16 <= request.image_size <= MAX_IMAGE_SIZE:
+        raise SegbenchError(f"--image-size must be from 16 to {MAX_IMAGE_SIZE}, got {request.image_size}")
 
 
-def _prepare_out(request: RunRequest) -> RunStore:
+def _prepare_out(request: RunRequest, held: contextlib.ExitStack) -> RunStore:
+    """The run directory, created and locked (the lock is released when `held` closes)."""
     out = Path(request.out or f"runs/{request.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     store = RunStore(out)
-    if store.file("config.json").exists() and not request.resume:
-        raise SegbenchError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
     if request.resume and not store.file("config.json").exists():
         raise SegbenchError(f"--resume: {out} holds no run to resume (no config.json)")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        held.enter_context(run_lock(out))  # creating the lock file also proves the folder writable
     except OSError as exc:
         raise SegbenchError(f"--out {out} is not writable: {exc.strerror or exc}") from None
+    if store.file("config.json").exists() and not request.resume:
+        raise SegbenchError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
     return store
 
 
@@ -127,7 +139,21 @@ def _eval_subset(test: SplitData, request: RunRequest) -> SplitData:
 
 
 def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
-    """Execute a run; returns its directory. Models that fail are recorded and the others go on."""
+    """Execute a run; returns its directory. Models that fail are recorded and the others go on.
+
+    The run directory is locked while the run uses it. Everything is committed as it is made
+    (checkpoints, prediction batches, each model's results), so after a kill or a failed write
+    the same command with --resume finishes the run with the results an uninterrupted one gives.
+    """
+    with contextlib.ExitStack() as held:
+        try:
+            return _run(request, registry, progress, held)
+        except WriteError as exc:
+            raise WriteError(f"{exc}; what was written before is kept: free space (or make the folder "
+                             "writable), then rerun the same command with --resume") from exc
+
+
+def _run(request: RunRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
     _check_request(request, registry)
     device = resolve_device(request.device)
     preset = resolve_preset(request.preset, device.type)
@@ -145,8 +171,9 @@ def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
         root=Path(request.data_root).expanduser() if request.data_root else None,
         size=request.image_size,
         seed=request.seed,
+        mask_threshold=request.mask_threshold,
     )
-    store = _prepare_out(request)
+    store = _prepare_out(request, held)
     progress.log(f"preparing {dataset.name} ({request.task}, {request.image_size}x{request.image_size})")
     source = dataset.factory(options)
     train_data = load_split(dataset, source, options, "train")
@@ -180,7 +207,13 @@ def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
             continue
         status[name] = _run_model(name, model, params[name], train_data, test_data, request, device,
                                   store, metrics, registry, progress)
+        if status[name]["status"] != "done":
+            store.mark_failed(name, status[name]["error"], list(metrics))
         store.write_json("models.json", status)
+        if status[name]["status"] == "done":  # only now: a kill before this reuses the committed batches
+            shutil.rmtree(_partial_dir(store, name), ignore_errors=True)
+            with contextlib.suppress(OSError):  # partial/ goes once no model has batches there
+                store.file("partial").rmdir()
     higher = {name: spec.higher_is_better for name, spec in metrics.items()}
     report = registry.format("md").render(load_run(store.path), {"higher_is_better": higher})
     atomic_write_text(store.file("report.md"), report)
@@ -188,10 +221,16 @@ def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
     return store.path
 
 
+def _partial_dir(store: RunStore, name: str) -> Path:
+    """Where `name`'s committed prediction batches wait until its results are written."""
+    return store.file(f"partial/{name.replace(':', '_')}")
+
+
 def _check_resume(store: RunStore, config: dict[str, Any]) -> None:
     """--resume continues the same run: the settings that shape results must match."""
     old = store.read_json("config.json")
-    keys = ("task", "dataset", "models", "seed", "preset", "image_size", "ensemble", "hyperparameters", "eval_samples")
+    keys = ("task", "dataset", "models", "seed", "preset", "image_size", "ensemble", "hyperparameters", "eval_samples",
+            "mask_threshold")
     changed = [k for k in keys if old.get(k) != config.get(k) and k in old]
     if changed:
         raise SegbenchError(
@@ -203,11 +242,16 @@ def _build(registry: Registry, name: str, params: dict[str, Any], request: RunRe
     spec = registry.model(name)
     torch.manual_seed(derive_seed("init", request.seed, name))
     try:
-        return spec.factory({**params, "image_size": request.image_size})
+        model = spec.factory({**params, "image_size": request.image_size})
     except SegbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported with its name
         raise SegbenchError(f"model {name!r} (plugin {spec.plugin!r}) failed to build: {type(exc).__name__}: {exc}") from exc
+    if request.compile:
+        # in place, so parameter names (and checkpoints) stay those of the plain model
+        for child in model.children():
+            child.compile()
+    return model
 
 
 def _run_model(
@@ -227,11 +271,15 @@ def _run_model(
     config = TrainConfig.from_params(params)
     info: dict[str, Any] = {"status": "failed", "parameters": sum(p.numel() for p in model.parameters())}
     seed = derive_seed("model", request.seed, name)
+    safe_name = name.replace(":", "_")
+    log = PredictionLog(_partial_dir(store, name))
+    plugin = registry.model(name).plugin
     try:
         with progress.task(f"{name} train", total=config.epochs) as bar:
             state = train(
                 model, train_data, config, seed=seed, device=device,
-                checkpoint_dir=store.file(f"checkpoints/{name.replace(':', '_')}"), resume=request.resume,
+                checkpoint_dir=store.file(f"checkpoints/{safe_name}"), resume=request.resume,
+                checkpoint_seconds=request.checkpoint_every,
                 on_step=lambda e, s, n, loss: bar.step(e + (s + 1) / n, loss=loss),
                 on_epoch=lambda e, loss: registry.notify("on_epoch_end", model=name, epoch=e + 1, metrics={"loss": loss}),
             )
@@ -241,16 +289,18 @@ def _run_model(
             preds = predict_split(
                 model, test_data, run_seed=request.seed, ensemble=request.ensemble,
                 batch_size=request.eval_batch_size, device=device, model_name=name,
-                on_batch=lambda done, total: bar.step(done),
+                on_batch=lambda done, total: bar.step(done), log=log,
             )
     except TrainingDiverged as exc:
-        progress.log(f"[red]{name} failed[/]: {exc}; its last good checkpoint is kept, the run goes on")
+        progress.log(f"[red]model {name} failed[/]: training diverged: {exc}; its last good checkpoint "
+                     f"checkpoints/{safe_name}/last.pt is kept, the run goes on")
         return {**info, "error": f"training diverged: {exc}"}
     except SegbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's bug must not lose the others' results
-        progress.log(f"[red]{name} failed[/]: {type(exc).__name__}: {exc}; the run goes on")
-        return {**info, "error": f"{type(exc).__name__}: {exc}"}
+        error = f"plugin {plugin!r} raised {type(exc).__name__}: {exc}"
+        progress.log(f"[red]model {name} failed[/]: {error}; the run goes on")
+        return {**info, "error": error}
     _, masks = test_data.tensors()
     counts = confusion_counts(preds.probabilities, masks, THRESHOLD)
     per_image_frame = pd.DataFrame({"model": name, "sample_id": test_data.ids})

@@ -51,7 +51,9 @@ class ModelSpec:
     it for one task. Keys that name training settings (epochs, batch_size, lr,
     ...: see `segbench.engine.training.TrainConfig`) go to the engine, the rest
     to `factory`. A `prefix` spec serves every name "<name>:<variant>" and gets
-    the variant as config["variant"] (e.g. "smp:FPN:resnet34").
+    the variant as config["variant"] (e.g. "smp:FPN:resnet34"). `summary`, if
+    given, maps resolved hyperparameters (with image_size) to one line that
+    `segbench info` prints, e.g. formulation, sampler and network evaluations per mask.
     """
 
     name: str
@@ -61,6 +63,7 @@ class ModelSpec:
     description: str
     reference: str = ""
     prefix: bool = False
+    summary: Callable[[Mapping[str, Any]], str] | None = None
     plugin: str = field(default="", compare=False)
 
     def hyperparameters(self, preset: str, task: str | None = None) -> dict[str, Any]:
@@ -77,12 +80,14 @@ class DatasetOptions:
 
     size: the run's square image size; a procedural source may render at it
     directly, file sources return native sizes and the core resizes.
+    mask_threshold: None accepts only binary masks; T makes values above T foreground.
     """
 
     task: str
     root: Path | None
     size: int
     seed: int
+    mask_threshold: int | None = None
 
 
 class SegmentationSource(Protocol):

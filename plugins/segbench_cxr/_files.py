@@ -67,7 +67,7 @@ def read_image(path: Path) -> np.ndarray:
                 return (values - low) / (high - low) if high > low else np.zeros_like(values)
             return np.array(image.convert("L"))
     except _DECODE_ERRORS as error:
-        raise SegbenchError(f"cannot read image {path}: {error}") from None
+        raise SegbenchError(f"cannot read image {path}: {error}; replace or remove that file") from None
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -80,7 +80,7 @@ def read_mask(path: Path) -> np.ndarray:
         with Image.open(path) as mask:
             return np.array(mask if mask.mode == "P" else mask.convert("L"), dtype=np.uint8)
     except _DECODE_ERRORS as error:
-        raise SegbenchError(f"cannot read mask {path}: {error}") from None
+        raise SegbenchError(f"cannot read mask {path}: {error}; replace or remove that file") from None
 
 
 def stat_fingerprint(root: Path, paths: Iterable[Path]) -> str:
@@ -131,7 +131,7 @@ class FilePairSource:
         if image.shape != mask.shape:
             raise SegbenchError(
                 f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} "
-                f"is {image.shape[1]}x{image.shape[0]}"
+                f"is {image.shape[1]}x{image.shape[0]}; a mask must have its image's size"
             )
         return image, mask
 

@@ -66,14 +66,16 @@ class FolderSource(FilePairSource):
         """(images by stem, masks by stem, stems by split), listed once."""
         images = image_files(self.images_dir)
         if not images:
-            raise SegbenchError(f"no images in {self.images_dir}")
+            raise SegbenchError(f"no images in {self.images_dir}; put the image files there, or check --data-root")
         stems = self._read_splits(images) if self.splits_file.exists() else seeded_split(list(images))
         return images, image_files(self.masks_dir), stems
 
     def _scan(self, split: str) -> dict[str, tuple[Path, Path]]:
         images, masks, stems = self._layout
         if split not in stems:
-            raise SegbenchError(f"{self.splits_file} has no {split!r} list; it has: {', '.join(stems)}")
+            raise SegbenchError(
+                f"{self.splits_file} has no {split!r} list; it has: {', '.join(stems)}; add a {split!r} list of stems"
+            )
         pairs = {}
         for stem in stems[split]:
             if stem not in masks:

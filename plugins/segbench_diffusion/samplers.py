@@ -1,4 +1,5 @@
-"""Reverse-process samplers: DDIM (Song et al. 2020) and ancestral DDPM (Ho et al. 2020).
+"""Reverse-process samplers: DDIM (Song et al. 2020), ancestral DDPM (Ho et al. 2020) and
+DPM-Solver++(2M) (Lu et al. 2022).
 
 Every sampler takes a noise-prediction function `eps_fn(x_t, t) -> eps`
 (x_t: (B, ...) float32, t: int64 (B,), eps shaped like x_t), not a model, so
@@ -159,4 +160,52 @@ def ddpm_sample(
         eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
         noise = randn_per_sample(x.shape[1:], generators, x.device) if t > 0 else None
         x = ddpm_step(eps, x, t, alphas_cumprod, noise, clip_x0)
+    return x
+
+
+def dpmpp_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
+    """Descending timesteps linearly spaced over [0, T-1], rounded (diffusers' "linspace"): 999, 979, ... for 50."""
+    grid = torch.linspace(0, num_train_timesteps - 1, steps + 1, dtype=torch.float64).round().long()
+    return grid.flip(0)[:-1].tolist()
+
+
+def dpmpp_2m_sample(
+    eps_fn: EpsFn,
+    x_T: Tensor,
+    alphas_cumprod: Tensor,
+    steps: int,
+    clip_x0: bool = False,
+) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2, midpoint form) from x_T (B, ...); returns x_0.
+
+    Deterministic given x_T: `steps` network evaluations, the first step and the
+    last one (to sigma = 0, which returns the predicted x0) first order, the
+    others second order. Works on the data prediction x0 = (x_t - sigma_t eps) / alpha_t;
+    clip_x0 clamps it to [-1, 1].
+    """
+    num_train_timesteps = alphas_cumprod.shape[0]
+    abar = alphas_cumprod.double()
+    alpha, sigma = abar.sqrt(), (1 - abar).sqrt()
+    lam = alpha.log() - sigma.log()  # half log-SNR, lambda_t
+    x = x_T
+    previous_x0: Tensor | None = None
+    previous_h: Tensor | None = None
+    timesteps = dpmpp_timesteps(num_train_timesteps, steps)
+    for i, t in enumerate(timesteps):
+        eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+        x0 = predict_x0(x, eps, alphas_cumprod[t])
+        if clip_x0:
+            x0 = x0.clamp(-1, 1)
+        if i == len(timesteps) - 1:
+            return x0  # to sigma = 0: x_0 = x0_hat (lower-order final step)
+        s = timesteps[i + 1]
+        h = lam[s] - lam[t]
+        if previous_x0 is None:
+            d = x0  # first order: DPM-Solver++(1) = DDIM
+        else:
+            r = previous_h / h
+            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous_x0
+        # x_s = (sigma_s / sigma_t) x_t - alpha_s (e^{-h} - 1) D  (Lu et al. 2022, Eq. 9 / Alg. 2)
+        x = ((sigma[s] / sigma[t]) * x - (alpha[s] * torch.expm1(-h)) * d).to(x_T.dtype)
+        previous_x0, previous_h = x0, h
     return x

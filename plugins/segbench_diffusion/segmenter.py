@@ -12,41 +12,22 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from segbench import Prediction
+from segbench.losses import bce_dice_loss
+from segbench_diffusion.backbone import ConditionalUNet
 from segbench_diffusion.config import DiffusionConfig
-from segbench_diffusion.rrdb import RRDBEncoder
-from segbench_diffusion.samplers import ddim_sample, ddpm_sample, randn_per_sample
+from segbench_diffusion.samplers import ddim_sample, ddpm_sample, dpmpp_2m_sample, randn_per_sample
 from segbench_diffusion.schedules import alphas_cumprod, linear_betas, q_sample
-from segbench_diffusion.unet import NoiseUNet
-
-CONDITIONINGS = ("add", "concat")
 
 
-class DiffusionSegmenter(nn.Module):
+class DiffusionSegmenter(ConditionalUNet):
     """Conditional DDPM/DDIM segmenter (eps- or x0-predicting network); implements segbench's Segmenter."""
 
     def __init__(self, config: DiffusionConfig, conditioning: str) -> None:
-        super().__init__()
-        if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}")
+        super().__init__(config, conditioning)
         self.config = config
-        self.conditioning = conditioning
-        self.condition_encoder = RRDBEncoder(
-            1, config.cond_channels, config.rrdb_nf, config.rrdb_gc, config.rrdb_blocks
-        )
-        self.unet = NoiseUNet(
-            in_channels=config.cond_channels + 1 if conditioning == "concat" else config.cond_channels,
-            image_size=config.image_size,
-            base_channels=config.base_channels,
-            channel_mult=config.channel_mult,
-            num_res_blocks=config.num_res_blocks,
-            attention_resolutions=config.attention_resolutions,
-            head_channels=config.head_channels,
-            norm_groups=config.norm_groups,
-            dropout=config.dropout,
-        )
         betas = linear_betas(config.timesteps, config.beta_start, config.beta_end)
         # derived from the config, so not saved in checkpoints
         self.register_buffer("alphas_cumprod", alphas_cumprod(betas), persistent=False)
@@ -56,31 +37,21 @@ class DiffusionSegmenter(nn.Module):
         """Build from a flat hyperparameter dict (preset + image_size + overrides)."""
         return cls(DiffusionConfig.from_mapping(config), conditioning)
 
-    def encode(self, images: Tensor) -> Tensor:
-        """Condition from images (B, 1, H, W) in [0, 1] -> (B, cond_channels, H, W)."""
-        # [-1, 1] like the mask it is combined with
-        return self.condition_encoder(images * 2 - 1)
-
-    def network_output(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
-        """The U-Net's raw output for x_t (B, 1, H, W), t int64 (B,): eps or x0, per `prediction`."""
-        if self.conditioning == "add":
-            unet_input = condition + x_t  # the 1-channel mask broadcasts over the condition's channels
-        else:
-            unet_input = torch.cat([condition, x_t], dim=1)
-        return self.unet(unet_input, t)
-
     def noise_prediction(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
         """epsilon_theta(x_t, t, condition) (B, 1, H, W), whatever the network predicts."""
         out = self.network_output(x_t, t, condition)
         if self.config.prediction == "epsilon":
             return out
+        # a logit of the mask: x0 = 2 sigmoid(out) - 1 = tanh(out / 2), in (-1, 1)
+        x0 = torch.tanh(out.float() / 2) if self.config.loss == "bce_dice" else out.float()
         # x0-prediction: the eps that x_t and x0_hat imply (Ho et al. Eq. 4 solved for eps)
         abar = self.alphas_cumprod[t].view(-1, *([1] * (x_t.ndim - 1)))
-        return (x_t - abar.sqrt() * out.float()) / (1 - abar).sqrt()
+        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
 
     def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
         """L_simple = E ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)||^2 (Ho et al. Eq. 14),
-        or with prediction="x0" E ||x_0 - x0_theta(x_t, t)||^2 (the same objective weighted by 1/SNR(t)).
+        or with prediction="x0" E ||x_0 - x0_theta(x_t, t)||^2 (the same objective weighted by 1/SNR(t)),
+        or with loss="bce_dice" BCE + soft Dice of the output as the mask's logit (the U-Nets' loss).
 
         t ~ U{0..T-1} and eps ~ N(0, I) come from the global torch RNG, which the engine seeds.
         """
@@ -88,8 +59,10 @@ class DiffusionSegmenter(nn.Module):
         t = torch.randint(0, self.config.timesteps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = q_sample(x0, t, noise, self.alphas_cumprod)
-        target = noise if self.config.prediction == "epsilon" else x0
-        return F.mse_loss(self.network_output(x_t, t, self.encode(images)), target)
+        out = self.network_output(x_t, t, self.encode(images))
+        if self.config.loss == "bce_dice":
+            return bce_dice_loss(out, masks)
+        return F.mse_loss(out, noise if self.config.prediction == "epsilon" else x0)
 
     @torch.inference_mode()
     def sample(self, images: Tensor, seeds: Tensor, recompute_condition: bool = False) -> Tensor:
@@ -110,6 +83,8 @@ class DiffusionSegmenter(nn.Module):
 
         if self.config.sampler == "ddpm":
             return ddpm_sample(eps_fn, x_T, self.alphas_cumprod, generators, self.config.clip_x0)
+        if self.config.sampler == "dpmpp2m":
+            return dpmpp_2m_sample(eps_fn, x_T, self.alphas_cumprod, self.config.sampling_steps, self.config.clip_x0)
         return ddim_sample(
             eps_fn,
             x_T,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segbench_unets.losses import bce_dice_loss
+from segbench.losses import bce_dice_loss
 
 
 class LogitSegmenter(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,46 +36,61 @@ class SplitData:
         return SplitData([self.ids[i] for i in index], self.images[index], self.masks[index])
 
 
-def binary_mask(mask: np.ndarray, where: str) -> np.ndarray:
-    """A {0, 1} or {0, 255} mask as uint8 {0, 1}; anything else is an error naming `where`."""
+def binary_mask(mask: np.ndarray, where: str, threshold: int | None = None) -> np.ndarray:
+    """A {0, 1} or {0, 255} mask as uint8 {0, 1}; with `threshold`, any mask, foreground above it.
+
+    Without a threshold, other values are an error naming `where` and the option that helps.
+    """
+    if threshold is not None:
+        return (mask > threshold).astype(np.uint8)
     values = np.unique(mask)
     if np.isin(values, (0, 1)).all():
         return mask.astype(np.uint8)
     if np.isin(values, (0, 255)).all():
         return (mask == 255).astype(np.uint8)
     shown = ", ".join(str(v) for v in values[:6]) + (", ..." if values.size > 6 else "")
-    raise SegbenchError(f"mask of {where} is not binary (values {shown}); expected {{0, 1}} or {{0, 255}}")
+    raise SegbenchError(
+        f"mask of {where} is not binary (values {shown}); expected {{0, 1}} or {{0, 255}}: fix the mask, "
+        "or pass --mask-threshold T to make values above T foreground"
+    )
 
 
-def _decode(spec: DatasetSpec, source: SegmentationSource, split: str, size: int) -> SplitData:
+def _decode(spec: DatasetSpec, source: SegmentationSource, split: str, options: DatasetOptions) -> SplitData:
+    size = options.size
     ids = list(source.sample_ids(split))
     if not ids:
-        raise SegbenchError(f"split {split!r} of dataset {spec.name!r} is empty")
+        raise SegbenchError(f"split {split!r} of dataset {spec.name!r} is empty; check the data it reads")
     if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise SegbenchError(f"dataset {spec.name!r} has duplicate sample id {dup!r} in split {split!r}")
+        dup = next(i for i, count in Counter(ids).items() if count > 1)
+        raise SegbenchError(
+            f"dataset {spec.name!r} has duplicate sample id {dup!r} in split {split!r}; every sample needs its "
+            f"own id (plugin {spec.plugin!r} must list each sample once)"
+        )
     images = np.empty((len(ids), size, size), np.uint8)
     masks = np.empty((len(ids), size, size), np.uint8)
     for i, sample_id in enumerate(ids):
         image, mask = source.load(split, sample_id)
-        where = f"{spec.name}:{sample_id}"
+        where = f"{spec.name}:{sample_id}" + (f" (under {options.root})" if options.root else "")
         if np.asarray(image).shape[:2] != np.asarray(mask).shape[:2]:
             raise SegbenchError(
                 f"mask of {where} has size {np.asarray(mask).shape[:2]} but its image has "
-                f"{np.asarray(image).shape[:2]}; they must match"
+                f"{np.asarray(image).shape[:2]}; they must match (fix or remove that sample)"
             )
         images[i] = resize_image(image, size)
-        masks[i] = resize_mask(binary_mask(np.asarray(mask), where), size)
+        masks[i] = resize_mask(binary_mask(np.asarray(mask), where, options.mask_threshold), size)
     return SplitData(ids, images, masks)
 
 
 def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOptions, split: str) -> SplitData:
     """The split at options.size, from the cache when its sources are unchanged."""
-    path = cache.cache_path(spec.name, options.task, split, options.size, source.fingerprint(split))
-    cached = cache.read(path)
+    fingerprint = source.fingerprint(split)
+    if options.mask_threshold is not None:
+        fingerprint += f"/mask>{options.mask_threshold}"
+    path = cache.cache_path(spec.name, options.task, split, options.size, fingerprint)
+    cached = cache.read(path, options.size)
     if cached is not None:
         return SplitData([str(i) for i in cached["ids"]], cached["images"], cached["masks"])
-    data = _decode(spec, source, split, options.size)
+    data = _decode(spec, source, split, options)
     try:
         cache.write(path, data.ids, data.images, data.masks)
     except SegbenchError as exc:  # a read-only cache slows the next run, it does not stop this one

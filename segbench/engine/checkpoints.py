@@ -23,7 +23,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         raise SegbenchError(
             f"checkpoint {path} holds objects other than tensors and plain containers; refused "
-            "(segbench loads checkpoints with weights_only=True)"
+            "(segbench loads checkpoints with weights_only=True, so a file cannot run code): delete it "
+            "to train that model from scratch"
         ) from exc
     except (OSError, RuntimeError, EOFError) as exc:
-        raise SegbenchError(f"checkpoint {path} cannot be read: {exc}") from exc
+        raise SegbenchError(f"checkpoint {path} cannot be read ({exc}); delete it to train that model from scratch") from exc

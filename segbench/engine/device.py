@@ -24,7 +24,10 @@ def resolve_device(name: str) -> torch.device:
         raise SegbenchError(f"device {name!r} is not available here (no CUDA); valid: auto, cpu")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise SegbenchError(f"device {name!r} is not available here; valid: auto, cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # "cpu:abc", "cuda:x"
+        raise SegbenchError(f"unknown device {name!r}; valid: {', '.join(DEVICES)} (or cuda:N)") from None
 
 
 def describe(device: torch.device) -> str:

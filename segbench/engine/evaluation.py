@@ -12,6 +12,7 @@ from torch import nn
 from segbench.data import SplitData
 from segbench.engine.seeding import sample_seed
 from segbench.errors import SegbenchError
+from segbench.results.chunks import PredictionLog
 from segbench.specs import Prediction
 
 
@@ -43,6 +44,7 @@ def predict_split(
     device: torch.device,
     model_name: str = "model",
     on_batch: Callable[[int, int], None] | None = None,
+    log: PredictionLog | None = None,
 ) -> Predictions:
     """Predict every sample `ensemble` times; members of all samples are folded into batches.
 
@@ -50,6 +52,8 @@ def predict_split(
     the result of a sample does not depend on `batch_size` or its batch neighbours.
     With ensemble > 1 the probabilities are the members' mean and the uncertainty
     their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
+    With a `log`, each batch is committed to it as it finishes, and batches it already
+    holds are read back instead of predicted, so a resumed evaluation is bit-identical.
     """
     if ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
@@ -65,16 +69,27 @@ def predict_split(
     size = images.shape[-2:]
     probs = torch.empty((len(items), 1, *size), dtype=torch.float32)
     own_uncertainty: torch.Tensor | None = None
+    # bf16 network on CUDA, like training; samplers keep their own arithmetic in float32
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     start = time.perf_counter()
     for lo in range(0, len(items), batch_size):
         hi = min(lo + batch_size, len(items))
-        batch = images[sample_index[lo:hi]].to(device)
-        pred = _unpack(model.predict(batch, seeds[lo:hi].to(device)), batch.shape, model_name)
-        probs[lo:hi] = pred.probabilities.float().cpu()
-        if pred.uncertainty is not None and ensemble == 1:
+        keys = [(data.ids[i], k) for i, k in items[lo:hi]]
+        done = log.lookup(keys) if log is not None else None
+        if done is None:
+            batch = images[sample_index[lo:hi]].to(device)
+            with autocast:
+                output = model.predict(batch, seeds[lo:hi].to(device))
+            pred = _unpack(output, batch.shape, model_name)
+            own = pred.uncertainty.float().cpu() if pred.uncertainty is not None and ensemble == 1 else None
+            done = (pred.probabilities.float().cpu(), own)
+            if log is not None:
+                log.commit(lo, keys, *done)
+        probs[lo:hi] = done[0]
+        if done[1] is not None:
             if own_uncertainty is None:
                 own_uncertainty = torch.zeros_like(probs)
-            own_uncertainty[lo:hi] = pred.uncertainty.float().cpu()
+            own_uncertainty[lo:hi] = done[1]
         if on_batch:
             on_batch(hi, len(items))
     seconds = time.perf_counter() - start

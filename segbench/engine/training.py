@@ -1,4 +1,4 @@
-"""The training loop every model shares: AdamW, warm-up + cosine, clipping, EMA, checkpoints."""
+"""The training loop every model shares: AdamW, warm-up + cosine, clipping, EMA, resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from torch import nn
 
 from segbench.data import SplitData
 from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
-from segbench.engine.seeding import derive_seed, seed_everything
+from segbench.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
+from segbench.engine.stability import DivergenceGuard, TrainingDiverged
+
+__all__ = ["EMA", "TrainConfig", "TrainState", "TrainingDiverged", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,26 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     ema_decay: float = 0.0
+    explode_factor: float = 1000.0
 
     @classmethod
     def keys(cls) -> set[str]:
         return {f.name for f in fields(cls)}
+
+    def problem(self) -> str | None:
+        """The first setting outside its valid range, as "key must be ..., got value"; None when all are valid."""
+        rules = {
+            "epochs": (self.epochs >= 1, "an integer >= 1"),
+            "batch_size": (self.batch_size >= 1, "an integer >= 1"),
+            "lr": (math.isfinite(self.lr) and self.lr > 0, "a positive finite number"),
+            "weight_decay": (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+            "warmup_fraction": (0 <= self.warmup_fraction < 1, "in [0, 1)"),
+            "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: no clipping)"),
+            "ema_decay": (0 <= self.ema_decay < 1, "in [0, 1) (0: no EMA)"),
+            "explode_factor": (self.explode_factor >= 0, "a number >= 0 (0: no explosion check)"),
+        }
+        return next((f"{key} must be {rule}, got {getattr(self, key)!r}" for key, (ok, rule) in rules.items() if not ok),
+                    None)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
@@ -41,17 +60,17 @@ class TrainConfig:
         return asdict(self)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
 @dataclass
 class TrainState:
-    """What a checkpoint restores."""
+    """What a checkpoint restores: epochs done, and inside the next epoch the batches done
+    (`step`), their loss sum, and the recent losses the divergence check compares against."""
 
     epoch: int = 0
     losses: list[float] | None = None
     seconds: float = 0.0
+    step: int = 0
+    loss_sum: float = 0.0
+    recent: list[float] | None = None
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -104,13 +123,19 @@ def train(
     resume: bool = False,
     on_step: Callable[[int, int, int, float], None] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> TrainState:
     """Train `model` in place with its `training_loss`; returns epochs done, per-epoch losses, seconds.
 
     All randomness (data order, the model's own draws) derives from `seed`, so a
-    rerun gives identical weights on the same machine. Checkpoints are written
-    after every epoch to `checkpoint_dir/last.pt`; with `resume`, training
-    continues from there. Raises TrainingDiverged on a non-finite loss.
+    rerun gives identical weights on the same machine. `checkpoint_dir/last.pt` is
+    written after every epoch and, with `checkpoint_seconds`, also inside an epoch
+    once that many seconds passed since the last one (0: after every step). It holds
+    weights, optimiser, schedule, EMA, every RNG state and the position in the
+    epoch's data order, so `resume` continues exactly where it stopped: the result
+    is bit-identical to an uninterrupted run. Raises TrainingDiverged on a NaN/Inf
+    loss or gradient, or a loss above `config.explode_factor` times its running
+    median; the step that diverged is never applied, so last.pt stays good.
     """
     images, masks = (t.to(device) for t in data.tensors())
     steps_per_epoch = len(_batches(len(data), config.batch_size, torch.Generator().manual_seed(0)))
@@ -120,40 +145,54 @@ def train(
         optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
     )
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
-    state = TrainState(losses=[])
+    state = TrainState(losses=[], recent=[])
     seed_everything(derive_seed("train", seed))
     ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
     if resume and ckpt and ckpt.exists():
         state = _restore(load_checkpoint(ckpt), model, optimizer, scheduler, ema)
+    guard = DivergenceGuard(config.explode_factor, state.recent)
+    # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
+    max_norm = config.grad_clip if config.grad_clip > 0 else math.inf
+
+    clock = last_save = time.perf_counter()
+
+    def save() -> None:
+        nonlocal clock, last_save
+        now = time.perf_counter()
+        state.seconds, clock = state.seconds + now - clock, now
+        state.recent = list(guard.recent)
+        if ckpt:
+            save_checkpoint(ckpt, _snapshot(state, model, optimizer, scheduler, ema))
+            last_save = time.perf_counter()
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     for epoch in range(state.epoch, config.epochs):
-        start = time.perf_counter()
         order = torch.Generator().manual_seed(derive_seed("order", seed, epoch))
-        total = 0.0
         batches = _batches(len(data), config.batch_size, order)
-        for step, idx in enumerate(batches):
-            idx = idx.to(device)
+        for step in range(state.step, len(batches)):
+            idx = batches[step].to(device)
             with autocast:
                 loss = model.training_loss(images[idx], masks[idx])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            value = loss.item()
+            guard.check_loss(value, epoch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            guard.check_gradient(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item(), epoch, step)
             optimizer.step()
             scheduler.step()
             if ema is not None:
                 ema.update(model)
-            total += loss.item()
+            guard.record(value)
+            state.step, state.loss_sum = step + 1, state.loss_sum + value
             if on_step:
-                on_step(epoch, step, len(batches), loss.item())
+                on_step(epoch, step, len(batches), value)
+            if (ckpt and checkpoint_seconds is not None and state.step < len(batches)
+                    and time.perf_counter() - last_save >= checkpoint_seconds):
+                save()
         state.epoch = epoch + 1
-        state.losses.append(total / len(batches))
-        state.seconds += time.perf_counter() - start
-        if ckpt:
-            save_checkpoint(ckpt, _snapshot(state, model, optimizer, scheduler, ema))
+        state.losses.append(state.loss_sum / len(batches))
+        state.step, state.loss_sum = 0, 0.0
+        save()
         if on_epoch:
             on_epoch(epoch, state.losses[-1])
     if ema is not None:
@@ -167,12 +206,14 @@ def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None) -
         "epoch": state.epoch,
         "losses": list(state.losses or []),
         "seconds": state.seconds,
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "recent_losses": list(state.recent or []),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "ema": ema.shadow if ema is not None else {},
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng": rng_state(),
     }
 
 
@@ -182,7 +223,6 @@ def _restore(saved: dict[str, Any], model, optimizer, scheduler, ema: EMA | None
     scheduler.load_state_dict(saved["scheduler"])
     if ema is not None and saved["ema"]:
         ema.shadow = saved["ema"]
-    torch.set_rng_state(saved["rng_cpu"])
-    if saved["rng_cuda"]:
-        torch.cuda.set_rng_state_all(saved["rng_cuda"])
-    return TrainState(epoch=saved["epoch"], losses=list(saved["losses"]), seconds=saved["seconds"])
+    set_rng_state(saved["rng"])
+    return TrainState(epoch=saved["epoch"], losses=list(saved["losses"]), seconds=saved["seconds"],
+                      step=saved["step"], loss_sum=saved["loss_sum"], recent=list(saved["recent_losses"]))

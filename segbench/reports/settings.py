@@ -46,6 +46,8 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
         ("Device", _setting(results, key("device"))),
         ("Versions", _setting(results, lambda x: ", ".join(f"{k} {v}" for k, v in x.get("versions", {}).items()))),
     ]
+    if c.get("timings_omitted"):
+        items.append(("Timings", "left out (--no-timings), so the report is reproducible byte for byte"))
     runs = list(dict.fromkeys(str(results.run_dir(m)) for m in results.model_names))
     if len(runs) > 1:
         items.append(("Runs", ", ".join(runs)))

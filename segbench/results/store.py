@@ -12,12 +12,19 @@ import numpy as np
 import pandas as pd
 
 from segbench.errors import SegbenchError
-from segbench.io import atomic_save, atomic_write_text
+from segbench.io import atomic_save, atomic_write_text, write_npz
 
 COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
 SUMMARY_COLUMNS = ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
+STATUS_COLUMN = "status"  # summary.csv's last column: "done", or "failed: <why>" on rows without numbers
 FLOAT_FORMAT = "%.10g"
 REFERENCE_FILE = "predictions/_reference.npz"
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A run CSV: names stay text (a sample id "0007" is not the number 7), empty numbers are NaN."""
+    return pd.read_csv(path, keep_default_na=False, dtype=dict.fromkeys(("model", "sample_id", "metric", STATUS_COLUMN), str),
+                       na_values=dict.fromkeys(SUMMARY_COLUMNS[2:], [""]))
 
 
 def _csv_text(frame: pd.DataFrame) -> str:
@@ -90,13 +97,23 @@ class RunStore:
     def _replace_rows(self, name: str, model: str, rows: pd.DataFrame) -> None:
         """Replace `model`'s rows in a CSV, keeping the other models' rows and order."""
         path = self.file(name)
-        old = pd.read_csv(path, keep_default_na=False) if path.exists() else pd.DataFrame(columns=rows.columns)
+        old = _read_table(path) if path.exists() else pd.DataFrame(columns=rows.columns)
         merged = pd.concat([old[old["model"] != model], rows], ignore_index=True) if len(old) else rows
         atomic_write_text(path, _csv_text(merged))
 
     def write_model_results(self, model: str, per_image: pd.DataFrame, summary: pd.DataFrame) -> None:
         self._replace_rows("per_image.csv", model, per_image)
-        self._replace_rows("summary.csv", model, summary)
+        self._replace_rows("summary.csv", model, summary.assign(**{STATUS_COLUMN: "done"}))
+
+    def mark_failed(self, model: str, reason: str, metrics: list[str]) -> None:
+        """Record a failed model in summary.csv: one row per metric, no numbers, status "failed: <reason>"."""
+        rows = pd.DataFrame({"model": model, "metric": metrics, **{c: float("nan") for c in SUMMARY_COLUMNS[2:]},
+                             STATUS_COLUMN: f"failed: {reason}"})
+        self._replace_rows("summary.csv", model, rows)
+        path = self.file("per_image.csv")
+        if path.exists():
+            old = _read_table(path)
+            atomic_write_text(path, _csv_text(old[old["model"] != model]))
 
     def write_predictions(
         self, model: str, ids: list[str], probabilities: np.ndarray, uncertainty: np.ndarray | None,
@@ -111,7 +128,7 @@ class RunStore:
             "probabilities": float16_keeping_threshold(probabilities, threshold),
             "uncertainty": (uncertainty if uncertainty is not None else np.empty((0,))).astype(np.float16),
         }
-        atomic_save(self.file(prediction_file(model)), lambda f: np.savez_compressed(f, **arrays))
+        atomic_save(self.file(prediction_file(model)), lambda f: write_npz(f, arrays, compress=True))
 
     def write_reference(self, ids: list[str], images: np.ndarray, masks: np.ndarray) -> None:
         """predictions/_reference.npz: sample_id (N,), images and masks uint8 (N, H, W) as evaluated.
@@ -120,7 +137,7 @@ class RunStore:
         """
         arrays = {"sample_id": np.array(ids, dtype=str), "images": np.asarray(images, np.uint8),
                   "masks": np.asarray(masks, np.uint8)}
-        atomic_save(self.file(REFERENCE_FILE), lambda f: np.savez_compressed(f, **arrays))
+        atomic_save(self.file(REFERENCE_FILE), lambda f: write_npz(f, arrays, compress=True))
 
 
 def float16_keeping_threshold(probabilities: np.ndarray, threshold: float) -> np.ndarray:
@@ -160,11 +177,13 @@ def load_run(path: str | Path) -> RunResults:
         file = store.file(name)
         if not file.exists():
             return pd.DataFrame(columns=columns)
-        # Names stay text: a sample id "0007" must not become the number 7.
-        return pd.read_csv(file, keep_default_na=False, dtype={"model": str, "sample_id": str, "metric": str})
+        return _read_table(file)
 
     per_image = read_csv("per_image.csv", ["model", "sample_id", *COUNT_COLUMNS])
     summary = read_csv("summary.csv", SUMMARY_COLUMNS)
+    if STATUS_COLUMN in summary:  # failed models' rows carry no numbers; models.json tells why
+        failed = summary[STATUS_COLUMN].str.startswith("failed")
+        summary = summary[~failed].drop(columns=STATUS_COLUMN).reset_index(drop=True)
     for column in ("mean", "ci_low", "ci_high", "pooled"):
         summary[column] = pd.to_numeric(summary[column], errors="coerce")
     return RunResults(path, config, per_image, summary, models,

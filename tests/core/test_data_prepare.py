@@ -74,7 +74,7 @@ def test_cache_files_hold_no_pickles(tmp_path, monkeypatch):
     source = CountingSource()
     load_split(_spec(source), source, OPTIONS, "train")
     (path,) = tmp_path.glob("*.npz")
-    assert data_cache.read(path) is not None  # read() uses allow_pickle=False
+    assert data_cache.read(path, OPTIONS.size) is not None  # read() uses allow_pickle=False
 
 
 def test_size_mismatch_names_sample(tmp_path, monkeypatch):

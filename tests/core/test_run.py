@@ -36,7 +36,8 @@ def test_run_directory_layout(first_run):
     assert {"dice", "jaccard", "mcc", "balanced_accuracy"} <= set(per_image.columns)
     assert len(per_image) == 10 and (per_image[["tp", "fp", "fn", "tn"]].sum(axis=1) == 32 * 32).all()
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
+    assert list(summary.columns) == ["model", "metric", "mean", "ci_low", "ci_high", "pooled", "status"]
+    assert (summary["status"] == "done").all()
     assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
     config = json.loads((out / "config.json").read_text())
     assert config["hyperparameters"]["toy-cnn"]["epochs"] == 12 and config["device"] == "cpu"

@@ -1,9 +1,10 @@
-"""Our DDIM loop equals diffusers' DDIMScheduler to the bit (skipped when diffusers is not installed)."""
+"""Our samplers against diffusers' schedulers (skipped when diffusers is not installed):
+DDIM to the bit, DPM-Solver++(2M) to float32 rounding."""
 
 import pytest
 import torch
 
-from segbench_diffusion.samplers import ddim_sample, randn_per_sample
+from segbench_diffusion.samplers import ddim_sample, dpmpp_2m_sample, randn_per_sample
 from segbench_diffusion.schedules import alphas_cumprod, linear_betas
 
 diffusers = pytest.importorskip("diffusers")
@@ -48,3 +49,32 @@ def test_ddim_matches_diffusers(steps, eta, clip):
     )
     theirs = diffusers_ddim(x_T, steps, eta, [s + 10 for s in seeds], clip)
     assert torch.equal(ours, theirs)
+
+
+def diffusers_dpmpp_2m(x_T, steps):
+    scheduler = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=1e-4,
+        beta_end=0.02,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        solver_type="midpoint",
+        timestep_spacing="linspace",
+        final_sigmas_type="zero",
+        lower_order_final=True,
+    )
+    scheduler.set_timesteps(steps)
+    x = x_T
+    for t in scheduler.timesteps:
+        x = scheduler.step(eps_fn(x, torch.full((x.shape[0],), int(t))), t, x).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("steps", [20, 10, 5])
+def test_dpmpp_2m_matches_diffusers(steps):
+    x_T = randn_per_sample((1, 16, 16), [torch.Generator().manual_seed(s) for s in (3, 4, 5)])
+    ours = dpmpp_2m_sample(eps_fn, x_T, ABAR, steps)
+    theirs = diffusers_dpmpp_2m(x_T, steps)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(ours, x_T)

@@ -122,20 +122,21 @@ def test_paper_preset_builds_and_runs_at_64(capsys):
     assert eps.shape == (1, 1, 64, 64)
 
 
-@pytest.mark.parametrize("prediction", ["epsilon", "x0"])
-def test_training_target_and_implied_noise(prediction, monkeypatch):
-    """An exact network gives zero loss, and noise_prediction returns the true eps either way."""
+@pytest.mark.parametrize(("prediction", "loss"), [("epsilon", "mse"), ("x0", "mse"), ("x0", "bce_dice")])
+def test_training_target_and_implied_noise(prediction, loss, monkeypatch):
+    """An exact network gives (near) zero loss, and noise_prediction returns the true eps either way."""
     from segbench_diffusion.schedules import q_sample
 
-    model = tiny(prediction=prediction)
+    model = tiny(prediction=prediction, loss=loss)
     x0 = (images(2) > 0.5).float() * 2 - 1
     t = torch.tensor([10, 900])
     noise = torch.randn_like(x0, generator=None)
     x_t = q_sample(x0, t, noise, model.alphas_cumprod)
-    exact = noise if prediction == "epsilon" else x0
+    # bce_dice: the output is the mask's logit; +-30 gives x0 = tanh(+-15) = +-1 in float32
+    exact = {"epsilon": noise, "x0": x0 if loss == "mse" else 30 * x0}[prediction]
     monkeypatch.setattr(model, "network_output", lambda x, tt, c: exact)
     torch.testing.assert_close(model.noise_prediction(x_t, t, None), noise, atol=2e-3, rtol=1e-3)
 
     monkeypatch.setattr(torch, "randint", lambda *a, **k: t)
     monkeypatch.setattr(torch, "randn_like", lambda x: noise)
-    assert model.training_loss(images(2), (x0 + 1) / 2).item() == 0.0
+    assert model.training_loss(images(2), (x0 + 1) / 2).item() == pytest.approx(0.0, abs=1e-6)

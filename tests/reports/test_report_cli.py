@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -140,3 +141,23 @@ def test_lower_is_better_metric_bolds_the_lowest(two_runs, run_cli):
     means = [float(cell.strip().strip("*").split()[0].strip("*")) for cell in row.strip("|").split("|")[1:]]
     bold = [i for i, cell in enumerate(row.strip("|").split("|")[1:]) if "**" in cell]
     assert bold == [means.index(min(means))]
+
+
+def test_no_timings_gives_the_same_bytes_whatever_the_wall_clock(toy_run, run_cli, tmp_path):
+    """Two runs that differ only in measured times render to identical files with --no-timings."""
+    slower = tmp_path / "slower"
+    shutil.copytree(toy_run, slower)
+    models = json.loads((slower / "models.json").read_text())
+    for info in models.values():
+        info.update(train_seconds=info["train_seconds"] * 3 + 1, masks_per_second=0.5, predict_seconds=99.0)
+    (slower / "models.json").write_text(json.dumps(models))
+    texts = []
+    for run in (toy_run, slower):
+        target = tmp_path / f"{run.name}.html"
+        code, _, stderr = run_cli("report", str(run), "--format", "html", "--no-timings", "--out", str(target))
+        assert code == 0, stderr
+        texts.append(target.read_bytes())
+    assert texts[0] == texts[1]
+    assert b"left out (--no-timings)" in texts[0]
+    code, with_times, _ = run_cli("report", str(slower), "--no-figures")
+    assert code == 0 and "| 0.50 |" in with_times  # the default report shows them

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from segbench_unets.losses import bce_dice_loss, soft_dice_loss
+from segbench.losses import bce_dice_loss, soft_dice_loss
 
 
 def _reference(logits: torch.Tensor, masks: torch.Tensor) -> float:

@@ -1,4 +1,4 @@
-"""BCE + soft Dice on logits, the usual loss for binary CNN segmenters."""
+"""Losses for binary segmenters on logits: BCE + soft Dice (public: plugins may use them)."""
 
 from __future__ import annotations
 

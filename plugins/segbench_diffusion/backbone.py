@@ -1,0 +1,53 @@
+"""The conditional backbone every model on the mask shares: RRDB image condition + NoiseUNet.
+
+The condition (B, cond_channels, H, W) is added to the noisy mask ("add") or
+concatenated with it ("concat") before the U-Net (SegDiff, Amit et al. 2021).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from segbench_diffusion.config import UNetConfig
+from segbench_diffusion.rrdb import RRDBEncoder
+from segbench_diffusion.unet import NoiseUNet
+
+CONDITIONINGS = ("add", "concat")
+
+
+class ConditionalUNet(nn.Module):
+    """RRDB condition encoder + NoiseUNet on the noisy mask combined with the condition."""
+
+    def __init__(self, config: UNetConfig, conditioning: str) -> None:
+        super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}")
+        self.conditioning = conditioning
+        self.condition_encoder = RRDBEncoder(
+            1, config.cond_channels, config.rrdb_nf, config.rrdb_gc, config.rrdb_blocks
+        )
+        self.unet = NoiseUNet(
+            in_channels=config.cond_channels + 1 if conditioning == "concat" else config.cond_channels,
+            image_size=config.image_size,
+            base_channels=config.base_channels,
+            channel_mult=config.channel_mult,
+            num_res_blocks=config.num_res_blocks,
+            attention_resolutions=config.attention_resolutions,
+            head_channels=config.head_channels,
+            norm_groups=config.norm_groups,
+            dropout=config.dropout,
+        )
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Condition from images (B, 1, H, W) in [0, 1] -> (B, cond_channels, H, W)."""
+        # [-1, 1] like the mask it is combined with
+        return self.condition_encoder(images * 2 - 1)
+
+    def network_output(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        """The U-Net's raw output (B, 1, H, W) for a noisy mask x_t (B, 1, H, W) at noise label t (B,)."""
+        if self.conditioning == "add":
+            unet_input = condition + x_t  # the 1-channel mask broadcasts over the condition's channels
+        else:
+            unet_input = torch.cat([condition, x_t], dim=1)
+        return self.unet(unet_input, t)

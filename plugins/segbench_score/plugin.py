@@ -1,0 +1,49 @@
+"""Registers the built-in score-based segmenters ncsn-add, ncsn-concat, sde-add and sde-concat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segbench import ModelSpec, hookimpl
+from segbench_score.config import NCSN_PRESETS, SDE_PRESETS, ncsn_summary, sde_summary
+
+NCSN_REFERENCE = (
+    "Song & Ermon 2019, Generative Modeling by Estimating Gradients of the Data Distribution (arXiv:1907.05600); "
+    "Song & Ermon 2020, Improved Techniques for Training Score-Based Generative Models (arXiv:2006.09011)"
+)
+SDE_REFERENCE = (
+    "Song et al. 2021, Score-Based Generative Modeling through Stochastic Differential Equations (arXiv:2011.13456)"
+)
+
+
+# torch and the networks are imported on first use, so listing plugins stays fast
+def _factory(name: str):
+    def build(config: dict[str, Any]) -> Any:
+        from segbench_score import segmenter
+
+        return getattr(segmenter, name)(config)
+
+    return build
+
+
+@hookimpl
+def register_models(register):
+    for conditioning, verb in (("add", "added to"), ("concat", "concatenated with")):
+        register(ModelSpec(
+            name=f"ncsn-{conditioning}",
+            factory=_factory(f"ncsn_{conditioning}"),
+            family="diffusion",
+            presets=NCSN_PRESETS,
+            description=f"NCSN on the mask, annealed Langevin dynamics; RRDB image condition {verb} the noisy mask",
+            reference=NCSN_REFERENCE,
+            summary=ncsn_summary,
+        ))
+        register(ModelSpec(
+            name=f"sde-{conditioning}",
+            factory=_factory(f"sde_{conditioning}"),
+            family="diffusion",
+            presets=SDE_PRESETS,
+            description=f"Score-SDE (VP/VE) on the mask, reverse-SDE or ODE sampler; RRDB image condition {verb} the noisy mask",
+            reference=SDE_REFERENCE,
+            summary=sde_summary,
+        ))

@@ -1,0 +1,197 @@
+"""Score-based segmenters: NCSN and score-SDE on the mask, conditioned on the image.
+
+The backbone is the diffusion plugin's: masks {0, 1} are mapped to x_0 in {-1, 1},
+an RRDB encodes the image, and the condition is added to (or concatenated with)
+the noisy mask x = a x_0 + sigma z before the U-Net. The U-Net's time input is a
+noise label in [0, 999]: 999 t for the SDEs and, for NCSN, the same affine map
+of log sigma that VE's sigma(t) implies, 999 log(sigma / sigma_L) / log(sigma_1 / sigma_L).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from segbench import Prediction
+from segbench.losses import bce_dice_loss
+from segbench_diffusion.backbone import ConditionalUNet
+from segbench_diffusion.samplers import randn_per_sample
+from segbench_score.config import T_MIN, NCSNConfig, ScoreConfig, SDEConfig
+from segbench_score.losses import dsm_loss
+from segbench_score.samplers import (
+    ScoreFn,
+    annealed_langevin,
+    euler_maruyama,
+    predictor_corrector,
+    probability_flow_heun,
+)
+from segbench_score.schedules import VESDE, VPSDE, expand, geometric_sigmas
+
+
+class ScoreSegmenter(ConditionalUNet, ABC):
+    """A score network on the mask; subclasses give the noise process and the sampler."""
+
+    config: ScoreConfig
+
+    def __init__(self, config: ScoreConfig, conditioning: str) -> None:
+        super().__init__(config, conditioning)
+        self.config = config
+
+    @abstractmethod
+    def noise_levels(self, n: int, device: torch.device) -> Tensor:
+        """Per-sample t (B,) for training, from the global torch RNG."""
+
+    @abstractmethod
+    def marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(a_t, s_t), each (B,): the perturbation kernel p(x_t | x_0) = N(a_t x_0, s_t^2 I)."""
+
+    @abstractmethod
+    def noise_label(self, t: Tensor) -> Tensor:
+        """The U-Net's time input (B,) for t."""
+
+    @abstractmethod
+    def run_sampler(self, score_fn: ScoreFn, shape: torch.Size, generators: list[torch.Generator],
+                    device: torch.device) -> Tensor:
+        """x_0 (B, 1, H, W) from the prior, one generator per sample."""
+
+    def score(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        """s_theta(x, t | image) (B, 1, H, W) in float32, for x (B, 1, H, W) and t (B,)."""
+        out = self.network_output(x, self.noise_label(t), condition).float()
+        a, std = (expand(v, x) for v in self.marginal(t))
+        if self.config.parameterisation == "score":
+            if not self.config.clip_x0:
+                return out / std
+            denoised = (x + std * out) / a  # Tweedie: E[x_0 | x] = (x + s^2 score) / a
+        else:
+            denoised = torch.tanh(out / 2) if self.config.loss == "bce_dice" else out
+        if self.config.clip_x0:
+            denoised = denoised.clamp(-1, 1)
+        return (a * denoised - x) / std**2
+
+    def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
+        """Denoising score matching at t drawn per sample (see `dsm_loss`), or with parameterisation
+        "denoiser" ||D - x_0||^2 (loss "x0_mse") or BCE + soft Dice of D as a mask logit ("bce_dice").
+
+        t and z ~ N(0, I) come from the global torch RNG, which the engine seeds.
+        """
+        x0 = masks * 2 - 1
+        t = self.noise_levels(x0.shape[0], x0.device)
+        noise = torch.randn_like(x0)
+        a, std = self.marginal(t)
+        x = expand(a, x0) * x0 + expand(std, x0) * noise
+        out = self.network_output(x, self.noise_label(t), self.encode(images))
+        if self.config.loss == "bce_dice":
+            return bce_dice_loss(out, masks)
+        if self.config.loss == "x0_mse":
+            return F.mse_loss(out.float(), x0)
+        out = out.float()
+        if self.config.parameterisation == "score":
+            score = out / expand(std, x)
+        else:
+            score = (expand(a, x) * out - x) / expand(std, x) ** 2
+        return dsm_loss(score, noise, std)
+
+    @torch.inference_mode()
+    def sample(self, images: Tensor, seeds: Tensor) -> Tensor:
+        """Sample x_0 (B, 1, H, W), roughly in [-1, 1], for images (B, 1, H, W) with one seed per sample."""
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds.tolist()]
+        condition = self.encode(images)  # independent of t: encoded once
+
+        def score_fn(x: Tensor, t: Tensor) -> Tensor:
+            return self.score(x, t, condition)
+
+        return self.run_sampler(score_fn, images.shape, generators, images.device)
+
+    def predict(self, images: Tensor, seeds: Tensor) -> Prediction:
+        """Mask probabilities (B, 1, H, W) in [0, 1]: clamp((x_0 + 1) / 2, 0, 1) of one sample per seed."""
+        return Prediction(((self.sample(images, seeds) + 1) / 2).clamp(0, 1), None)
+
+
+class NCSNSegmenter(ScoreSegmenter):
+    """NCSN (Song & Ermon 2019, 2020): t is the noise level sigma itself, one of L geometric levels."""
+
+    config: NCSNConfig
+
+    def __init__(self, config: NCSNConfig, conditioning: str) -> None:
+        super().__init__(config, conditioning)
+        self.register_buffer(
+            "sigmas", geometric_sigmas(config.sigma_max, config.sigma_min, config.num_scales).float(), persistent=False
+        )
+
+    def noise_levels(self, n: int, device: torch.device) -> Tensor:
+        """sigma_i with i ~ U{1..L} (the 1/L sum of the NCSN objective)."""
+        return self.sigmas[torch.randint(0, len(self.sigmas), (n,), device=device)]
+
+    def marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.ones_like(t), t
+
+    def noise_label(self, t: Tensor) -> Tensor:
+        span = math.log(self.config.sigma_max / self.config.sigma_min)
+        return 999 * torch.log(t / self.config.sigma_min) / span
+
+    def run_sampler(self, score_fn: ScoreFn, shape: torch.Size, generators: list[torch.Generator],
+                    device: torch.device) -> Tensor:
+        x = self.config.sigma_max * randn_per_sample(shape[1:], generators, device)
+        return annealed_langevin(
+            score_fn, x, self.sigmas.tolist(), self.config.steps_per_level, self.config.step_size, generators
+        )
+
+
+class SDESegmenter(ScoreSegmenter):
+    """Score-SDE (Song et al. 2021): continuous t ~ U(t_min, 1) of a VP or VE SDE."""
+
+    config: SDEConfig
+
+    def __init__(self, config: SDEConfig, conditioning: str) -> None:
+        super().__init__(config, conditioning)
+        if config.sde == "vp":
+            self.sde: VESDE | VPSDE = VPSDE(config.beta_min, config.beta_max, T_MIN["vp"])
+        else:
+            self.sde = VESDE(config.sigma_min, config.sigma_max, T_MIN["ve"])
+
+    def noise_levels(self, n: int, device: torch.device) -> Tensor:
+        return self.sde.t_min + (1 - self.sde.t_min) * torch.rand(n, device=device)
+
+    def marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return self.sde.marginal(t)
+
+    def noise_label(self, t: Tensor) -> Tensor:
+        return 999 * t
+
+    def run_sampler(self, score_fn: ScoreFn, shape: torch.Size, generators: list[torch.Generator],
+                    device: torch.device) -> Tensor:
+        x = self.sde.prior_std * randn_per_sample(shape[1:], generators, device)
+        steps = self.config.sampling_steps
+        if self.config.sampler == "euler_maruyama":
+            return euler_maruyama(score_fn, x, self.sde, steps, generators)
+        if self.config.sampler == "pc":
+            return predictor_corrector(
+                score_fn, x, self.sde, steps, generators, self.config.snr, self.config.corrector_steps
+            )
+        return probability_flow_heun(score_fn, x, self.sde, steps)
+
+
+def ncsn_add(config: Mapping[str, Any]) -> NCSNSegmenter:
+    """Factory of `ncsn-add`."""
+    return NCSNSegmenter(NCSNConfig.from_mapping(config), "add")
+
+
+def ncsn_concat(config: Mapping[str, Any]) -> NCSNSegmenter:
+    """Factory of `ncsn-concat`."""
+    return NCSNSegmenter(NCSNConfig.from_mapping(config), "concat")
+
+
+def sde_add(config: Mapping[str, Any]) -> SDESegmenter:
+    """Factory of `sde-add`."""
+    return SDESegmenter(SDEConfig.from_mapping(config), "add")
+
+
+def sde_concat(config: Mapping[str, Any]) -> SDESegmenter:
+    """Factory of `sde-concat`."""
+    return SDESegmenter(SDEConfig.from_mapping(config), "concat")

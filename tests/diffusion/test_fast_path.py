@@ -1,0 +1,37 @@
+"""Speed options keep the masks: channels_last and torch.compile equal the default path on the CPU;
+bf16 autocast on CUDA stays within a stated tolerance (checked where a GPU is present)."""
+
+import pytest
+import torch
+
+from tests.diffusion.test_segmenter import images, tiny
+
+SEEDS = torch.tensor([11, 12, 13, 14])
+
+
+def test_channels_last_gives_the_same_masks():
+    model = tiny()
+    default = model.sample(images(4), SEEDS)
+    model.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(model.sample(images(4), SEEDS), default, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_same_masks():
+    """What `segbench run --compile` does: compile every child module in place."""
+    model = tiny()
+    default = model.sample(images(4), SEEDS)
+    for child in model.children():
+        child.compile()
+    torch.testing.assert_close(model.sample(images(4), SEEDS), default, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_autocast_on_cuda_stays_within_tolerance():
+    """Stated tolerance: probabilities within 0.01 of float32 (the GPU check measured 0.0015 on the paper net)."""
+    model = tiny().cuda()
+    x = images(4).cuda()
+    fp32 = model.predict(x, SEEDS.cuda()).probabilities
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        bf16 = model.predict(x, SEEDS.cuda()).probabilities
+    assert (fp32 - bf16).abs().max().item() < 0.01
