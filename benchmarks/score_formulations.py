@@ -4,10 +4,10 @@
     # results/score_formulations-<task>.json
 
 Runs `segbench run` in the small preset (fresh cache) with every model at its
-default sampler, which in `small` costs 10 U-Net evaluations per mask for each
-of the three (DDIM 10 steps; annealed Langevin 3 levels x 3 steps + denoising;
-PC 5 x (predictor + corrector)), and records per-image mean Dice with its CI,
-pooled Dice, training seconds and masks/s per model.
+default sampler, which in `small` costs about 10 U-Net evaluations per mask
+(DDIM 10 steps: 10; annealed Langevin 3 levels x 3 steps + denoising: 10;
+probability-flow ODE 5 Heun steps, the last Euler: 9), and records per-image
+mean Dice with its CI, pooled Dice, training seconds and masks/s per model.
 """
 
 from __future__ import annotations

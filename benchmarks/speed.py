@@ -1,6 +1,6 @@
 """Speed suite (issue 7): segbench against its peers and the hardware limit, in one command.
 
-    python benchmarks/speed.py [--paper-steps 2] [--quality-epochs 16]
+    python benchmarks/speed.py [--paper-steps 2] [--quality-epochs 16] [--only SECTIONS [--update]]
     # writes results/speed.json, results/speed.md and speed_scaling.png
 
 Sections, each measured side by side in this one process:
@@ -8,7 +8,7 @@ Sections, each measured side by side in this one process:
 - sampling: per diffusion model and preset, masks/s at its default sampler, network
   evaluations per mask, counted FLOP per mask, achieved FLOP/s and its fraction of the
   peak; a SegDiff-style reference loop on the same weights and the speed-up over it;
-  channels_last against the default layout. The paper preset runs --paper-steps steps
+  channels_last (NHWC) against NCHW. The paper preset runs --paper-steps steps
   on the CPU (both paths scale linearly in steps);
 - quality against steps: diff-add (small preset) trained on the phantom lungs, test Dice
   with DDIM-50 against DDIM-20/10 and DPM-Solver++(2M)-20/10, on the same weights;
@@ -20,6 +20,7 @@ Sections, each measured side by side in this one process:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -89,7 +90,7 @@ def flop_per_mask(model, size: int = 64) -> float:
 
 def sampling_row(registry, name: str, preset: str, masks: int, steps: int | None, peak: float) -> dict[str, Any]:
     overrides = {"sampling_steps": steps} if steps else {}
-    model = build(registry, name, preset, **overrides)
+    model = build(registry, name, preset, channels_last=False, **overrides)  # NCHW here; NHWC measured below
     images = torch.rand(masks, 1, 64, 64, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     seeds = torch.arange(masks)
     model.sample(images[:1], seeds[:1])  # warm-up
@@ -162,7 +163,8 @@ def metrics_against_sklearn(registry, n: int = 10_000, sklearn_subset: int = 500
 
 
 def scaling(registry) -> dict[str, list[dict[str, float]]]:
-    """masks/s of diff-add (small preset, its default sampler) against batch size (64x64) and image size (batch 8)."""
+    """masks/s of diff-add (small preset, its default sampler) against batch size (64x64) and image size (batch 8;
+    attention at the lowest level, which is 16x16 for 64x64 as in the preset)."""
     out: dict[str, list[dict[str, float]]] = {"batch": [], "size": []}
     model = build(registry, "diff-add", "small")
     for batch in (1, 2, 4, 8, 16, 32):
@@ -170,7 +172,8 @@ def scaling(registry) -> dict[str, list[dict[str, float]]]:
         seconds = median_seconds(lambda: model.sample(images, seeds), repeats=3)
         out["batch"].append({"batch": batch, "masks_per_s": batch / seconds})
     for size in (32, 64, 128):
-        model = build(registry, "diff-add", "small", size=size)
+        # attention at the last level, wherever that is for this size
+        model = build(registry, "diff-add", "small", size=size, attention_resolutions=(size // 4,))
         images, seeds = torch.rand(8, 1, size, size, device=DEVICE), torch.arange(8)
         seconds = median_seconds(lambda: model.sample(images, seeds), repeats=3)
         out["size"].append({"size": size, "masks_per_s": 8 / seconds})
@@ -200,7 +203,7 @@ def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = [f"Device: {env['device']}, torch {env['torch']}, {env['torch_threads']} threads; "
              f"GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s ({'bf16' if DEVICE.type == 'cuda' else 'fp32'}).", "",
-             "| model | preset | sampler | evals/mask | masks/s | reference masks/s | speed-up | channels_last masks/s "
+             "| model | preset | sampler | evals/mask | masks/s (NCHW) | reference masks/s | speed-up | channels_last masks/s "
              "| GFLOP/mask | achieved GFLOP/s | of peak |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["sampling"]:
         lines.append(f"| {r['model']} | {r['preset']} | {r['sampler']} | {r['evaluations_per_mask']} | {r['masks_per_s']:.3g} "
@@ -220,31 +223,47 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SECTIONS = ("sampling", "metrics", "data", "quality", "scaling")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paper-steps", type=int, default=2, help="DDIM steps of the paper preset on the CPU")
     parser.add_argument("--quality-epochs", type=int, default=16)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"Comma-separated subset of {', '.join(SECTIONS)}.")
+    parser.add_argument("--update", action="store_true", help="Keep the other sections of the existing JSON.")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     registry = load_plugins()
-    result: dict[str, Any] = {"command": "python benchmarks/speed.py", "gemm_peak_gflops": gemm_peak_gflops()}
-    print("peak", result["gemm_peak_gflops"], flush=True)
-    result["sampling"] = []
-    for preset, masks in (("small", 8), ("paper", 2)):
-        for name in MODELS:
-            steps = args.paper_steps if preset == "paper" and DEVICE.type == "cpu" else None
-            row = sampling_row(registry, name, preset, masks, steps, result["gemm_peak_gflops"])
-            print(row, flush=True)
-            result["sampling"].append(row)
-    result["metrics"] = metrics_against_sklearn(registry)
-    print(result["metrics"], flush=True)
-    result["data"] = data_throughput(registry)  # in a cache folder of its own
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["SEGBENCH_CACHE"] = cache
-        result["quality"] = quality_against_steps(registry, args.quality_epochs)
-    print(result["quality"], flush=True)
-    result["scaling"] = scaling(registry)
-    plot_scaling(result["scaling"], RESULTS.parent / "speed_scaling.png")
-    write_json("speed", result)
+    path = RESULTS / "speed.json"
+    result: dict[str, Any] = {}
+    if args.update and path.exists():
+        result = {k: v for k, v in json.loads(path.read_text()).items() if k != "environment"}
+    result.update(command="python benchmarks/speed.py", gemm_peak_gflops=gemm_peak_gflops())
+
+    def save(section: str, value: Any) -> None:
+        result[section] = value
+        print(section, value, flush=True)
+        write_json("speed", result)
+
+    if "sampling" in only:
+        rows = []
+        for preset, masks in (("small", 8), ("paper", 2)):
+            for name in MODELS:
+                steps = args.paper_steps if preset == "paper" and DEVICE.type == "cpu" else None
+                rows.append(sampling_row(registry, name, preset, masks, steps, result["gemm_peak_gflops"]))
+        save("sampling", rows)
+    if "metrics" in only:
+        save("metrics", metrics_against_sklearn(registry))
+    if "data" in only:
+        save("data", data_throughput(registry))  # in a cache folder of its own
+    if "quality" in only:
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["SEGBENCH_CACHE"] = cache
+            save("quality", quality_against_steps(registry, args.quality_epochs))
+    if "scaling" in only:
+        save("scaling", scaling(registry))
+        plot_scaling(result["scaling"], RESULTS.parent / "speed_scaling.png")
     (RESULTS / "speed.md").write_text(markdown({**result, "environment": environment()}))
     print((RESULTS / "speed.md").read_text())
 

@@ -117,7 +117,7 @@ def run(
     batch_size: Annotated[Optional[int], typer.Option(help="Override every model's training batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Override every model's learning rate.")] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="Evaluate a seeded subset of N test images.")] = None,
-    eval_batch_size: Annotated[int, typer.Option(help="Masks per prediction batch (speed only).")] = 32,
+    eval_batch_size: Annotated[int, typer.Option(help="Most masks per prediction batch (speed only; halved on GPU out-of-memory).")] = 32,
     ensemble: Annotated[int, typer.Option(help="Masks sampled per image; their mean is thresholded.")] = 1,
     image_size: Annotated[int, typer.Option(help="Square size images are resized to.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",

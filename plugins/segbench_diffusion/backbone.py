@@ -37,7 +37,10 @@ class ConditionalUNet(nn.Module):
             head_channels=config.head_channels,
             norm_groups=config.norm_groups,
             dropout=config.dropout,
+            checkpointing=config.gradient_checkpointing,
         )
+        if config.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def encode(self, images: Tensor) -> Tensor:
         """Condition from images (B, 1, H, W) in [0, 1] -> (B, cond_channels, H, W)."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -156,9 +157,11 @@ class NoiseUNet(nn.Module):
         head_channels: int,
         norm_groups: int,
         dropout: float = 0.0,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.base_channels = base_channels
+        self.checkpointing = checkpointing
         embedding_channels = 4 * base_channels
         self.time_embedding = nn.Sequential(
             nn.Linear(base_channels, embedding_channels),
@@ -211,12 +214,19 @@ class NoiseUNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         embedding = self.time_embedding(timestep_embedding(t, self.base_channels))
+
+        def run(block: nn.Module, h: Tensor) -> Tensor:
+            if self.checkpointing and torch.is_grad_enabled():
+                # keep only the stage's inputs; recompute its activations in the backward pass
+                return checkpoint(block, h, embedding, use_reentrant=False)
+            return block(h, embedding)
+
         h = self.input_conv(x)
         skips = [h]
         for stage in self.encoder:
-            h = stage(h, embedding)
+            h = run(stage, h)
             skips.append(h)
-        h = self.middle_out(self.middle(h, embedding), embedding)
+        h = run(self.middle_out, run(self.middle, h))
         for stage in self.decoder:
-            h = stage(torch.cat([h, skips.pop()], dim=1), embedding)
+            h = run(stage, torch.cat([h, skips.pop()], dim=1))
         return self.output(h)

@@ -55,6 +55,8 @@ NCSN_PAPER: dict[str, Any] = {
     "step_size": 6.2e-6,
 }
 # 3 levels x 3 steps + the denoising step: 10 network evaluations, as diff-add's 10 DDIM steps.
+# eps = 2 sigma_L^2 makes alpha_i / (2 sigma_i^2) = 1 where sigma_i dominates the data: each step jumps to
+# the denoised mask and re-noises, rather than creeping towards it (lung Dice 0.974; eps = 2e-5: 0.939).
 NCSN_SMALL: dict[str, Any] = {
     **_backbone_and_training("small"),
     **_SMALL_SCORE,
@@ -80,11 +82,14 @@ SDE_PAPER: dict[str, Any] = {
     "corrector_steps": 1,
     "snr": 0.16,
 }
+# At about diff-add's 10 network evaluations, phantom lungs after 16 epochs (test Dice, 96 images):
+# probability-flow ODE 5 Heun steps (9 evaluations) 0.987, reverse diffusion alone 10 steps 0.986,
+# PC 5 steps 0.984, Euler-Maruyama 10 steps 0.901.
 SDE_SMALL: dict[str, Any] = {
     **_backbone_and_training("small"),
     **_SMALL_SCORE,
     **{k: SDE_PAPER[k] for k in ("sde", "beta_min", "beta_max", "sigma_min", "sigma_max", "corrector_steps", "snr")},
-    "sampler": "pc",
+    "sampler": "ode",
     "sampling_steps": 5,
 }
 SDE_TINY: dict[str, Any] = {**SDE_SMALL, **_backbone_and_training("tiny"), "sampling_steps": 2}

@@ -54,6 +54,7 @@ def predict_split(
     their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
     With a `log`, each batch is committed to it as it finishes, and batches it already
     holds are read back instead of predicted, so a resumed evaluation is bit-identical.
+    `batch_size` is a cap: a batch that runs out of GPU memory is halved and redone.
     """
     if ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
@@ -72,14 +73,26 @@ def predict_split(
     # bf16 network on CUDA, like training; samplers keep their own arithmetic in float32
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     start = time.perf_counter()
-    for lo in range(0, len(items), batch_size):
+    lo = 0
+    while lo < len(items):
         hi = min(lo + batch_size, len(items))
         keys = [(data.ids[i], k) for i, k in items[lo:hi]]
         done = log.lookup(keys) if log is not None else None
         if done is None:
             batch = images[sample_index[lo:hi]].to(device)
-            with autocast:
-                output = model.predict(batch, seeds[lo:hi].to(device))
+            try:
+                with autocast:
+                    output = model.predict(batch, seeds[lo:hi].to(device))
+            except torch.cuda.OutOfMemoryError:
+                # the batch size is a cap: halve it and redo this batch (results do not depend on it)
+                if hi - lo == 1:
+                    raise SegbenchError(f"model {model_name!r} runs out of GPU memory on a single mask; "
+                                        "use a smaller --image-size or preset, or --device cpu") from None
+                del batch
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                batch_size = (hi - lo) // 2
+                continue
             pred = _unpack(output, batch.shape, model_name)
             own = pred.uncertainty.float().cpu() if pred.uncertainty is not None and ensemble == 1 else None
             done = (pred.probabilities.float().cpu(), own)
@@ -92,6 +105,7 @@ def predict_split(
             own_uncertainty[lo:hi] = done[1]
         if on_batch:
             on_batch(hi, len(items))
+        lo = hi
     seconds = time.perf_counter() - start
     if ensemble == 1:
         return Predictions(probs.clamp_(0, 1), own_uncertainty, seconds)

@@ -114,6 +114,36 @@ def test_prediction_is_independent_of_batch_size(ensemble):
         assert runs[0].uncertainty is not None and runs[0].uncertainty.max() > 0
 
 
+def test_a_batch_that_runs_out_of_memory_is_halved_and_redone():
+    """--eval-batch-size is a cap: a model that only fits 3 masks at once still predicts
+    every sample, in batches of at most 3, with the results of batch size 1."""
+
+    class Small(ToyCNN):
+        sizes: list[int] = []
+
+        def predict(self, images, seeds):
+            self.sizes.append(len(images))
+            if len(images) > 3:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super().predict(images, seeds)
+
+    torch.manual_seed(0)
+    model = Small(4, 0.5)
+    capped = predict_split(model, _data(), run_seed=1, ensemble=2, batch_size=16, device=torch.device("cpu"))
+    assert Small.sizes[:3] == [12, 6, 3] and max(Small.sizes[2:]) <= 3  # 6 samples x 2 members
+    single = predict_split(model, _data(), run_seed=1, ensemble=2, batch_size=1, device=torch.device("cpu"))
+    torch.testing.assert_close(capped.probabilities, single.probabilities, rtol=0, atol=1e-6)
+
+
+def test_out_of_memory_on_one_mask_is_one_clear_error():
+    class Huge(ToyCNN):
+        def predict(self, images, seeds):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(SegbenchError, match="out of GPU memory on a single mask"):
+        predict_split(Huge(4, 0.5), _data(), run_seed=1, ensemble=1, batch_size=4, device=torch.device("cpu"))
+
+
 def test_parse_value_by_default_type():
     assert parse_value("25", 50) == 25 and parse_value("0.5", 1.0) == 0.5
     assert parse_value("false", True) is False and parse_value("(1, 2)", (1,)) == (1, 2)
