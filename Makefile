@@ -27,7 +27,7 @@ test-slow: install
 test-all: install
 	$(BIN)/python -m pytest -q
 
-# The example reports in reports/: every built-in model, small preset, seed 0, on the CPU
+# The example reports in reports/: the seed paper's models, small preset, seed 0, on the CPU
 # (~1 h on 2 cores). Timings are left out, so the same machine type regenerates the same bytes.
 REPORT_MODELS ?= diff-add,diff-concat,unet,res50attunet
 REPORT_TASKS ?= lung infection
