@@ -21,10 +21,12 @@ import pandas as pd
 from _common import write_json
 
 
-def run_task(task: str, models: str, workdir: Path) -> dict[str, object]:
+def run_task(task: str, models: str, workdir: Path, *options: str) -> dict[str, object]:
+    """`segbench run --task T --models M [options]` in a fresh cache; wall time, Dice, training time, masks/s."""
     out = workdir / task
     env = {**os.environ, "SEGBENCH_CACHE": str(workdir / "cache")}
-    command = [sys.executable, "-m", "segbench", "run", "--task", task, "--models", models, "--out", str(out), "--quiet"]
+    command = [sys.executable, "-m", "segbench", "run", "--task", task, "--models", models, *options,
+               "--out", str(out), "--quiet"]
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env)
     seconds = time.perf_counter() - start

@@ -13,15 +13,10 @@ mean Dice with its CI, pooled Dice, training seconds and masks/s per model.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import pandas as pd
-
+import main_job
 from _common import write_json
 from segbench.plugins import load_plugins
 
@@ -37,23 +32,8 @@ def network_evaluations(name: str) -> int:
 
 
 def run_task(task: str, models: str, workdir: Path) -> dict[str, object]:
-    out = workdir / task
-    env = {**os.environ, "SEGBENCH_CACHE": str(workdir / "cache")}
-    command = [sys.executable, "-m", "segbench", "run", "--task", task, "--models", models, "--preset", "small",
-               "--out", str(out), "--quiet"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env)
-    seconds = time.perf_counter() - start
-    summary = pd.read_csv(out / "summary.csv")
-    dice = summary[summary["metric"] == "dice"].set_index("model")
-    status = pd.read_json(out / "models.json")
-    return {
-        "task": task, "command": " ".join(["segbench", *command[3:-3]]), "wall_seconds": round(seconds, 1),
-        "network_evaluations_per_mask": {m: network_evaluations(m) for m in dice.index},
-        "dice": {m: {k: round(float(dice.loc[m, k]), 4) for k in ("mean", "ci_low", "ci_high", "pooled")} for m in dice.index},
-        "train_seconds": {m: status[m]["train_seconds"] for m in status.columns},
-        "masks_per_second": {m: status[m]["masks_per_second"] for m in status.columns},
-    }
+    row = main_job.run_task(task, models, workdir, "--preset", "small")
+    return {**row, "network_evaluations_per_mask": {m: network_evaluations(m) for m in row["dice"]}}
 
 
 def main() -> None:
