@@ -1,51 +1,139 @@
-"""Diffusion (DDIM), NCSN and score-SDE segmenters side by side at an equal budget of network evaluations.
+"""Diffusion (DDIM), NCSN and score-SDE segmenters side by side at equal budgets of network evaluations.
 
-    python benchmarks/score_formulations.py [--tasks lung,infection] [--models diff-add,ncsn-add,sde-add]
-    # results/score_formulations-<task>.json
+    python benchmarks/score_formulations.py [--tasks lung,infection] [--seeds 0,1,2]
+        [--models diff-add,ncsn-add,sde-add] [--update]     # results/score_formulations-<task>.json
 
-Runs `segbench run` in the small preset (fresh cache) with every model at its
-default sampler, which in `small` costs about 10 U-Net evaluations per mask
-(DDIM 10 steps: 10; annealed Langevin 3 levels x 3 steps + denoising: 10;
-probability-flow ODE 5 Heun steps, the last Euler: 9), and records per-image
-mean Dice with its CI, pooled Dice, training seconds and masks/s per model.
+Per task and seed: one `segbench run` in the small preset (fresh cache) trains the
+models and scores them at their default samplers. Each model's trained weights
+(the run's checkpoints) are then sampled at two budgets of U-Net evaluations per
+mask (NFE, `BUDGETS`), about 10 and about 50: DDIM 10 and 50 steps; annealed
+Langevin over 20 levels with 1 or 2 steps each + the denoising step (21, 41);
+probability-flow ODE with 5 or 25 Heun steps, the last Euler (9, 49). The
+budget that is the model's default must reproduce the run's Dice. Training
+decides most of the infection score and varies with the seed, so the
+comparison is over several run seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
+
+import torch
 
 import main_job
-from _common import write_json
+from _common import RESULTS, write_json
+from segbench import DatasetOptions
+from segbench.data import load_split
+from segbench.engine.checkpoints import load_checkpoint
+from segbench.engine.evaluation import predict_split
+from segbench.metrics import confusion_counts
+from segbench.metrics.statistics import summarise
 from segbench.plugins import load_plugins
+from segbench.results.rescore import bootstrap_seed
+from segbench.runner import THRESHOLD
+
+# Two sampler settings per formulation, about 10 and about 50 NFE in the small preset ({}: the
+# preset's own). They change the sampler only: both sample the same trained network.
+BUDGETS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
+    "diff": ({}, {"sampling_steps": 50}),  # DDIM: 10, 50
+    "ncsn": ({"steps_per_level": 1}, {}),  # 20 levels x n + 1: 21, 41 (fewer levels fail: see config.py)
+    "sde": ({}, {"sampling_steps": 25}),  # Heun, 2 n - 1: 9, 49
+}
 
 
-def network_evaluations(name: str) -> int:
-    """Per mask, at the small preset: from the model's config."""
-    params = {**load_plugins().model(name).hyperparameters("small"), "image_size": 64}
+def network_evaluations(name: str, params: dict[str, Any]) -> int:
+    """Per mask, for a model's hyperparameters."""
     if name.startswith("diff-"):
         return params["timesteps"] if params["sampler"] == "ddpm" else params["sampling_steps"]
     from segbench_score.config import NCSNConfig, SDEConfig
 
-    return (NCSNConfig if name.startswith("ncsn-") else SDEConfig).from_mapping(params).network_evaluations
+    config = (NCSNConfig if name.startswith("ncsn-") else SDEConfig).from_mapping({"image_size": 64, **params})
+    return config.network_evaluations
 
 
-def run_task(task: str, models: str, workdir: Path) -> dict[str, object]:
-    row = main_job.run_task(task, models, workdir, "--preset", "small")
-    return {**row, "network_evaluations_per_mask": {m: network_evaluations(m) for m in row["dice"]}}
+def resample(run_dir: Path, name: str, overrides: dict[str, int]) -> dict[str, Any]:
+    """Dice of `name`'s trained weights in `run_dir` sampled with `overrides`, as `segbench run` scores it."""
+    config = json.loads((run_dir / "config.json").read_text())
+    registry = load_plugins()
+    params = {**config["hyperparameters"][name], **overrides}
+    model = registry.model(name).factory({**params, "image_size": config["image_size"]})
+    saved = load_checkpoint(run_dir / "checkpoints" / name / "last.pt")
+    model.load_state_dict({**saved["model"], **saved["ema"]})  # the run evaluates the EMA weights
+    dataset = registry.dataset(config["dataset"])
+    options = DatasetOptions(task=config["task"], root=None, size=config["image_size"], seed=config["seed"],
+                             mask_threshold=config["mask_threshold"])
+    test = load_split(dataset, dataset.factory(options), options, "test")
+    model.eval()
+    preds = predict_split(model, test, run_seed=config["seed"], ensemble=1, batch_size=config["eval_batch_size"],
+                          device=torch.device("cpu"), model_name=name)
+    counts = confusion_counts(preds.probabilities, test.tensors()[1], THRESHOLD)
+    dice = summarise(counts, {"dice": registry.metric("dice")}, seed=bootstrap_seed(config))["dice"]
+    return {"nfe": network_evaluations(name, params), "dice": {k: round(float(v), 4) for k, v in dice.items()},
+            "masks_per_second": round(len(test) / preds.seconds, 3)}
+
+
+def run_seed(task: str, models: str, seed: int, workdir: Path) -> dict[str, Any]:
+    """One run at the default samplers, then every model at both of its budgets."""
+    workdir = workdir / f"seed{seed}"
+    os.environ["SEGBENCH_CACHE"] = str(workdir / "cache")  # the run's data cache, read again by `resample`
+    start = time.perf_counter()
+    row = main_job.run_task(task, models, workdir, "--preset", "small", "--seed", str(seed))
+    run_dir = workdir / task
+    results = {}
+    for name in models.split(","):
+        budgets = [resample(run_dir, name, overrides) for overrides in BUDGETS[name.split("-")[0]]]
+        for budget in budgets:  # as the run scored it, from the same checkpoint
+            if budget["nfe"] == network_evaluations(name, json.loads((run_dir / "config.json").read_text())
+                                                    ["hyperparameters"][name]) and budget["dice"] != row["dice"][name]:
+                raise RuntimeError(f"{name}: the checkpoint sampled again does not give the run's Dice")
+        results[name] = {"train_seconds": row["train_seconds"][name], "budgets": budgets}
+    return {"seed": seed, "command": row["command"], "wall_seconds": round(time.perf_counter() - start, 1),
+            "models": results}
+
+
+def across_seeds(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per model and budget: NFE and the per-image mean Dice of each seed, their mean, min and max."""
+    summary = {}
+    for name, first in runs[0]["models"].items():
+        summary[name] = []
+        for b, budget in enumerate(first["budgets"]):
+            means = [run["models"][name]["budgets"][b]["dice"]["mean"] for run in runs]
+            summary[name].append({"nfe": budget["nfe"], "dice_by_seed": means, "dice_mean": round(sum(means) / len(means), 4),
+                                  "dice_min": min(means), "dice_max": max(means)})
+    return summary
+
+
+def write_task(task: str, runs: list[dict[str, Any]], update: bool) -> None:
+    """results/score_formulations-<task>.json; with `update`, models not in `runs` are kept from the file."""
+    models = {name: {"summary": summary, "runs": [{"seed": run["seed"], "command": run["command"], **run["models"][name]}
+                                                  for run in runs]}
+              for name, summary in across_seeds(runs).items()}
+    path = RESULTS / f"score_formulations-{task}.json"
+    if update and path.exists():
+        models = {**json.loads(path.read_text())["models"], **models}
+    write_json(f"score_formulations-{task}", {"task": task, "models": models})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="lung,infection")
     parser.add_argument("--models", default="diff-add,ncsn-add,sde-add")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--update", action="store_true", help="keep the file's results of other models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
-            row = run_task(task, args.models, Path(tmp))
-            print(row, flush=True)
-            write_json(f"score_formulations-{task}", row)
+            runs = []
+            for seed in map(int, args.seeds.split(",")):
+                runs.append(run_seed(task, args.models, seed, Path(tmp)))
+                print(json.dumps(runs[-1]), flush=True)
+            write_task(task, runs, args.update)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The backbone is the diffusion plugin's: masks {0, 1} are mapped to x_0 in {-1, 1},
 an RRDB encodes the image, and the condition is added to (or concatenated with)
-the noisy mask x = a x_0 + sigma z before the U-Net. The U-Net's time input is a
+the noisy mask x = a x_0 + sigma z, scaled to unit variance, before the U-Net. The U-Net's time input is a
 noise label in [0, 999]: 999 t for the SDEs and, for NCSN, the same affine map
 of log sigma that VE's sigma(t) implies, 999 log(sigma / sigma_L) / log(sigma_1 / sigma_L).
 """
@@ -60,9 +60,16 @@ class ScoreSegmenter(ConditionalUNet, ABC):
                     device: torch.device) -> Tensor:
         """x_0 (B, 1, H, W) from the prior, one generator per sample."""
 
+    def scaled_output(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        """The U-Net's raw output for x at t. x enters divided by sqrt(a_t^2 + s_t^2), its scale for
+        x_0 in {-1, 1} (EDM's c_in, Karras et al. 2022): 1 for VP, ~sigma for NCSN and VE, whose
+        noisy mask would otherwise drown the image condition it is added to at large sigma."""
+        a, std = self.marginal(t)
+        return self.network_output(x * expand(torch.rsqrt(a**2 + std**2), x), self.noise_label(t), condition)
+
     def score(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
         """s_theta(x, t | image) (B, 1, H, W) in float32, for x (B, 1, H, W) and t (B,)."""
-        out = self.network_output(x, self.noise_label(t), condition).float()
+        out = self.scaled_output(x, t, condition).float()
         a, std = (expand(v, x) for v in self.marginal(t))
         if self.config.parameterisation == "score":
             if not self.config.clip_x0:
@@ -85,7 +92,7 @@ class ScoreSegmenter(ConditionalUNet, ABC):
         noise = torch.randn_like(x0)
         a, std = self.marginal(t)
         x = expand(a, x0) * x0 + expand(std, x0) * noise
-        out = self.network_output(x, self.noise_label(t), self.encode(images))
+        out = self.scaled_output(x, t, self.encode(images))
         if self.config.loss == "bce_dice":
             return bce_dice_loss(out, masks)
         if self.config.loss == "x0_mse":

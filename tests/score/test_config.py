@@ -62,8 +62,11 @@ def test_paper_presets_follow_the_papers():
     assert registered()["sde-add"].hyperparameters("paper", "infection")["epochs"] == 2400
 
 
-def test_small_presets_spend_at_most_diff_adds_ten_network_evaluations():
-    assert config("ncsn", "small", 64).network_evaluations == DIFFUSION_PRESETS["small"]["sampling_steps"] == 10
+def test_small_presets_network_evaluations_and_ncsn_level_spacing():
+    ncsn = config("ncsn", "small", 64)
+    assert ncsn.network_evaluations == 20 * 2 + 1
+    # neighbouring levels close enough that a step is never fed far more noise than it was trained on
+    assert (ncsn.sigma_max / ncsn.sigma_min) ** (1 / (ncsn.num_scales - 1)) < 1.5
     assert config("sde", "small", 64).network_evaluations == 9  # 5 Heun steps, the last one Euler
 
 
@@ -78,7 +81,7 @@ def test_network_evaluations_per_sampler(overrides, nfe):
 def test_summaries_name_formulation_sampler_steps_and_evaluations():
     specs = registered()
     ncsn = specs["ncsn-add"].summary({**specs["ncsn-add"].hyperparameters("small"), "image_size": 64})
-    assert ncsn.startswith("NCSN") and "annealed Langevin" in ncsn and "10 network evaluations per mask" in ncsn
+    assert ncsn.startswith("NCSN") and "annealed Langevin" in ncsn and "41 network evaluations per mask" in ncsn
     sde = specs["sde-add"].summary({**specs["sde-add"].hyperparameters("paper"), "image_size": 64})
     assert "VP-SDE" in sde and "predictor-corrector" in sde and "1000 steps = 2000 network evaluations" in sde
 
@@ -91,7 +94,7 @@ def test_summaries_name_formulation_sampler_steps_and_evaluations():
         ("ncsn", {"parameterisation": "eps"}, r"unknown parameterisation 'eps'; valid: score, denoiser"),
         ("ncsn", {"loss": "l1"}, r"unknown loss 'l1'; valid: dsm, x0_mse, bce_dice"),
         ("ncsn", {"parameterisation": "score"}, r"loss='bce_dice' needs parameterisation='denoiser'"),
-        ("ncsn", {"sigma_max": 0.001}, r"sigma_max=0.001 must exceed sigma_min=0.01"),
+        ("ncsn", {"sigma_max": 0.001}, r"sigma_max=0.001 must exceed sigma_min=0.1"),
         ("ncsn", {"num_scales": 0}, r"num_scales=0 must be positive"),
         ("ncsn", {"step_size": -1}, r"step_size=-1.0 must be positive"),
         ("sde", {"beta_max": 0.05}, r"beta_max=0.05 must exceed beta_min=0.1"),
@@ -122,4 +125,4 @@ def test_missing_hyperparameter_is_named():
 def test_info_shows_the_summary(run_cli):
     code, out, _ = run_cli("info", "ncsn-add", "--preset", "tiny", "--image-size", "32")
     assert code == 0
-    assert "NCSN: 2 geometric noise levels" in " ".join(out.split()) and "3 network evaluations per mask" in " ".join(out.split())
+    assert "NCSN: 10 geometric noise levels" in " ".join(out.split()) and "11 network evaluations per mask" in " ".join(out.split())

@@ -131,3 +131,22 @@ def test_training_loss_uses_the_global_rng():
     first = model.training_loss(x, masks)
     torch.manual_seed(3)
     assert torch.equal(first, model.training_loss(x, masks))
+
+
+@pytest.mark.parametrize("name, overrides", [("ncsn-add", {}), ("sde-add", {"sde": "ve"}), ("sde-add", {"sde": "vp"})])
+def test_noisy_mask_enters_the_network_at_unit_scale(name, overrides, monkeypatch):
+    """x = a x_0 + s z is divided by sqrt(a^2 + s^2), so at sigma = 60 the noise does not swamp the
+    image condition it is added to; VP's input (a^2 + s^2 = 1) is passed as it is."""
+    model = tiny(name, **overrides)
+    seen = []
+    monkeypatch.setattr(model, "network_output", lambda x, label, condition: seen.append(x) or x)
+    x0 = (images(4) > 0.5).float() * 2 - 1
+    t = model.sigmas[[0, 0, -1, -1]] if name.startswith("ncsn") else torch.tensor([1.0, 1.0, 1e-5, 1e-5])
+    a, std = (expand(v, x0) for v in model.marginal(t))
+    x = a * x0 + std * torch.randn_like(x0)
+    model.score(x, t, None)
+    if overrides.get("sde") == "vp":
+        torch.testing.assert_close(seen[0], x)
+    else:
+        assert 0.8 < seen[0][:2].std() < 1.2  # noise of std 60 brought to about 1
+        torch.testing.assert_close(seen[0], x / (a**2 + std**2).sqrt())
