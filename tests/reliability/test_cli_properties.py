@@ -44,7 +44,15 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-not_an_int = text.filter(lambda s: not s.strip().lstrip("+-").isdigit())
+def integral(s: str) -> bool:
+    """Whether s reads as a whole number; the CLI may accept such spellings ("2.00", "1_000") as integers."""
+    try:
+        return float(s).is_integer()
+    except ValueError:
+        return s.strip().lstrip("+-").isdigit()
+
+
+not_an_int = text.filter(lambda s: not integral(s))
 def not_a_float(s: str) -> bool:
     try:
         float(s)
