@@ -25,9 +25,14 @@ def resolve_device(name: str) -> torch.device:
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise SegbenchError(f"device {name!r} is not available here; valid: auto, cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:  # "cpu:abc", "cuda:x"
         raise SegbenchError(f"unknown device {name!r}; valid: {', '.join(DEVICES)} (or cuda:N)") from None
+    if kind == "cpu" and device.index not in (None, 0):
+        raise SegbenchError(f"unknown device {name!r}; valid: auto, cpu (the CPU has no index but 0)")
+    if kind == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SegbenchError(f"device {name!r} is not available here; valid: cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def describe(device: torch.device) -> str:

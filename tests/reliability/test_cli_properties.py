@@ -18,7 +18,8 @@ from tests.reliability.conftest import cli
 
 BASE = ("run", "--task", "lung", "--dataset", "toy", "--models", "toy-cnn", "--quiet")
 EXAMPLES = 40
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
+# derandomize: the same examples on every run, so a CI result does not depend on the draw
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -77,7 +78,8 @@ BAD_VALUES = {
     "--checkpoint-every": (st.floats(max_value=-1e-9).map(str) | st.sampled_from(["inf", "nan"]) | text.filter(not_a_float),
                            [">= 0", "valid number"]),
     "--preset": (text.filter(lambda s: s not in ("auto", "tiny", "small", "paper")), ["valid: auto, tiny, small, paper"]),
-    "--device": ((text | text.map("cpu:".__add__)).filter(lambda s: s not in ("auto", "cpu", "cpu:0")), ["valid: "]),
+    "--device": ((text | text.map("cpu:".__add__)).filter(lambda s: s not in ("auto", "cpu") and not (
+        s.startswith("cpu:") and s[4:].isdigit() and int(s[4:]) == 0)), ["valid: "]),
     "--dataset": (text.filter(lambda s: s not in ("toy", "cxr-phantom", "folder", "covid-qu-ex")), ["valid: "]),
     "--task": (text.filter(lambda s: s not in ("lung", "infection")), ["valid: lung, infection"]),
     "--models": (text.filter(lambda s: not {m.strip() for m in s.split(",")} & {"toy-cnn", "faulty-cnn"}), ["valid: "]),
