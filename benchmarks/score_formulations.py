@@ -29,7 +29,7 @@ import torch
 import main_job
 from _common import RESULTS, write_json
 from segbench import DatasetOptions
-from segbench.data import load_split
+from segbench.data import SplitData, load_split
 from segbench.engine.checkpoints import load_checkpoint
 from segbench.engine.evaluation import predict_split
 from segbench.metrics import confusion_counts
@@ -57,18 +57,15 @@ def network_evaluations(name: str, params: dict[str, Any]) -> int:
     return config.network_evaluations
 
 
-def resample(run_dir: Path, name: str, overrides: dict[str, int]) -> dict[str, Any]:
-    """Dice of `name`'s trained weights in `run_dir` sampled with `overrides`, as `segbench run` scores it."""
+def resample(run_dir: Path, name: str, overrides: dict[str, int], test: SplitData) -> dict[str, Any]:
+    """Dice of `name`'s trained weights in `run_dir` sampled with `overrides` on the run's `test`
+    split, as `segbench run` scores it."""
     config = json.loads((run_dir / "config.json").read_text())
     registry = load_plugins()
     params = {**config["hyperparameters"][name], **overrides}
     model = registry.model(name).factory({**params, "image_size": config["image_size"]})
     saved = load_checkpoint(run_dir / "checkpoints" / name / "last.pt")
     model.load_state_dict({**saved["model"], **saved["ema"]})  # the run evaluates the EMA weights
-    dataset = registry.dataset(config["dataset"])
-    options = DatasetOptions(task=config["task"], root=None, size=config["image_size"], seed=config["seed"],
-                             mask_threshold=config["mask_threshold"])
-    test = load_split(dataset, dataset.factory(options), options, "test")
     model.eval()
     preds = predict_split(model, test, run_seed=config["seed"], ensemble=1, batch_size=config["eval_batch_size"],
                           device=torch.device("cpu"), model_name=name)
@@ -78,20 +75,29 @@ def resample(run_dir: Path, name: str, overrides: dict[str, int]) -> dict[str, A
             "masks_per_second": round(len(test) / preds.seconds, 3)}
 
 
+def scored_split(run_dir: Path) -> SplitData:
+    """The test split the run in `run_dir` scored, from the data cache."""
+    config = json.loads((run_dir / "config.json").read_text())
+    dataset = load_plugins().dataset(config["dataset"])
+    options = DatasetOptions(task=config["task"], root=None, size=config["image_size"], seed=config["seed"],
+                             mask_threshold=config["mask_threshold"])
+    return load_split(dataset, dataset.factory(options), options, "test")
+
+
 def run_seed(task: str, models: str, seed: int, workdir: Path) -> dict[str, Any]:
     """One run at the default samplers, then every model at both of its budgets."""
     workdir = workdir / f"seed{seed}"
-    os.environ["SEGBENCH_CACHE"] = str(workdir / "cache")  # the run's data cache, read again by `resample`
+    os.environ["SEGBENCH_CACHE"] = str(workdir / "cache")  # the run's data cache, read again by `scored_split`
     start = time.perf_counter()
     row = main_job.run_task(task, models, workdir, "--preset", "small", "--seed", str(seed))
     run_dir = workdir / task
+    test = scored_split(run_dir)
     results = {}
-    for name in models.split(","):
-        budgets = [resample(run_dir, name, overrides) for overrides in BUDGETS[name.split("-")[0]]]
-        for budget in budgets:  # as the run scored it, from the same checkpoint
-            if budget["nfe"] == network_evaluations(name, json.loads((run_dir / "config.json").read_text())
-                                                    ["hyperparameters"][name]) and budget["dice"] != row["dice"][name]:
-                raise RuntimeError(f"{name}: the checkpoint sampled again does not give the run's Dice")
+    for name, overrides in ((name, BUDGETS[name.split("-")[0]]) for name in models.split(",")):
+        budgets = [resample(run_dir, name, budget, test) for budget in overrides]
+        default = budgets[overrides.index({})]  # the preset's sampler: as the run scored it
+        if default["dice"] != row["dice"][name]:
+            raise RuntimeError(f"{name}: the checkpoint sampled again does not give the run's Dice")
         results[name] = {"train_seconds": row["train_seconds"][name], "budgets": budgets}
     return {"seed": seed, "command": row["command"], "wall_seconds": round(time.perf_counter() - start, 1),
             "models": results}

@@ -60,17 +60,17 @@ class ScoreSegmenter(ConditionalUNet, ABC):
                     device: torch.device) -> Tensor:
         """x_0 (B, 1, H, W) from the prior, one generator per sample."""
 
-    def scaled_output(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
-        """The U-Net's raw output for x at t. x enters divided by sqrt(a_t^2 + s_t^2), its scale for
-        x_0 in {-1, 1} (EDM's c_in, Karras et al. 2022): 1 for VP, ~sigma for NCSN and VE, whose
-        noisy mask would otherwise drown the image condition it is added to at large sigma."""
-        a, std = self.marginal(t)
-        return self.network_output(x * expand(torch.rsqrt(a**2 + std**2), x), self.noise_label(t), condition)
+    def scaled_output(self, x: Tensor, t: Tensor, a: Tensor, std: Tensor, condition: Tensor) -> Tensor:
+        """The U-Net's raw output for x at t, with (a, std) = marginal(t) broadcastable against x.
+        x enters divided by sqrt(a^2 + std^2), its scale for x_0 in {-1, 1} (EDM's c_in, Karras et
+        al. 2022): 1 for VP, ~sigma for NCSN and VE, whose noisy mask would otherwise drown the
+        image condition it is added to at large sigma."""
+        return self.network_output(x * torch.rsqrt(a**2 + std**2), self.noise_label(t), condition)
 
     def score(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
         """s_theta(x, t | image) (B, 1, H, W) in float32, for x (B, 1, H, W) and t (B,)."""
-        out = self.scaled_output(x, t, condition).float()
         a, std = (expand(v, x) for v in self.marginal(t))
+        out = self.scaled_output(x, t, a, std, condition).float()
         if self.config.parameterisation == "score":
             if not self.config.clip_x0:
                 return out / std
@@ -90,19 +90,19 @@ class ScoreSegmenter(ConditionalUNet, ABC):
         x0 = masks * 2 - 1
         t = self.noise_levels(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
-        a, std = self.marginal(t)
-        x = expand(a, x0) * x0 + expand(std, x0) * noise
-        out = self.scaled_output(x, t, self.encode(images))
+        a, std = (expand(v, x0) for v in self.marginal(t))
+        x = a * x0 + std * noise
+        out = self.scaled_output(x, t, a, std, self.encode(images))
         if self.config.loss == "bce_dice":
             return bce_dice_loss(out, masks)
         if self.config.loss == "x0_mse":
             return F.mse_loss(out.float(), x0)
         out = out.float()
         if self.config.parameterisation == "score":
-            score = out / expand(std, x)
+            score = out / std
         else:
-            score = (expand(a, x) * out - x) / expand(std, x) ** 2
-        return dsm_loss(score, noise, std)
+            score = (a * out - x) / std**2
+        return dsm_loss(score, noise, std.flatten())
 
     @torch.inference_mode()
     def sample(self, images: Tensor, seeds: Tensor) -> Tensor:
