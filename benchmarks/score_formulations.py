@@ -1,7 +1,8 @@
 """Diffusion (DDIM), NCSN and score-SDE segmenters side by side at equal budgets of network evaluations.
 
     python benchmarks/score_formulations.py [--tasks lung,infection] [--seeds 0,1,2]
-        [--models diff-add,ncsn-add,sde-add] [--update]     # results/score_formulations-<task>.json
+        [--models diff-add,ncsn-add,sde-add] [--set KEY=VALUE] [--tag -SUFFIX] [--update]
+        # results/score_formulations-<task><tag>.json
 
 Per task and seed: one `segbench run` in the small preset (fresh cache) trains the
 models and scores them at their default samplers. Each model's trained weights
@@ -84,12 +85,14 @@ def scored_split(run_dir: Path) -> SplitData:
     return load_split(dataset, dataset.factory(options), options, "test")
 
 
-def run_seed(task: str, models: str, seed: int, workdir: Path) -> dict[str, Any]:
-    """One run at the default samplers, then every model at both of its budgets."""
+def run_seed(task: str, models: str, seed: int, workdir: Path, sets: list[str]) -> dict[str, Any]:
+    """One run at the default samplers (hyperparameters KEY=VALUE in `sets` for every model),
+    then every model at both of its budgets."""
     workdir = workdir / f"seed{seed}"
     os.environ["SEGBENCH_CACHE"] = str(workdir / "cache")  # the run's data cache, read again by `scored_split`
     start = time.perf_counter()
-    row = main_job.run_task(task, models, workdir, "--preset", "small", "--seed", str(seed))
+    options = [option for key in sets for name in models.split(",") for option in ("--set", f"{name}.{key}")]
+    row = main_job.run_task(task, models, workdir, "--preset", "small", "--seed", str(seed), *options)
     run_dir = workdir / task
     test = scored_split(run_dir)
     results = {}
@@ -115,15 +118,15 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return summary
 
 
-def write_task(task: str, runs: list[dict[str, Any]], update: bool) -> None:
-    """results/score_formulations-<task>.json; with `update`, models not in `runs` are kept from the file."""
+def write_task(task: str, runs: list[dict[str, Any]], update: bool, tag: str) -> None:
+    """results/score_formulations-<task><tag>.json; with `update`, models not in `runs` are kept from the file."""
     models = {name: {"summary": summary, "runs": [{"seed": run["seed"], "command": run["command"], **run["models"][name]}
                                                   for run in runs]}
               for name, summary in across_seeds(runs).items()}
-    path = RESULTS / f"score_formulations-{task}.json"
+    path = RESULTS / f"score_formulations-{task}{tag}.json"
     if update and path.exists():
         models = {**json.loads(path.read_text())["models"], **models}
-    write_json(f"score_formulations-{task}", {"task": task, "models": models})
+    write_json(path.stem, {"task": task, "models": models})
 
 
 def main() -> None:
@@ -131,15 +134,18 @@ def main() -> None:
     parser.add_argument("--tasks", default="lung,infection")
     parser.add_argument("--models", default="diff-add,ncsn-add,sde-add")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a hyperparameter for every model (repeatable), e.g. lr=1e-3")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file's name, e.g. -lr1e-3")
     parser.add_argument("--update", action="store_true", help="keep the file's results of other models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             runs = []
             for seed in map(int, args.seeds.split(",")):
-                runs.append(run_seed(task, args.models, seed, Path(tmp)))
+                runs.append(run_seed(task, args.models, seed, Path(tmp), args.set))
                 print(json.dumps(runs[-1]), flush=True)
-            write_task(task, runs, args.update)
+            write_task(task, runs, args.update, args.tag)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Sections, each measured side by side in this one process:
 - sampling: per diffusion model and preset, masks/s at its default sampler, network
   evaluations per mask, counted FLOP per mask, achieved FLOP/s and its fraction of the
   peak; a SegDiff-style reference loop on the same weights and the speed-up over it;
-  channels_last (NHWC) against NCHW. The paper preset runs --paper-steps steps
+  channels_last (NHWC) against NCHW; bf16 autocast (`--precision bf16`) and its speed-up over
+  the float32 reference, with the largest change in x_0 it makes. The paper preset runs --paper-steps steps
   on the CPU (both paths scale linearly in steps);
 - quality against steps: diff-add (small preset) trained on the phantom lungs, test Dice
   with DDIM-50 against DDIM-20/10 and DPM-Solver++(2M)-20/10, on the same weights;
@@ -36,6 +37,7 @@ from core import data_throughput
 from diffusion_sampling import reference_sample
 from segbench import DatasetOptions
 from segbench.data import load_split
+from segbench.engine.device import autocast
 from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, seed_everything
 from segbench.engine.training import TrainConfig, train
@@ -101,12 +103,24 @@ def sampling_row(registry, name: str, preset: str, masks: int, steps: int | None
     difference = float((reference - model.sample(images, seeds)).abs().max())
     model.to(memory_format=torch.channels_last)
     channels_last = median_seconds(lambda: model.sample(images, seeds), repeats=3 if preset != "paper" else 1)
+    # bf16 autocast (`--precision bf16`, the CUDA default) in the preset's own layout
+    model.to(memory_format=torch.channels_last if model.config.channels_last else torch.contiguous_format)
+    fp32_masks = model.sample(images, seeds)
+
+    def sample_bf16() -> torch.Tensor:
+        with autocast(DEVICE, "bf16"):
+            return model.sample(images, seeds)
+
+    bf16 = median_seconds(sample_bf16, repeats=3 if preset != "paper" else 1)
+    bf16_difference = float((sample_bf16() - fp32_masks).abs().max())
     flop = flop_per_mask(model)
     achieved = masks * flop / fast / 1e9
     return {
         "model": name, "preset": preset, "sampler": model.config.sampler, "evaluations_per_mask": model.config.sampling_steps,
         "masks": masks, "max_abs_difference_to_reference": difference, "masks_per_s": masks / fast, "reference_masks_per_s": masks / slow, "speedup": slow / fast,
         "channels_last_masks_per_s": masks / channels_last, "gflop_per_mask": flop / 1e9,
+        "bf16_layout": "NHWC" if model.config.channels_last else "NCHW", "bf16_masks_per_s": masks / bf16,
+        "bf16_speedup": slow / bf16, "bf16_max_abs_difference": bf16_difference,
         "achieved_gflops": achieved, "fraction_of_peak": achieved / peak,
     }
 
@@ -204,11 +218,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"Device: {env['device']}, torch {env['torch']}, {env['torch_threads']} threads; "
              f"GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s ({'bf16' if DEVICE.type == 'cuda' else 'fp32'}).", "",
              "| model | preset | sampler | evals/mask | masks/s (NCHW) | reference masks/s | speed-up | channels_last masks/s "
-             "| GFLOP/mask | achieved GFLOP/s | of peak |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| GFLOP/mask | achieved GFLOP/s | of peak | bf16 masks/s (layout) | bf16 speed-up | bf16 max abs diff |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["sampling"]:
         lines.append(f"| {r['model']} | {r['preset']} | {r['sampler']} | {r['evaluations_per_mask']} | {r['masks_per_s']:.3g} "
                      f"| {r['reference_masks_per_s']:.3g} | {r['speedup']:.2f}x | {r['channels_last_masks_per_s']:.3g} "
-                     f"| {r['gflop_per_mask']:.1f} | {r['achieved_gflops']:.1f} | {r['fraction_of_peak']:.0%} |")
+                     f"| {r['gflop_per_mask']:.1f} | {r['achieved_gflops']:.1f} | {r['fraction_of_peak']:.0%} "
+                     f"| {r['bf16_masks_per_s']:.3g} ({r['bf16_layout']}) | {r['bf16_speedup']:.2f}x "
+                     f"| {r['bf16_max_abs_difference']:.3g} |")
     q = result["quality"]
     lines += ["", f"Quality against steps (diff-add small, phantom lungs, {q['epochs']} epochs, 96 test images):", "",
               "| sampler | evaluations | Dice | gap to DDIM-50 | masks/s |", "|---|---|---|---|---|"]

@@ -125,6 +125,9 @@ def run(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     compile: Annotated[bool, typer.Option(
         "--compile", help="torch.compile each model's submodules (its first batches include compile time).")] = False,
+    precision: Annotated[str, typer.Option(
+        help="Network arithmetic: auto (bf16 on CUDA, else fp32), fp32, or bf16 (autocast; on a CPU fast only "
+             "with AVX512-BF16 or AMX).")] = "auto",
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Per-model hyperparameter MODEL.KEY=VALUE (repeatable).")] = None,
     checkpoint_every: Annotated[float, typer.Option(
         help="Seconds between mid-epoch checkpoints (0: every step); one is always written after each epoch.")] = 300.0,
@@ -144,7 +147,7 @@ def run(
         task=task, models=[m.strip() for m in models.split(",") if m.strip()], dataset=dataset,
         data_root=data_root, preset=preset, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
         eval_samples=eval_samples, eval_batch_size=eval_batch_size, ensemble=ensemble, image_size=image_size,
-        device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile,
+        device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile, precision=precision,
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold,
     )
     path = run_benchmark(request, registry(), Progress(err, quiet=quiet))

@@ -20,7 +20,7 @@ import torch
 import segbench
 from segbench.config import model_params, parse_sets, resolve_preset
 from segbench.data import SplitData, load_split
-from segbench.engine.device import describe, resolve_device
+from segbench.engine.device import describe, resolve_device, resolve_precision
 from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, seed_everything
 from segbench.engine.training import TrainConfig, TrainingDiverged, train
@@ -62,6 +62,7 @@ class RunRequest:
     resume: bool = False
     sets: list[str] = field(default_factory=list)
     compile: bool = False
+    precision: str = "auto"
     checkpoint_every: float = 300.0
     mask_threshold: int | None = None
 
@@ -156,6 +157,7 @@ def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
 def _run(request: RunRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
     _check_request(request, registry)
     device = resolve_device(request.device)
+    precision = resolve_precision(request.precision, device)
     preset = resolve_preset(request.preset, device.type)
     sets = parse_sets(request.sets, request.models)
     overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "lr": request.lr}
@@ -181,9 +183,11 @@ def _run(request: RunRequest, registry: Registry, progress: Progress, held: cont
 
     config = {
         "command": " ".join(sys.argv) if sys.argv else "",
-        **{k: v for k, v in asdict(request).items() if k != "preset"},
+        **{k: v for k, v in asdict(request).items() if k not in ("preset", "precision")},
         "preset_requested": request.preset,
         "preset": preset,
+        "precision_requested": request.precision,
+        "precision": precision,
         "device": describe(device),
         "threshold": THRESHOLD,
         "empty_mask_policy": EMPTY_MASK_POLICY,
@@ -229,8 +233,8 @@ def _partial_dir(store: RunStore, name: str) -> Path:
 def _check_resume(store: RunStore, config: dict[str, Any]) -> None:
     """--resume continues the same run: the settings that shape results must match."""
     old = store.read_json("config.json")
-    keys = ("task", "dataset", "models", "seed", "preset", "image_size", "ensemble", "hyperparameters", "eval_samples",
-            "mask_threshold")
+    keys = ("task", "dataset", "models", "seed", "preset", "precision", "image_size", "ensemble", "hyperparameters",
+            "eval_samples", "mask_threshold")
     changed = [k for k in keys if old.get(k) != config.get(k) and k in old]
     if changed:
         raise SegbenchError(
@@ -279,7 +283,7 @@ def _run_model(
             state = train(
                 model, train_data, config, seed=seed, device=device,
                 checkpoint_dir=store.file(f"checkpoints/{safe_name}"), resume=request.resume,
-                checkpoint_seconds=request.checkpoint_every,
+                checkpoint_seconds=request.checkpoint_every, precision=request.precision,
                 on_step=lambda e, s, n, loss: bar.step(e + (s + 1) / n, loss=loss),
                 on_epoch=lambda e, loss: registry.notify("on_epoch_end", model=name, epoch=e + 1, metrics={"loss": loss}),
             )
@@ -289,7 +293,7 @@ def _run_model(
             preds = predict_split(
                 model, test_data, run_seed=request.seed, ensemble=request.ensemble,
                 batch_size=request.eval_batch_size, device=device, model_name=name,
-                on_batch=lambda done, total: bar.step(done), log=log,
+                on_batch=lambda done, total: bar.step(done), log=log, precision=request.precision,
             )
     except TrainingDiverged as exc:
         progress.log(f"[red]model {name} failed[/]: training diverged: {exc}; its last good checkpoint "

@@ -1,4 +1,4 @@
-"""Device selection: auto picks cuda, then mps, then cpu."""
+"""Device and precision selection: auto picks cuda, then mps, then cpu; bf16 on CUDA, else fp32."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from segbench.errors import SegbenchError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,3 +41,18 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """"fp32" or "bf16" for "auto" (bf16 on CUDA, else fp32), "fp32" or "bf16"; others are an error."""
+    if name not in PRECISIONS:
+        raise SegbenchError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return name
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The network's autocast context: bf16 matrix products and convolutions for "bf16", off for "fp32".
+    Samplers and losses keep their own arithmetic in float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from segbench.data import SplitData
+from segbench.engine.device import autocast, resolve_precision
 from segbench.engine.seeding import sample_seed
 from segbench.errors import SegbenchError
 from segbench.results.chunks import PredictionLog
@@ -45,6 +46,7 @@ def predict_split(
     model_name: str = "model",
     on_batch: Callable[[int, int], None] | None = None,
     log: PredictionLog | None = None,
+    precision: str = "auto",
 ) -> Predictions:
     """Predict every sample `ensemble` times; members of all samples are folded into batches.
 
@@ -55,6 +57,7 @@ def predict_split(
     With a `log`, each batch is committed to it as it finishes, and batches it already
     holds are read back instead of predicted, so a resumed evaluation is bit-identical.
     `batch_size` is a cap: a batch that runs out of GPU memory is halved and redone.
+    `precision` ("auto", "fp32" or "bf16") is the network's autocast, as in training.
     """
     if ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
@@ -70,8 +73,7 @@ def predict_split(
     size = images.shape[-2:]
     probs = torch.empty((len(items), 1, *size), dtype=torch.float32)
     own_uncertainty: torch.Tensor | None = None
-    # bf16 network on CUDA, like training; samplers keep their own arithmetic in float32
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    network_precision = autocast(device, resolve_precision(precision, device))  # as in training
     start = time.perf_counter()
     lo = 0
     while lo < len(items):
@@ -81,7 +83,7 @@ def predict_split(
         if done is None:
             batch = images[sample_index[lo:hi]].to(device)
             try:
-                with autocast:
+                with network_precision:
                     output = model.predict(batch, seeds[lo:hi].to(device))
             except torch.cuda.OutOfMemoryError:
                 # the batch size is a cap: halve it and redo this batch (results do not depend on it)

@@ -14,6 +14,7 @@ from torch import nn
 
 from segbench.data import SplitData
 from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
+from segbench.engine.device import autocast, resolve_precision
 from segbench.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
 
@@ -124,6 +125,7 @@ def train(
     on_step: Callable[[int, int, int, float], None] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
     checkpoint_seconds: float | None = None,
+    precision: str = "auto",
 ) -> TrainState:
     """Train `model` in place with its `training_loss`; returns epochs done, per-epoch losses, seconds.
 
@@ -136,6 +138,7 @@ def train(
     is bit-identical to an uninterrupted run. Raises TrainingDiverged on a NaN/Inf
     loss or gradient, or a loss above `config.explode_factor` times its running
     median; the step that diverged is never applied, so last.pt stays good.
+    `precision` ("auto", "fp32" or "bf16") is the network's autocast (see `resolve_precision`).
     """
     images, masks = (t.to(device) for t in data.tensors())
     steps_per_epoch = len(_batches(len(data), config.batch_size, torch.Generator().manual_seed(0)))
@@ -165,13 +168,13 @@ def train(
             save_checkpoint(ckpt, _snapshot(state, model, optimizer, scheduler, ema))
             last_save = time.perf_counter()
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    network_precision = autocast(device, resolve_precision(precision, device))
     for epoch in range(state.epoch, config.epochs):
         order = torch.Generator().manual_seed(derive_seed("order", seed, epoch))
         batches = _batches(len(data), config.batch_size, order)
         for step in range(state.step, len(batches)):
             idx = batches[step].to(device)
-            with autocast:
+            with network_precision:
                 loss = model.training_loss(images[idx], masks[idx])
             value = loss.item()
             guard.check_loss(value, epoch, step)

@@ -46,6 +46,10 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
         ("Device", _setting(results, key("device"))),
         ("Versions", _setting(results, lambda x: ", ".join(f"{k} {v}" for k, v in x.get("versions", {}).items()))),
     ]
+    if "precision" in c:  # runs before --precision existed ran fp32 on the CPU, bf16 on CUDA
+        items.insert(-1, ("Precision", _setting(
+            results, lambda x: f"{x['precision']} (requested: {x['precision_requested']})" if "precision" in x
+            else "not recorded")))
     if c.get("timings_omitted"):
         items.append(("Timings", "left out (--no-timings), so the report is reproducible byte for byte"))
     runs = list(dict.fromkeys(str(results.run_dir(m)) for m in results.model_names))

@@ -42,6 +42,7 @@ def test_run_directory_layout(first_run):
     config = json.loads((out / "config.json").read_text())
     assert config["hyperparameters"]["toy-cnn"]["epochs"] == 12 and config["device"] == "cpu"
     assert config["preset"] == "small" and config["preset_requested"] == "auto"
+    assert config["precision"] == "fp32" and config["precision_requested"] == "auto"
     with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
         assert npz["probabilities"].dtype == np.float16 and npz["probabilities"].shape == (10, 32, 32)
         assert list(npz["sample_id"]) == list(per_image["sample_id"])
@@ -122,3 +123,24 @@ def test_plugin_format_through_register_formats(first_run, run_cli):
     assert code == 0, stderr
     rows = json.loads(stdout)
     assert {r["metric"] for r in rows} >= {"dice", "mcc"} and rows[0]["model"] == "toy-cnn"
+
+
+def test_bf16_precision_is_recorded_and_keeps_the_result(first_run, tmp_path, run_cli):
+    """`--precision bf16` on the CPU: the run says so, and Dice stays within 0.02 of the fp32 run's."""
+    out = tmp_path / "bf16"
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--precision", "bf16")
+    assert code == 0, stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == config["precision_requested"] == "bf16"
+    assert "- **Precision**: bf16 (requested: bf16)\n" in (out / "report.md").read_text()
+    dice = [pd.read_csv(run / "summary.csv").set_index("metric").loc["dice", "mean"] for run in (first_run[0], out)]
+    assert dice[0] != dice[1] and abs(dice[0] - dice[1]) < 0.02
+
+
+def test_resume_with_another_precision_is_refused(first_run, tmp_path, run_cli):
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(first_run[0], out)
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--resume", "--precision", "bf16")
+    assert code != 0 and "different precision" in stderr

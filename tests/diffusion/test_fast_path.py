@@ -1,10 +1,13 @@
 """Speed options keep the masks: channels_last and torch.compile equal the default path on the CPU;
-bf16 autocast on CUDA stays within a stated tolerance (checked where a GPU is present)."""
+bf16 autocast (`--precision bf16`) stays within a stated tolerance on the CPU and, where present, CUDA."""
 
 import pytest
 import torch
 
+from segbench.engine.device import autocast
 from tests.diffusion.test_segmenter import images, tiny
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 SEEDS = torch.tensor([11, 12, 13, 14])
 
@@ -28,15 +31,17 @@ def test_compiled_model_gives_the_same_masks():
     torch.testing.assert_close(model.sample(images(4), SEEDS), default, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_bf16_autocast_on_cuda_stays_within_tolerance():
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_stays_within_tolerance(device):
     """Stated tolerance: probabilities within 0.01 of float32 (the GPU check measured 0.0015 on the paper net)."""
-    model = tiny().cuda()
-    x = images(4).cuda()
-    fp32 = model.predict(x, SEEDS.cuda()).probabilities
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        bf16 = model.predict(x, SEEDS.cuda()).probabilities
-    assert (fp32 - bf16).abs().max().item() < 0.01
+    model = tiny().to(device)
+    x, seeds = images(4).to(device), SEEDS.to(device)
+    with autocast(torch.device(device), "fp32"):
+        fp32 = model.predict(x, seeds).probabilities
+    with autocast(torch.device(device), "bf16"):
+        bf16 = model.predict(x, seeds).probabilities
+    assert bf16.dtype == torch.float32
+    assert 0 < (fp32 - bf16).abs().max().item() < 0.01  # > 0: bf16 did run
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
