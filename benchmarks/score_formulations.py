@@ -1,7 +1,7 @@
 """Diffusion (DDIM), NCSN and score-SDE segmenters side by side at equal budgets of network evaluations.
 
     python benchmarks/score_formulations.py [--tasks lung,infection] [--seeds 0,1,2]
-        [--models diff-add,ncsn-add,sde-add] [--set KEY=VALUE] [--tag -SUFFIX] [--update]
+        [--models diff-add,ncsn-add,sde-add] [--set KEY=VALUE] [--tag=-SUFFIX] [--update]
         # results/score_formulations-<task><tag>.json
 
 Per task and seed: one `segbench run` in the small preset (fresh cache) trains the
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a hyperparameter for every model (repeatable), e.g. lr=1e-3")
-    parser.add_argument("--tag", default="", help="suffix of the JSON file's name, e.g. -lr1e-3")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file's name, e.g. --tag=-lr1e-3")
     parser.add_argument("--update", action="store_true", help="keep the file's results of other models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,7 @@ Sections, each measured side by side in this one process:
   channels_last (NHWC) against NCHW; bf16 autocast (`--precision bf16`) and its speed-up over
   the float32 reference, with the largest change in x_0 it makes. The paper preset runs --paper-steps steps
   on the CPU (both paths scale linearly in steps);
+- training: steps/s of diff-add training in float32 and in bf16 autocast, per preset;
 - quality against steps: diff-add (small preset) trained on the phantom lungs, test Dice
   with DDIM-50 against DDIM-20/10 and DPM-Solver++(2M)-20/10, on the same weights;
 - metrics: confusion counts and the 8 metrics of 10,000 masks against scikit-learn per image;
@@ -151,6 +152,32 @@ def quality_against_steps(registry, epochs: int) -> dict[str, Any]:
     return rows
 
 
+def training_precision(registry, steps: int = 6) -> list[dict[str, Any]]:
+    """Training steps/s of diff-add per preset (small: its batch 16; paper: batch 2), float32 against
+    bf16 autocast (`--precision bf16`): forward, backward and AdamW step, median over `steps` after one."""
+    rows = []
+    for preset, batch in (("small", 16), ("paper", 2)):
+        model = build(registry, "diff-add", preset).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        generator = torch.Generator().manual_seed(0)
+        images = torch.rand(batch, 1, 64, 64, generator=generator).to(DEVICE)
+        masks = (torch.rand(batch, 1, 64, 64, generator=generator) > 0.7).float().to(DEVICE)
+        row: dict[str, Any] = {"model": "diff-add", "preset": preset, "batch": batch}
+        for precision in ("fp32", "bf16"):
+            def step() -> None:
+                with autocast(DEVICE, precision):
+                    loss = model.training_loss(images, masks)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                sync()
+
+            row[f"{precision}_steps_per_s"] = 1 / median_seconds(step, repeats=steps if preset == "small" else 2)
+        row["bf16_speedup"] = row["bf16_steps_per_s"] / row["fp32_steps_per_s"]
+        rows.append(row)
+    return rows
+
+
 def metrics_against_sklearn(registry, n: int = 10_000, sklearn_subset: int = 500) -> dict[str, float]:
     """segbench: counts and 8 metrics for n masks at once. scikit-learn: one call per metric per image,
     timed on a subset and scaled to n (it is linear in the number of images)."""
@@ -231,6 +258,11 @@ def markdown(result: dict[str, Any]) -> str:
               "| sampler | evaluations | Dice | gap to DDIM-50 | masks/s |", "|---|---|---|---|---|"]
     lines += [f"| {r['sampler']} | {r['steps']} | {r['dice']:.4f} | {r['gap_to_ddim50']:+.4f} | {r['masks_per_s']:.2f} |"
               for r in q["samplers"]]
+    if "training" in result:
+        lines += ["", "Training steps/s (diff-add, forward + backward + AdamW), float32 against bf16 autocast:", "",
+                  "| preset | batch | fp32 steps/s | bf16 steps/s | bf16 speed-up |", "|---|---|---|---|---|"]
+        lines += [f"| {r['preset']} | {r['batch']} | {r['fp32_steps_per_s']:.3g} | {r['bf16_steps_per_s']:.3g} "
+                  f"| {r['bf16_speedup']:.2f}x |" for r in result["training"]]
     m, d = result["metrics"], result["data"]
     lines += ["", f"Metrics: {m['masks']:,} masks, {m['metrics']} metrics: segbench {m['segbench_seconds']:.2f} s, "
               f"scikit-learn per image {m['sklearn_seconds_scaled']:.0f} s (timed on {m['sklearn_subset']}, scaled): "
@@ -240,7 +272,7 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = ("sampling", "metrics", "data", "quality", "scaling")
+SECTIONS = ("sampling", "training", "metrics", "data", "quality", "scaling")
 
 
 def main() -> None:
@@ -270,6 +302,8 @@ def main() -> None:
                 steps = args.paper_steps if preset == "paper" and DEVICE.type == "cpu" else None
                 rows.append(sampling_row(registry, name, preset, masks, steps, result["gemm_peak_gflops"]))
         save("sampling", rows)
+    if "training" in only:
+        save("training", training_precision(registry))
     if "metrics" in only:
         save("metrics", metrics_against_sklearn(registry))
     if "data" in only:
