@@ -17,7 +17,6 @@ carried exactly the level's noise) and the Dice and area ratio of that denoised 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,22 @@ import numpy as np
 import torch
 
 from _common import write_json
-from score_formulations import scored_split
-from segbench.engine.checkpoints import load_checkpoint
+from score_formulations import load_trained, scored_split
+from segbench.metrics import confusion_counts
+from segbench.metrics.statistics import per_image
 from segbench.plugins import load_plugins
+from segbench.specs import MetricSpec
+from segbench.runner import THRESHOLD
 from segbench_diffusion.samplers import randn_per_sample
 from segbench_score.samplers import annealed_langevin
 from segbench_score.schedules import geometric_sigmas
 
 
-def dice_and_area(x: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
-    """Per-image mean Dice of x > 0 (1 where both masks are empty) and predicted / true foreground."""
-    p, g = (x > 0).flatten(1), masks.flatten(1).bool()
-    total = p.sum(1) + g.sum(1)
-    dice = torch.where(total == 0, 1.0, 2 * (p & g).sum(1) / total.clamp(min=1))
-    return round(float(dice.mean()), 4), round(float(p.sum() / g.sum()), 3)
+def dice_and_area(x: torch.Tensor, masks: torch.Tensor, dice_metric: MetricSpec) -> tuple[float, float]:
+    """Per-image mean Dice of the mask x_0 as `segbench run` scores it, and predicted / true foreground."""
+    counts = confusion_counts(((x + 1) / 2).clamp(0, 1), masks, THRESHOLD)
+    dice = per_image(counts, {"dice": dice_metric})["dice"]
+    return round(float(dice.mean()), 4), round(float((counts.tp + counts.fp).sum() / (counts.tp + counts.fn).sum()), 3)
 
 
 def main() -> None:
@@ -49,11 +50,8 @@ def main() -> None:
     parser.add_argument("--grids", default="20:2,40:1,20:1,80:1")
     parser.add_argument("--betas", default="0.5,1,1.5")
     args = parser.parse_args()
-    config = json.loads((args.run_dir / "config.json").read_text())
-    model = load_plugins().model(args.model).factory({**config["hyperparameters"][args.model], "image_size": 64})
-    saved = load_checkpoint(args.run_dir / "checkpoints" / args.model / "last.pt")
-    model.load_state_dict({**saved["model"], **saved["ema"]})
-    model.eval()
+    model, _ = load_trained(args.run_dir, args.model)
+    dice_metric = load_plugins().metric("dice")
     images, masks = scored_split(args.run_dir).tensors(np.arange(args.images))
     c = model.config
     generators = lambda: [torch.Generator().manual_seed(i) for i in range(len(images))]  # noqa: E731
@@ -74,7 +72,7 @@ def main() -> None:
             g = generators()
             x = annealed_langevin(score, c.sigma_max * randn_per_sample(images.shape[1:], g, images.device), sigmas,
                                   steps, beta * c.sigma_min**2, g)
-            dice, area = dice_and_area(x, masks)
+            dice, area = dice_and_area(x, masks, dice_metric)
             rows.append({"levels": levels, "steps_per_level": steps, "beta": beta, "nfe": levels * steps + 1,
                          "dice": dice, "area_ratio": area})
             print(rows[-1], flush=True)
@@ -84,7 +82,7 @@ def main() -> None:
         x = c.sigma_max * randn_per_sample(images.shape[1:], g, images.device)
         for sigma in model.sigmas.tolist():
             d = denoised(x, sigma)
-            dice, area = dice_and_area(d, masks)
+            dice, area = dice_and_area(d, masks, dice_metric)
             trajectory.append({"sigma": round(sigma, 3), "noise_over_sigma": round(float((x - d).std() / sigma), 3),
                                "denoised_dice": dice, "denoised_area_ratio": area})
             print(trajectory[-1], flush=True)

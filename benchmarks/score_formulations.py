@@ -58,16 +58,23 @@ def network_evaluations(name: str, params: dict[str, Any]) -> int:
     return config.network_evaluations
 
 
+def load_trained(run_dir: Path, name: str, overrides: dict[str, int] | None = None) -> tuple[Any, dict[str, Any]]:
+    """`name` as the run in `run_dir` evaluated it (its EMA weights), with hyperparameter `overrides`;
+    and the run's config.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    params = {**config["hyperparameters"][name], **(overrides or {})}
+    model = load_plugins().model(name).factory({**params, "image_size": config["image_size"]})
+    saved = load_checkpoint(run_dir / "checkpoints" / name / "last.pt")
+    model.load_state_dict({**saved["model"], **saved["ema"]})
+    return model.eval(), config
+
+
 def resample(run_dir: Path, name: str, overrides: dict[str, int], test: SplitData) -> dict[str, Any]:
     """Dice of `name`'s trained weights in `run_dir` sampled with `overrides` on the run's `test`
     split, as `segbench run` scores it."""
-    config = json.loads((run_dir / "config.json").read_text())
+    model, config = load_trained(run_dir, name, overrides)
     registry = load_plugins()
     params = {**config["hyperparameters"][name], **overrides}
-    model = registry.model(name).factory({**params, "image_size": config["image_size"]})
-    saved = load_checkpoint(run_dir / "checkpoints" / name / "last.pt")
-    model.load_state_dict({**saved["model"], **saved["ema"]})  # the run evaluates the EMA weights
-    model.eval()
     preds = predict_split(model, test, run_seed=config["seed"], ensemble=1, batch_size=config["eval_batch_size"],
                           device=torch.device("cpu"), model_name=name)
     counts = confusion_counts(preds.probabilities, test.tensors()[1], THRESHOLD)
