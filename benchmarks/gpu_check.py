@@ -6,7 +6,9 @@ On one CUDA device, for diff-add in the paper preset (218 M parameters):
 - the bf16 GEMM peak measured now (8192^3 matrix products), the yardstick for achieved FLOP/s;
 - one training step at batch 64 (bf16 autocast, AdamW): seconds and peak memory;
 - DDIM sampling of 64 masks and of `--masks` masks in bf16: masks/s, FLOP/s, fraction of peak, peak memory;
-- the same with torch.compile (compile time reported apart), unless --no-compile;
+- masks/s by batch size (32 to 512), the evidence for `--eval-batch-size`'s CUDA default;
+- the same with torch.compile (compile time reported apart), and with mode="reduce-overhead" (CUDA
+  graphs) at 64 and 256 masks, unless --no-compile;
 - a SegDiff-style reference loop (per sample, autograd on, condition re-encoded every step, fp32) on
   `--reference-masks` masks: the speed-up of segbench's path over it, same weights;
 - bf16 against fp32 masks of the same seeds: the largest probability difference.
@@ -130,7 +132,8 @@ def rates(masks: int, seconds: float, flop_per_mask: float, peak_tflops: float) 
             "fraction_of_peak": achieved / peak_tflops, "peak_memory_gib": peak_memory_gib()}
 
 
-SECTIONS = ("train", "sample", "agreement", "reference", "profile", "channels_last", "compile")
+SECTIONS = ("train", "sample", "batches", "agreement", "reference", "profile", "channels_last", "compile",
+            "cudagraphs")
 
 
 def main() -> None:
@@ -178,6 +181,14 @@ def main() -> None:
             _, seconds = sample(model, masks)
             save(f"sample_bf16_{masks}", rates(masks, seconds, flop, peak))
 
+    if "batches" in only:
+        sample(model, 8)
+        by_batch = {}
+        for masks in (32, 64, 128, 256, 512):
+            reset_peak_memory()
+            by_batch[str(masks)] = rates(masks, sample(model, masks)[1], flop, peak)
+        save("sample_bf16_by_batch", by_batch)
+
     probe = min(8, args.reference_masks)
     fp32, _ = sample(model, probe, bf16=False)
     if "agreement" in only:
@@ -217,6 +228,16 @@ def main() -> None:
         save(f"sample_bf16_compiled_{args.masks}", {**rates(args.masks, seconds, flop, peak),
                                                      "compile_seconds": first - seconds,
                                                      "speedup_vs_reference": args.masks / seconds / ref_rate})
+
+    if "cudagraphs" in only and not args.no_compile:
+        for child in model.children():
+            child.compile(mode="reduce-overhead")  # CUDA graphs of the compiled U-Net (skipped on the CPU)
+        for masks in (64, 256):
+            _, first = sample(model, masks)
+            reset_peak_memory()
+            _, seconds = sample(model, masks)
+            save(f"sample_bf16_cudagraphs_{masks}", {**rates(masks, seconds, flop, peak),
+                                                     "compile_seconds": first - seconds})
 
 
 if __name__ == "__main__":

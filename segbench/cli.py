@@ -117,14 +117,16 @@ def run(
     batch_size: Annotated[Optional[int], typer.Option(help="Override every model's training batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Override every model's learning rate.")] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="Evaluate a seeded subset of N test images.")] = None,
-    eval_batch_size: Annotated[int, typer.Option(help="Most masks per prediction batch (speed only; halved on GPU out-of-memory).")] = 32,
+    eval_batch_size: Annotated[Optional[int], typer.Option(
+        help="Most masks per prediction batch (speed only; default 256 on CUDA, 32 elsewhere; "
+             "halved on GPU out-of-memory).")] = None,
     ensemble: Annotated[int, typer.Option(help="Masks sampled per image; their mean is thresholded.")] = 1,
     image_size: Annotated[int, typer.Option(help="Square size images are resized to.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/<task>-<time>).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     compile: Annotated[bool, typer.Option(
-        "--compile", help="torch.compile each model's submodules (its first batches include compile time).")] = False,
+        "--compile", help="torch.compile each model's submodules; the report gives the compile time (spent in the first batches).")] = False,
     precision: Annotated[str, typer.Option(
         help="Network arithmetic: auto (bf16 on CUDA, else fp32), fp32, or bf16 (autocast; on a CPU fast only "
              "with AVX512-BF16 or AMX).")] = "auto",

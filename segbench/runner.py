@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ import torch
 import segbench
 from segbench.config import model_params, parse_sets, resolve_preset
 from segbench.data import SplitData, load_split
-from segbench.engine.device import describe, resolve_device, resolve_precision
+from segbench.engine.compiling import compile_children, compile_seconds
+from segbench.engine.device import describe, eval_batch_cap, resolve_device, resolve_precision
 from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, seed_everything
 from segbench.engine.training import TrainConfig, TrainingDiverged, train
@@ -54,7 +55,7 @@ class RunRequest:
     batch_size: int | None = None
     lr: float | None = None
     eval_samples: int | None = None
-    eval_batch_size: int = 32
+    eval_batch_size: int | None = None  # None: eval_batch_cap(device)
     ensemble: int = 1
     image_size: int = 64
     device: str = "auto"
@@ -101,7 +102,7 @@ def _check_request(request: RunRequest, registry: Registry) -> None:
                           ("--batch-size", request.batch_size)):
         if value is not None and value < 1:
             raise SegbenchError(f"{option} must be at least 1, got {value}")
-    if request.eval_batch_size < 1:
+    if request.eval_batch_size is not None and request.eval_batch_size < 1:
         raise SegbenchError(f"--eval-batch-size must be at least 1, got {request.eval_batch_size}")
     if request.ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {request.ensemble}")
@@ -157,6 +158,8 @@ def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
 def _run(request: RunRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
     _check_request(request, registry)
     device = resolve_device(request.device)
+    if request.eval_batch_size is None:  # recorded resolved in config.json
+        request = replace(request, eval_batch_size=eval_batch_cap(device))
     precision = resolve_precision(request.precision, device)
     preset = resolve_preset(request.preset, device.type)
     sets = parse_sets(request.sets, request.models)
@@ -252,9 +255,7 @@ def _build(registry: Registry, name: str, params: dict[str, Any], request: RunRe
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported with its name
         raise SegbenchError(f"model {name!r} (plugin {spec.plugin!r}) failed to build: {type(exc).__name__}: {exc}") from exc
     if request.compile:
-        # in place, so parameter names (and checkpoints) stay those of the plain model
-        for child in model.children():
-            child.compile()
+        compile_children(model)
     return model
 
 
@@ -278,6 +279,7 @@ def _run_model(
     safe_name = name.replace(":", "_")
     log = PredictionLog(_partial_dir(store, name))
     plugin = registry.model(name).plugin
+    compiled_before = compile_seconds() if request.compile else None
     try:
         with progress.task(f"{name} train", total=config.epochs) as bar:
             state = train(
@@ -295,6 +297,8 @@ def _run_model(
                 batch_size=request.eval_batch_size, device=device, model_name=name,
                 on_batch=lambda done, total: bar.step(done), log=log, precision=request.precision,
             )
+        if compiled_before is not None and (compiled_after := compile_seconds()) is not None:
+            info["compile_seconds"] = round(compiled_after - compiled_before, 3)  # inside train/predict seconds
     except TrainingDiverged as exc:
         progress.log(f"[red]model {name} failed[/]: training diverged: {exc}; its last good checkpoint "
                      f"checkpoints/{safe_name}/last.pt is kept, the run goes on")

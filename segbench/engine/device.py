@@ -1,4 +1,5 @@
-"""Device and precision selection: auto picks cuda, then mps, then cpu; bf16 on CUDA, else fp32."""
+"""Device and precision selection: auto picks cuda, then mps, then cpu; bf16 on CUDA, else fp32;
+the default prediction batch cap per device."""
 
 from __future__ import annotations
 
@@ -50,6 +51,13 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return name
+
+
+def eval_batch_cap(device: torch.device) -> int:
+    """Default most masks per prediction batch: 256 on CUDA, where sampling gains from large batches
+    (paper preset on an H200: 19.5 masks/s at 64, 23.8 at 512), 32 elsewhere (eager CPU convolutions
+    gain nothing from larger ones). Out-of-memory halves it during the run."""
+    return 256 if device.type == "cuda" else 32
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

@@ -12,7 +12,7 @@ from segbench.reports.options import ReportOptions
 from segbench.results import RunResults, merge_runs
 from segbench.results.rescore import select_scores
 
-TIMING_KEYS = ("train_seconds", "predict_seconds", "masks_per_second")
+TIMING_KEYS = ("train_seconds", "predict_seconds", "masks_per_second", "compile_seconds")
 EMBEDS_FIGURES = {"html"}  # figures inside the file
 LINKS_FIGURES = {"md", "latex"}  # figures written beside --out and referenced
 

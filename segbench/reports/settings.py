@@ -50,12 +50,25 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
         items.insert(-1, ("Precision", _setting(
             results, lambda x: f"{x['precision']} (requested: {x['precision_requested']})" if "precision" in x
             else "not recorded")))
+    if c.get("compile") or any(results.config_of(m).get("compile") for m in results.model_names):
+        items.append(("torch.compile", _compile_setting(results)))
     if c.get("timings_omitted"):
         items.append(("Timings", "left out (--no-timings), so the report is reproducible byte for byte"))
     runs = list(dict.fromkeys(str(results.run_dir(m)) for m in results.model_names))
     if len(runs) > 1:
         items.append(("Runs", ", ".join(runs)))
     return items
+
+
+def _compile_setting(results: RunResults) -> str:
+    """"on"/"off" per run, and how long compiling took per model where recorded."""
+    value = _setting(results, lambda x: "on" if x.get("compile") else "off")
+    seconds = {m: results.models[m]["compile_seconds"] for m in results.model_names
+               if "compile_seconds" in results.models.get(m, {})}
+    if seconds:
+        value += ("; compiling took " + ", ".join(f"{s:.1f} s ({m})" for m, s in seconds.items())
+                  + ", included in the training time and masks/s")
+    return value
 
 
 def _count(n: int | None) -> str:

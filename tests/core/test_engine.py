@@ -11,6 +11,7 @@ from segbench import SegbenchError
 from segbench.config import model_params, parse_value
 from segbench.data.prepare import SplitData
 from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
+from segbench.engine.device import eval_batch_cap, resolve_precision
 from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, sample_seed
 from segbench.engine.training import EMA, TrainConfig, TrainingDiverged, train, warmup_cosine
@@ -112,6 +113,13 @@ def test_prediction_is_independent_of_batch_size(ensemble):
         torch.testing.assert_close(runs[0].probabilities, other.probabilities, rtol=0, atol=1e-6)
     if ensemble > 1:
         assert runs[0].uncertainty is not None and runs[0].uncertainty.max() > 0
+
+
+def test_device_defaults():
+    """auto precision and the default prediction batch cap follow the device (torch.device needs no GPU)."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert (resolve_precision("auto", cpu), resolve_precision("auto", cuda)) == ("fp32", "bf16")
+    assert (eval_batch_cap(cpu), eval_batch_cap(torch.device("mps")), eval_batch_cap(cuda)) == (32, 32, 256)
 
 
 def test_a_batch_that_runs_out_of_memory_is_halved_and_redone():

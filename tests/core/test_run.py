@@ -43,6 +43,7 @@ def test_run_directory_layout(first_run):
     assert config["hyperparameters"]["toy-cnn"]["epochs"] == 12 and config["device"] == "cpu"
     assert config["preset"] == "small" and config["preset_requested"] == "auto"
     assert config["precision"] == "fp32" and config["precision_requested"] == "auto"
+    assert config["eval_batch_size"] == 32  # the CPU's default cap, recorded resolved
     with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
         assert npz["probabilities"].dtype == np.float16 and npz["probabilities"].shape == (10, 32, 32)
         assert list(npz["sample_id"]) == list(per_image["sample_id"])
@@ -135,6 +136,36 @@ def test_bf16_precision_is_recorded_and_keeps_the_result(first_run, tmp_path, ru
     assert "- **Precision**: bf16 (requested: bf16)\n" in (out / "report.md").read_text()
     dice = [pd.read_csv(run / "summary.csv").set_index("metric").loc["dice", "mean"] for run in (first_run[0], out)]
     assert dice[0] != dice[1] and abs(dice[0] - dice[1]) < 0.02
+
+
+def test_report_states_compile_and_its_time(first_run, tmp_path, run_cli):
+    """A `--compile` run's report says so, with each model's compile time unless timings are left out."""
+    import shutil
+
+    out = tmp_path / "compiled"
+    shutil.copytree(first_run[0], out)
+    assert "torch.compile" not in (out / "report.md").read_text()  # a plain run: no line
+    config, models = (json.loads((out / f).read_text()) for f in ("config.json", "models.json"))
+    (out / "config.json").write_text(json.dumps({**config, "compile": True}))
+    models["toy-cnn"]["compile_seconds"] = 3.25
+    (out / "models.json").write_text(json.dumps(models))
+    for timings, line in (("--timings", "- **torch.compile**: on; compiling took 3.2 s (toy-cnn), included in "
+                                        "the training time and masks/s\n"),
+                          ("--no-timings", "- **torch.compile**: on\n")):
+        code, _, stderr = run_cli("report", str(out), timings, "--out", str(tmp_path / f"r{timings}.md"))
+        assert code == 0, stderr
+        assert line in (tmp_path / f"r{timings}.md").read_text()
+
+
+@pytest.mark.slow
+def test_compiled_run_records_compile_time_and_keeps_the_result(first_run, tmp_path, run_cli):
+    out = tmp_path / "compiled"
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--compile")
+    assert code == 0, stderr
+    assert json.loads((out / "config.json").read_text())["compile"] is True
+    assert json.loads((out / "models.json").read_text())["toy-cnn"]["compile_seconds"] > 0
+    dice = [pd.read_csv(run / "summary.csv").set_index("metric").loc["dice", "mean"] for run in (first_run[0], out)]
+    assert abs(dice[0] - dice[1]) < 0.02
 
 
 def test_resume_with_another_precision_is_refused(first_run, tmp_path, run_cli):
