@@ -12,6 +12,8 @@ Sections, each measured side by side in this one process:
   the float32 reference, with the largest change in x_0 it makes. The paper preset runs --paper-steps steps
   on the CPU (both paths scale linearly in steps);
 - training: steps/s of diff-add training in float32 and in bf16 autocast, per preset;
+- compile: `--compile` (torch.compile of each child module) against eager sampling in the
+  small preset's default path: masks/s, compile time, largest change in x_0;
 - quality against steps: diff-add (small preset) trained on the phantom lungs, test Dice
   with DDIM-50 against DDIM-20/10 and DPM-Solver++(2M)-20/10, on the same weights;
 - metrics: confusion counts and the 8 metrics of 10,000 masks against scikit-learn per image;
@@ -38,6 +40,7 @@ from core import data_throughput
 from diffusion_sampling import reference_sample
 from segbench import DatasetOptions
 from segbench.data import load_split
+from segbench.engine.compiling import compile_children, compile_seconds
 from segbench.engine.device import autocast
 from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, seed_everything
@@ -122,6 +125,28 @@ def sampling_row(registry, name: str, preset: str, masks: int, steps: int | None
         "bf16_speedup": slow / bf16, "bf16_max_abs_difference": bf16_difference,
         "achieved_gflops": achieved, "fraction_of_peak": achieved / peak,
     }
+
+
+def compiled_sampling(registry, masks: int = 8) -> list[dict[str, Any]]:
+    """Per diffusion model in the small preset (its default channels_last path): eager against compiled."""
+    rows = []
+    for name in MODELS:
+        model = build(registry, name, "small")
+        images = torch.rand(masks, 1, 64, 64, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+        seeds = torch.arange(masks)
+        eager_masks = model.sample(images, seeds)  # also the warm-up
+        eager = median_seconds(lambda: model.sample(images, seeds), repeats=3, warmup=0)
+        compile_children(model)
+        before, start = compile_seconds(), time.perf_counter()
+        compiled_masks = model.sample(images, seeds)  # compiles the encoder and the U-Net for this batch
+        first, after = time.perf_counter() - start, compile_seconds()
+        compiled = median_seconds(lambda: model.sample(images, seeds), repeats=3, warmup=0)
+        rows.append({"model": name, "preset": "small", "masks": masks, "eager_masks_per_s": masks / eager,
+                     "compiled_masks_per_s": masks / compiled, "speedup": eager / compiled,
+                     "first_call_seconds": first,
+                     "compile_seconds": after - before if before is not None and after is not None else None,
+                     "max_abs_difference": float((compiled_masks - eager_masks).abs().max())})
+    return rows
 
 
 def quality_against_steps(registry, epochs: int) -> dict[str, Any]:
@@ -238,6 +263,10 @@ def plot_scaling(data: dict[str, list[dict[str, float]]], path) -> None:
     plt.close(fig)
 
 
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = [f"Device: {env['device']}, torch {env['torch']}, {env['torch_threads']} threads; "
@@ -251,6 +280,14 @@ def markdown(result: dict[str, Any]) -> str:
                      f"| {r['gflop_per_mask']:.1f} | {r['achieved_gflops']:.1f} | {r['fraction_of_peak']:.0%} "
                      f"| {r['bf16_masks_per_s']:.3g} | {r['bf16_speedup']:.2f}x "
                      f"| {r['bf16_max_abs_difference']:.3g} |")
+    if "compile" in result:
+        lines += ["", "`--compile` (torch.compile of each child module) against eager sampling, small preset "
+                  "(channels_last, its default):", "",
+                  "| model | masks | eager masks/s | compiled masks/s | speed-up | compile s | max abs diff of x_0 |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['masks']} | {r['eager_masks_per_s']:.3g} | {r['compiled_masks_per_s']:.3g} "
+                  f"| {r['speedup']:.2f}x | {_seconds(r['compile_seconds'])} | {r['max_abs_difference']:.2g} |"
+                  for r in result["compile"]]
     q = result["quality"]
     lines += ["", f"Quality against steps (diff-add small, phantom lungs, {q['epochs']} epochs, 96 test images):", "",
               "| sampler | evaluations | Dice | gap to DDIM-50 | masks/s |", "|---|---|---|---|---|"]
@@ -270,7 +307,7 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = ("sampling", "training", "metrics", "data", "quality", "scaling")
+SECTIONS = ("sampling", "training", "compile", "metrics", "data", "quality", "scaling")
 
 
 def main() -> None:
@@ -302,6 +339,8 @@ def main() -> None:
         save("sampling", rows)
     if "training" in only:
         save("training", training_precision(registry))
+    if "compile" in only:
+        save("compile", compiled_sampling(registry))
     if "metrics" in only:
         save("metrics", metrics_against_sklearn(registry))
     if "data" in only:

@@ -99,11 +99,9 @@ def _check_request(request: RunRequest, registry: Registry) -> None:
         if not Path(request.data_root).expanduser().is_dir():
             raise SegbenchError(f"--data-root {request.data_root} is not a folder")
     for option, value in (("--eval-samples", request.eval_samples), ("--epochs", request.epochs),
-                          ("--batch-size", request.batch_size)):
+                          ("--batch-size", request.batch_size), ("--eval-batch-size", request.eval_batch_size)):
         if value is not None and value < 1:
             raise SegbenchError(f"{option} must be at least 1, got {value}")
-    if request.eval_batch_size is not None and request.eval_batch_size < 1:
-        raise SegbenchError(f"--eval-batch-size must be at least 1, got {request.eval_batch_size}")
     if request.ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {request.ensemble}")
     if request.lr is not None and not (request.lr > 0 and math.isfinite(request.lr)):
