@@ -288,6 +288,10 @@ def _run_model(
                 on_epoch=lambda e, loss: registry.notify("on_epoch_end", model=name, epoch=e + 1, metrics={"loss": loss}),
             )
         info.update(epochs=state.epoch, losses=state.losses, train_seconds=round(state.seconds, 3))
+        if state.parts > 1:
+            info["accumulation_parts"] = state.parts
+            progress.log(f"{name}: training batches of {config.batch_size} did not fit GPU memory; gradients were "
+                         f"accumulated over {state.parts} micro-batches (the same effective batch)")
         seed_everything(seed)
         with progress.task(f"{name} predict", total=len(test_data) * request.ensemble) as bar:
             preds = predict_split(

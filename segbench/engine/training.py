@@ -17,6 +17,7 @@ from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
 from segbench.engine.device import autocast, resolve_precision
 from segbench.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
+from segbench.errors import SegbenchError
 
 __all__ = ["EMA", "TrainConfig", "TrainState", "TrainingDiverged", "train", "warmup_cosine"]
 
@@ -64,7 +65,8 @@ class TrainConfig:
 @dataclass
 class TrainState:
     """What a checkpoint restores: epochs done, and inside the next epoch the batches done
-    (`step`), their loss sum, and the recent losses the divergence check compares against."""
+    (`step`), their loss sum, and the recent losses the divergence check compares against;
+    `parts`: how many micro-batches each batch is split into (more than 1 after GPU out-of-memory)."""
 
     epoch: int = 0
     losses: list[float] | None = None
@@ -72,6 +74,7 @@ class TrainState:
     step: int = 0
     loss_sum: float = 0.0
     recent: list[float] | None = None
+    parts: int = 1
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -113,6 +116,20 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return batches
 
 
+def _accumulated_loss(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor,
+                      parts: int, network_precision: torch.autocast) -> float:
+    """Gradients of the batch's loss left in .grad, computed in `parts` near-equal micro-batches
+    (each part's mean loss weighted by its share of the batch); returns the batch's loss."""
+    total = 0.0
+    for part in torch.tensor_split(idx, min(parts, len(idx))):
+        with network_precision:
+            loss = model.training_loss(images[part], masks[part])
+        weight = len(part) / len(idx)
+        (loss * weight).backward()
+        total += loss.item() * weight
+    return total
+
+
 def train(
     model: nn.Module,
     data: SplitData,
@@ -139,6 +156,9 @@ def train(
     loss or gradient, or a loss above `config.explode_factor` times its running
     median; the step that diverged is never applied, so last.pt stays good.
     `precision` ("auto", "fp32" or "bf16") is the network's autocast (see `resolve_precision`).
+    A batch that runs out of GPU memory is redone in twice as many micro-batches, with the
+    random state it started with, and gradients accumulated: the same effective batch size
+    (losses that pool over the batch, and BatchNorm statistics, see one part at a time).
     """
     images, masks = (t.to(device) for t in data.tensors())
     steps_per_epoch = len(_batches(len(data), config.batch_size, torch.Generator().manual_seed(0)))
@@ -174,12 +194,22 @@ def train(
         batches = _batches(len(data), config.batch_size, order)
         for step in range(state.step, len(batches)):
             idx = batches[step].to(device)
-            with network_precision:
-                loss = model.training_loss(images[idx], masks[idx])
-            value = loss.item()
+            before = rng_state()
+            while True:
+                optimizer.zero_grad(set_to_none=True)
+                try:
+                    value = _accumulated_loss(model, images, masks, idx, state.parts, network_precision)
+                    break
+                except torch.cuda.OutOfMemoryError:
+                    if state.parts >= len(idx):
+                        raise SegbenchError(
+                            "a single training image runs out of GPU memory; use a smaller --image-size or "
+                            "preset, the model's gradient_checkpointing where it has one, or --device cpu") from None
+                    state.parts *= 2
+                    set_rng_state(before)  # the retry draws what the first try drew
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
             guard.check_loss(value, epoch, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             guard.check_gradient(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item(), epoch, step)
             optimizer.step()
             scheduler.step()
@@ -212,6 +242,7 @@ def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None) -
         "step": state.step,
         "loss_sum": state.loss_sum,
         "recent_losses": list(state.recent or []),
+        "parts": state.parts,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -228,4 +259,5 @@ def _restore(saved: dict[str, Any], model, optimizer, scheduler, ema: EMA | None
         ema.shadow = saved["ema"]
     set_rng_state(saved["rng"])
     return TrainState(epoch=saved["epoch"], losses=list(saved["losses"]), seconds=saved["seconds"],
-                      step=saved["step"], loss_sum=saved["loss_sum"], recent=list(saved["recent_losses"]))
+                      step=saved["step"], loss_sum=saved["loss_sum"], recent=list(saved["recent_losses"]),
+                      parts=saved.get("parts", 1))

@@ -52,6 +52,11 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
             else "not recorded")))
     if c.get("compile") or any(results.config_of(m).get("compile") for m in results.model_names):
         items.append(("torch.compile", _compile_setting(results)))
+    split = {m: results.models[m]["accumulation_parts"] for m in results.model_names
+             if "accumulation_parts" in results.models.get(m, {})}
+    if split:
+        items.append(("Gradient accumulation", ", ".join(
+            f"{m}: each training batch in {parts} micro-batches (GPU memory)" for m, parts in split.items())))
     if c.get("timings_omitted"):
         items.append(("Timings", "left out (--no-timings), so the report is reproducible byte for byte"))
     runs = list(dict.fromkeys(str(results.run_dir(m)) for m in results.model_names))

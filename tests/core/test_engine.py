@@ -143,6 +143,44 @@ def test_a_batch_that_runs_out_of_memory_is_halved_and_redone():
     torch.testing.assert_close(capped.probabilities, single.probabilities, rtol=0, atol=1e-6)
 
 
+class _Fits(ToyCNN):
+    """ToyCNN whose training runs out of (simulated) GPU memory above `limit` images; records the
+    first random draw of every call (the engine must redo a batch with the random state it started with)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(4, 0.5)
+        self.limit, self.sizes, self.draws = limit, [], []
+
+    def training_loss(self, images, masks):
+        self.sizes.append(len(images))
+        self.draws.append(torch.rand(()).item())
+        if len(images) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super().training_loss(images, masks)
+
+
+def test_a_training_batch_that_runs_out_of_memory_is_accumulated_in_parts(tmp_path):
+    """Batches of 6 that only fit 2 images: split into 2, then 4 micro-batches (of 2, 2, 1, 1), the
+    retry replays the same random draws, and the weights match training on whole batches."""
+    config = TrainConfig(epochs=2, batch_size=6, lr=0.01)
+    torch.manual_seed(0)
+    small = _Fits(limit=2)
+    whole = ToyCNN(4, 0.5)
+    whole.load_state_dict(small.state_dict())
+    state = train(small, _data(12), config, seed=3, device=torch.device("cpu"), checkpoint_dir=tmp_path)
+    assert state.parts == 4 and small.sizes[:6] == [6, 3, 2, 2, 1, 1]
+    assert small.draws[0] == small.draws[1] == small.draws[2]  # each try starts from the same random state
+    assert load_checkpoint(tmp_path / "last.pt")["parts"] == 4  # a resumed run splits the same way
+    train(whole, _data(12), config, seed=3, device=torch.device("cpu"))
+    for a, b in zip(small.parameters(), whole.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_out_of_memory_on_one_training_image_is_one_clear_error():
+    with pytest.raises(SegbenchError, match="single training image runs out of GPU memory"):
+        train(_Fits(limit=0), _data(4), TrainConfig(epochs=1, batch_size=4), seed=0, device=torch.device("cpu"))
+
+
 def test_out_of_memory_on_one_mask_is_one_clear_error():
     class Huge(ToyCNN):
         def predict(self, images, seeds):
