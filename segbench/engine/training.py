@@ -19,7 +19,9 @@ from segbench.engine.seeding import derive_seed, rng_state, seed_everything, set
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
 from segbench.errors import SegbenchError
 
-__all__ = ["EMA", "TrainConfig", "TrainState", "TrainingDiverged", "train", "warmup_cosine"]
+__all__ = ["EMA", "TrainConfig", "TrainState", "TrainingDiverged", "ema_decay_for", "train", "warmup_cosine"]
+
+EMA_INITIAL_SHARE = 0.01  # the most of the initial (random) weights an EMA may still hold when training ends
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class TrainConfig:
 class TrainState:
     """What a checkpoint restores: epochs done, and inside the next epoch the batches done
     (`step`), their loss sum, and the recent losses the divergence check compares against;
-    `parts`: how many micro-batches each batch is split into (more than 1 after GPU out-of-memory)."""
+    `parts`: how many micro-batches each batch is split into (more than 1 after GPU out-of-memory);
+    `ema_decay`: the decay the EMA used (see `ema_decay_for`; derived, not saved)."""
 
     epoch: int = 0
     losses: list[float] | None = None
@@ -75,6 +78,7 @@ class TrainState:
     loss_sum: float = 0.0
     recent: list[float] | None = None
     parts: int = 1
+    ema_decay: float = 0.0
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -88,6 +92,16 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+def ema_decay_for(decay: float, total_steps: int) -> float:
+    """The EMA decay a run uses: `decay`, capped so that at most 1 % of the initial weights remain
+    after `total_steps` updates (decay ** total_steps <= 0.01). A decay meant for long runs, such as
+    guided-diffusion's 0.9999, would otherwise leave a short run's EMA near its random start (99 %
+    of it after 100 steps). 0 (no EMA) stays 0."""
+    if decay <= 0:
+        return 0.0
+    return min(decay, EMA_INITIAL_SHARE ** (1 / max(1, total_steps)))
 
 
 class EMA:
@@ -152,7 +166,7 @@ def train(
     once that many seconds passed since the last one (0: after every step). It holds
     weights, optimiser, schedule, EMA, every RNG state and the position in the
     epoch's data order, so `resume` continues exactly where it stopped: the result
-    is bit-identical to an uninterrupted run. Raises TrainingDiverged on a NaN/Inf
+    is bit-identical to an uninterrupted run. The EMA's decay is capped by `ema_decay_for`. Raises TrainingDiverged on a NaN/Inf
     loss or gradient, or a loss above `config.explode_factor` times its running
     median; the step that diverged is never applied, so last.pt stays good.
     `precision` ("auto", "fp32" or "bf16") is the network's autocast (see `resolve_precision`).
@@ -167,12 +181,14 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
     )
-    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    decay = ema_decay_for(config.ema_decay, steps_per_epoch * config.epochs)
+    ema = EMA(model, decay) if decay > 0 else None
     state = TrainState(losses=[], recent=[])
     seed_everything(derive_seed("train", seed))
     ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
     if resume and ckpt and ckpt.exists():
         state = _restore(load_checkpoint(ckpt), model, optimizer, scheduler, ema)
+    state.ema_decay = decay
     guard = DivergenceGuard(config.explode_factor, state.recent)
     # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
     max_norm = config.grad_clip if config.grad_clip > 0 else math.inf

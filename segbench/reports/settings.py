@@ -52,6 +52,11 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
             else "not recorded")))
     if c.get("compile") or any(results.config_of(m).get("compile") for m in results.model_names):
         items.append(("torch.compile", _compile_setting(results)))
+    capped = {m: results.models[m]["ema_decay_used"] for m in results.model_names
+              if "ema_decay_used" in results.models.get(m, {})}
+    if capped:
+        items.append(("EMA decay", ", ".join(f"{m}: {decay:.4g}" for m, decay in capped.items())
+                      + " (the preset's, capped so that at most 1 % of the initial weights remain after training)"))
     split = {m: results.models[m]["accumulation_parts"] for m in results.model_names
              if "accumulation_parts" in results.models.get(m, {})}
     if split:

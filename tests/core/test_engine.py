@@ -14,7 +14,7 @@ from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
 from segbench.engine.device import eval_batch_cap, resolve_precision
 from segbench.engine.evaluation import predict_split
 from segbench.engine.seeding import derive_seed, sample_seed
-from segbench.engine.training import EMA, TrainConfig, TrainingDiverged, train, warmup_cosine
+from segbench.engine.training import EMA, TrainConfig, TrainingDiverged, ema_decay_for, train, warmup_cosine
 from tests.toy_plugin import ToyCNN
 
 
@@ -83,6 +83,26 @@ def test_ema_tracks_weights():
         model.weight.add_(2.0)
     ema.update(model)
     torch.testing.assert_close(ema.shadow["weight"], before + 1.0)
+
+
+def test_ema_decay_is_capped_to_the_run_length():
+    assert ema_decay_for(0.99, 480) == 0.99  # the small preset's 16 epochs of 30 steps: unchanged
+    assert ema_decay_for(0.9999, 100) == pytest.approx(0.01 ** (1 / 100)) and ema_decay_for(0.0, 100) == 0.0
+
+
+def test_short_run_ema_forgets_the_initial_weights():
+    """A decay of 0.9999 over 4 steps would keep 99.96 % of the random start; the engine's EMA
+    uses the capped decay d: final weights = d^4 w_0 + sum_k (1 - d) d^(4-k) w_k."""
+    torch.manual_seed(0)
+    model = ToyCNN(4, 0.5)
+    weights = [model.net[0].weight.detach().clone()]
+    config = TrainConfig(epochs=2, batch_size=6, lr=0.05, ema_decay=0.9999)
+    state = train(model, _data(12), config, seed=0, device=torch.device("cpu"),
+                  on_step=lambda *_: weights.append(model.net[0].weight.detach().clone()))
+    d = state.ema_decay
+    assert len(weights) == 5 and d == pytest.approx(0.01 ** (1 / 4))
+    expected = d**4 * weights[0] + sum((1 - d) * d ** (4 - k) * weights[k] for k in range(1, 5))
+    torch.testing.assert_close(model.net[0].weight.detach(), expected)
 
 
 def test_non_finite_loss_stops_training():

@@ -138,9 +138,9 @@ def test_bf16_precision_is_recorded_and_keeps_the_result(first_run, tmp_path, ru
     assert dice[0] != dice[1] and abs(dice[0] - dice[1]) < 0.02
 
 
-def test_report_states_compile_and_gradient_accumulation(first_run, tmp_path, run_cli):
+def test_report_states_compile_accumulation_and_ema(first_run, tmp_path, run_cli):
     """A `--compile` run's report says so, with each model's compile time unless timings are left out;
-    a model whose training batches were split to fit GPU memory is named."""
+    models whose training batches were split to fit GPU memory, or whose EMA decay was capped, are named."""
     import shutil
 
     out = tmp_path / "compiled"
@@ -148,7 +148,7 @@ def test_report_states_compile_and_gradient_accumulation(first_run, tmp_path, ru
     assert "torch.compile" not in (out / "report.md").read_text()  # a plain run: no line
     config, models = (json.loads((out / f).read_text()) for f in ("config.json", "models.json"))
     (out / "config.json").write_text(json.dumps({**config, "compile": True}))
-    models["toy-cnn"].update(compile_seconds=3.25, accumulation_parts=4)
+    models["toy-cnn"].update(compile_seconds=3.25, accumulation_parts=4, ema_decay_used=0.95499)
     (out / "models.json").write_text(json.dumps(models))
     for timings, line in (("--timings", "- **torch.compile**: on; compiling took 3.2 s (toy-cnn), included in "
                                         "the training time and masks/s\n"),
@@ -158,6 +158,7 @@ def test_report_states_compile_and_gradient_accumulation(first_run, tmp_path, ru
         report = (tmp_path / f"r{timings}.md").read_text()
         assert line in report
         assert "- **Gradient accumulation**: toy-cnn: each training batch in 4 micro-batches (GPU memory)\n" in report
+        assert "- **EMA decay**: toy-cnn: 0.955 (the preset's, capped so that at most 1 % of the initial " in report
 
 
 @pytest.mark.slow
