@@ -144,6 +144,26 @@ def _accumulated_loss(model: nn.Module, images: torch.Tensor, masks: torch.Tenso
     return total
 
 
+def _batch_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, masks: torch.Tensor,
+                     idx: torch.Tensor, state: TrainState, network_precision: torch.autocast) -> float:
+    """One batch's gradients in .grad, in `state.parts` micro-batches; returns the batch's loss.
+    On GPU out-of-memory the batch is redone in twice as many, from the random state it started with."""
+    before = rng_state()
+    while True:
+        optimizer.zero_grad(set_to_none=True)
+        try:
+            return _accumulated_loss(model, images, masks, idx, state.parts, network_precision)
+        except torch.cuda.OutOfMemoryError:
+            if state.parts >= len(idx):
+                raise SegbenchError(
+                    "a single training image runs out of GPU memory; use a smaller --image-size or preset, "
+                    "the model's gradient_checkpointing where it has one, or --device cpu") from None
+            state.parts *= 2
+            set_rng_state(before)  # the retry draws what the first try drew
+            if idx.is_cuda:
+                torch.cuda.empty_cache()
+
+
 def train(
     model: nn.Module,
     data: SplitData,
@@ -166,9 +186,10 @@ def train(
     once that many seconds passed since the last one (0: after every step). It holds
     weights, optimiser, schedule, EMA, every RNG state and the position in the
     epoch's data order, so `resume` continues exactly where it stopped: the result
-    is bit-identical to an uninterrupted run. The EMA's decay is capped by `ema_decay_for`. Raises TrainingDiverged on a NaN/Inf
-    loss or gradient, or a loss above `config.explode_factor` times its running
-    median; the step that diverged is never applied, so last.pt stays good.
+    is bit-identical to an uninterrupted run. The EMA's decay is capped by `ema_decay_for`.
+    Raises TrainingDiverged on a NaN/Inf loss or gradient, or a loss above
+    `config.explode_factor` times its running median; the step that diverged is never
+    applied, so last.pt stays good.
     `precision` ("auto", "fp32" or "bf16") is the network's autocast (see `resolve_precision`).
     A batch that runs out of GPU memory is redone in twice as many micro-batches, with the
     random state it started with, and gradients accumulated: the same effective batch size
@@ -209,22 +230,8 @@ def train(
         order = torch.Generator().manual_seed(derive_seed("order", seed, epoch))
         batches = _batches(len(data), config.batch_size, order)
         for step in range(state.step, len(batches)):
-            idx = batches[step].to(device)
-            before = rng_state()
-            while True:
-                optimizer.zero_grad(set_to_none=True)
-                try:
-                    value = _accumulated_loss(model, images, masks, idx, state.parts, network_precision)
-                    break
-                except torch.cuda.OutOfMemoryError:
-                    if state.parts >= len(idx):
-                        raise SegbenchError(
-                            "a single training image runs out of GPU memory; use a smaller --image-size or "
-                            "preset, the model's gradient_checkpointing where it has one, or --device cpu") from None
-                    state.parts *= 2
-                    set_rng_state(before)  # the retry draws what the first try drew
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
+            value = _batch_gradients(model, optimizer, images, masks, batches[step].to(device), state,
+                                     network_precision)
             guard.check_loss(value, epoch, step)
             guard.check_gradient(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item(), epoch, step)
             optimizer.step()

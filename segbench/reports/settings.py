@@ -52,13 +52,11 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
             else "not recorded")))
     if c.get("compile") or any(results.config_of(m).get("compile") for m in results.model_names):
         items.append(("torch.compile", _compile_setting(results)))
-    capped = {m: results.models[m]["ema_decay_used"] for m in results.model_names
-              if "ema_decay_used" in results.models.get(m, {})}
+    capped = _recorded(results, "ema_decay_used")
     if capped:
         items.append(("EMA decay", ", ".join(f"{m}: {decay:.4g}" for m, decay in capped.items())
                       + " (the preset's, capped so that at most 1 % of the initial weights remain after training)"))
-    split = {m: results.models[m]["accumulation_parts"] for m in results.model_names
-             if "accumulation_parts" in results.models.get(m, {})}
+    split = _recorded(results, "accumulation_parts")
     if split:
         items.append(("Gradient accumulation", ", ".join(
             f"{m}: each training batch in {parts} micro-batches (GPU memory)" for m, parts in split.items())))
@@ -70,11 +68,15 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
     return items
 
 
+def _recorded(results: RunResults, key: str) -> dict[str, Any]:
+    """Per model, its models.json value for `key`, where it has one."""
+    return {m: results.models[m][key] for m in results.model_names if key in results.models.get(m, {})}
+
+
 def _compile_setting(results: RunResults) -> str:
     """"on"/"off" per run, and how long compiling took per model where recorded."""
     value = _setting(results, lambda x: "on" if x.get("compile") else "off")
-    seconds = {m: results.models[m]["compile_seconds"] for m in results.model_names
-               if "compile_seconds" in results.models.get(m, {})}
+    seconds = _recorded(results, "compile_seconds")
     if seconds:
         value += ("; compiling took " + ", ".join(f"{s:.1f} s ({m})" for m, s in seconds.items())
                   + ", included in the training time and masks/s")
