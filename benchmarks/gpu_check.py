@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from _common import RESULTS, write_json
 from diffusion_sampling import reference_sample
 from main_job import run_task
+from segbench.engine.compiling import compile_children
 from segbench.engine.seeding import seed_everything
 from segbench.plugins import load_plugins
 
@@ -231,8 +232,7 @@ def main() -> None:
         model.to(memory_format=torch.contiguous_format)
 
     if "compile" in only and not args.no_compile:
-        for child in model.children():
-            child.compile()
+        compile_children(model)
         _, first = sample(model, args.masks)  # compiles for this batch shape
         reset_peak_memory()
         _, seconds = sample(model, args.masks)
@@ -242,8 +242,7 @@ def main() -> None:
                                                      if ref_rate else None})
 
     if "cudagraphs" in only and not args.no_compile:
-        for child in model.children():
-            child.compile(mode="reduce-overhead")  # CUDA graphs of the compiled U-Net (skipped on the CPU)
+        compile_children(model, mode="reduce-overhead")  # CUDA graphs of the compiled U-Net (skipped on the CPU)
         for masks in (64, 256):
             _, first = sample(model, masks)
             reset_peak_memory()

@@ -288,8 +288,8 @@ def _run_model(
                 on_epoch=lambda e, loss: registry.notify("on_epoch_end", model=name, epoch=e + 1, metrics={"loss": loss}),
             )
         info.update(epochs=state.epoch, losses=state.losses, train_seconds=round(state.seconds, 3))
-        if state.ema_decay != config.ema_decay:
-            info["ema_decay_used"] = state.ema_decay
+        if (decay := config.ema_decay_used(len(train_data))) != config.ema_decay:
+            info["ema_decay_used"] = decay
         if state.parts > 1:
             info["accumulation_parts"] = state.parts
             progress.log(f"{name}: training batches of {config.batch_size} did not fit GPU memory; gradients were "

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 
-def compile_children(model: nn.Module) -> None:
-    """Compile every child module in place, so parameter names (and checkpoints) stay those of the plain model."""
+def compile_children(model: nn.Module, **options: Any) -> None:
+    """Compile every child module in place (`options` go to torch.compile), so parameter names (and
+    checkpoints) stay those of the plain model."""
     for child in model.children():
-        child.compile()
+        child.compile(**options)
 
 
 def compile_seconds() -> float | None:

@@ -63,13 +63,20 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def total_steps(self, samples: int) -> int:
+        """Optimizer steps over all epochs on `samples` training images."""
+        return len(_batches(samples, self.batch_size, torch.Generator().manual_seed(0))) * self.epochs
+
+    def ema_decay_used(self, samples: int) -> float:
+        """`ema_decay`, capped to this run's length by `ema_decay_for`."""
+        return ema_decay_for(self.ema_decay, self.total_steps(samples))
+
 
 @dataclass
 class TrainState:
     """What a checkpoint restores: epochs done, and inside the next epoch the batches done
     (`step`), their loss sum, and the recent losses the divergence check compares against;
-    `parts`: how many micro-batches each batch is split into (more than 1 after GPU out-of-memory);
-    `ema_decay`: the decay the EMA used (see `ema_decay_for`; derived, not saved)."""
+    `parts`: how many micro-batches each batch is split into (more than 1 after GPU out-of-memory)."""
 
     epoch: int = 0
     losses: list[float] | None = None
@@ -78,7 +85,6 @@ class TrainState:
     loss_sum: float = 0.0
     recent: list[float] | None = None
     parts: int = 1
-    ema_decay: float = 0.0
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -186,7 +192,7 @@ def train(
     once that many seconds passed since the last one (0: after every step). It holds
     weights, optimiser, schedule, EMA, every RNG state and the position in the
     epoch's data order, so `resume` continues exactly where it stopped: the result
-    is bit-identical to an uninterrupted run. The EMA's decay is capped by `ema_decay_for`.
+    is bit-identical to an uninterrupted run. The EMA's decay is `config.ema_decay_used`.
     Raises TrainingDiverged on a NaN/Inf loss or gradient, or a loss above
     `config.explode_factor` times its running median; the step that diverged is never
     applied, so last.pt stays good.
@@ -196,20 +202,18 @@ def train(
     (losses that pool over the batch, and BatchNorm statistics, see one part at a time).
     """
     images, masks = (t.to(device) for t in data.tensors())
-    steps_per_epoch = len(_batches(len(data), config.batch_size, torch.Generator().manual_seed(0)))
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
+        optimizer, warmup_cosine(config.total_steps(len(data)), config.warmup_fraction)
     )
-    decay = ema_decay_for(config.ema_decay, steps_per_epoch * config.epochs)
+    decay = config.ema_decay_used(len(data))
     ema = EMA(model, decay) if decay > 0 else None
     state = TrainState(losses=[], recent=[])
     seed_everything(derive_seed("train", seed))
     ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
     if resume and ckpt and ckpt.exists():
         state = _restore(load_checkpoint(ckpt), model, optimizer, scheduler, ema)
-    state.ema_decay = decay
     guard = DivergenceGuard(config.explode_factor, state.recent)
     # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
     max_norm = config.grad_clip if config.grad_clip > 0 else math.inf

@@ -4,6 +4,7 @@ bf16 autocast (`--precision bf16`) stays within a stated tolerance on the CPU an
 import pytest
 import torch
 
+from segbench.engine.compiling import compile_children
 from segbench.engine.device import autocast
 from tests.diffusion.test_segmenter import images, tiny
 
@@ -26,8 +27,7 @@ def test_compiled_model_gives_the_same_masks():
     """What `segbench run --compile` does: compile every child module in place."""
     model = tiny()
     default = model.sample(images(4), SEEDS)
-    for child in model.children():
-        child.compile()
+    compile_children(model)
     torch.testing.assert_close(model.sample(images(4), SEEDS), default, atol=1e-4, rtol=1e-4)
 
 
