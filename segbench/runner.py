@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import platform
 import shutil
@@ -118,8 +119,6 @@ def _prepare_out(request: RunRequest, held: contextlib.ExitStack) -> RunStore:
     """The run directory, created and locked (the lock is released when `held` closes)."""
     out = Path(request.out or f"runs/{request.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     store = RunStore(out)
-    if request.resume and not store.file("config.json").exists():
-        raise SegbenchError(f"--resume: {out} holds no run to resume (no config.json)")
     try:
         out.mkdir(parents=True, exist_ok=True)
         held.enter_context(run_lock(out))  # creating the lock file also proves the folder writable
@@ -128,6 +127,15 @@ def _prepare_out(request: RunRequest, held: contextlib.ExitStack) -> RunStore:
     if store.file("config.json").exists() and not request.resume:
         raise SegbenchError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
     return store
+
+
+def _starts_fresh(request: RunRequest, store: RunStore, progress: Progress) -> bool:
+    """Whether --resume found nothing to continue (a requeued job killed before config.json): it starts the run,
+    as nnU-Net's --c does."""
+    if request.resume and not store.file("config.json").exists():
+        progress.log(f"--resume: {store.path} holds no run yet; starting it")
+        return True
+    return False
 
 
 def _eval_subset(test: SplitData, request: RunRequest) -> SplitData:
@@ -177,6 +185,8 @@ def _run(request: RunRequest, registry: Registry, progress: Progress, held: cont
         mask_threshold=request.mask_threshold,
     )
     store = _prepare_out(request, held)
+    if _starts_fresh(request, store, progress):
+        request = replace(request, resume=False)
     progress.log(f"preparing {dataset.name} ({request.task}, {request.image_size}x{request.image_size})")
     source = dataset.factory(options)
     train_data = load_split(dataset, source, options, "train")
@@ -231,15 +241,34 @@ def _partial_dir(store: RunStore, name: str) -> Path:
     return store.file(f"partial/{name.replace(':', '_')}")
 
 
+RESUME_KEYS = ("task", "dataset", "models", "seed", "preset", "precision", "image_size", "ensemble",
+               "hyperparameters", "eval_samples", "mask_threshold")
+
+
+def as_json(value: Any) -> Any:
+    """`value` as config.json holds it once read back (tuples become lists): the one form settings compare in."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def first_difference(old: Any, new: Any, path: str) -> str | None:
+    """The first key path at which two JSON values differ, as "path: old -> new"; None when equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            found = first_difference(old.get(key), new.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    return None if old == new else f"{path}: {json.dumps(old)} -> {json.dumps(new)}"
+
+
 def _check_resume(store: RunStore, config: dict[str, Any]) -> None:
-    """--resume continues the same run: the settings that shape results must match."""
-    old = store.read_json("config.json")
-    keys = ("task", "dataset", "models", "seed", "preset", "precision", "image_size", "ensemble", "hyperparameters",
-            "eval_samples", "mask_threshold")
-    changed = [k for k in keys if old.get(k) != config.get(k) and k in old]
+    """--resume continues the same run: the settings that shape results must match (compared as JSON)."""
+    old, new = store.read_json("config.json"), as_json(config)
+    changed = [found for k in RESUME_KEYS if k in old and (found := first_difference(old[k], new.get(k), k))]
     if changed:
         raise SegbenchError(
-            f"--resume: {store.path} was run with different {', '.join(changed)}; use the same options or another --out"
+            f"--resume: {store.path} was run with different settings ({'; '.join(changed)}); "
+            "use the same options or another --out"
         )
 
 

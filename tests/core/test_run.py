@@ -178,4 +178,27 @@ def test_resume_with_another_precision_is_refused(first_run, tmp_path, run_cli):
     out = tmp_path / "resumed"
     shutil.copytree(first_run[0], out)
     code, _, stderr = run_cli(*RUN, "--out", str(out), "--resume", "--precision", "bf16")
-    assert code != 0 and "different precision" in stderr
+    assert code != 0 and "different settings (precision: \"fp32\" -> \"bf16\")" in stderr
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (("--seed", "1"), "seed: 0 -> 1"),
+    (("--set", "toy-cnn.width=4"), "hyperparameters.toy-cnn.width: 8 -> 4"),
+])
+def test_resume_with_a_real_change_is_refused_naming_the_key(first_run, tmp_path, run_cli, change, named):
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(first_run[0], out)
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--resume", *change)
+    assert code == 2 and f"different settings ({named})" in stderr
+
+
+def test_resume_on_a_folder_without_a_run_starts_it(first_run, tmp_path, run_cli):
+    """A requeued job that always passes --resume, killed before it wrote config.json."""
+    out = tmp_path / "requeued"
+    out.mkdir()
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--resume")
+    assert code == 0, stderr
+    assert "holds no run yet; starting it" in stderr
+    assert (out / "per_image.csv").read_bytes() == (first_run[0] / "per_image.csv").read_bytes()

@@ -1,12 +1,15 @@
 """`python -m tests.reliability.killer WHERE N ARGS...`: the segbench CLI, killed with SIGKILL at a chosen point.
 
-WHERE is `train` (the Nth training step starts), `predict` (the Nth prediction batch starts), or a
-file name such as `per_image.csv`: the Nth atomic write of that file dies after writing its temporary
-file, before the rename. ARGS are the CLI's (the toy plugins are added). N = 0 never kills.
+WHERE is `train` (the Nth training step starts), `predict` (the Nth prediction batch starts), either of
+them as `train@MODEL` / `predict@MODEL` to count only that model's calls (any registered model: the
+factories are wrapped, so built-in models are killed as the toy ones are), or a file name such as
+`per_image.csv`: the Nth atomic write of that file dies after writing its temporary file, before the
+rename. ARGS are the CLI's (the toy plugins are added). N = 0 never kills.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -18,7 +21,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))  # as tests/conftest.py: same arithmetic as in-process runs
-    from tests.toy_plugin import ToyCNN
+    from segbench import cli, plugins
 
     calls = 0
 
@@ -28,16 +31,32 @@ def main() -> None:
         if calls == n:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def counting(method):
-        def wrapper(*a, **k):
-            tick()
-            return method(*a, **k)
-        return wrapper
+    kind, _, only = where.partition("@")
+    if kind in ("train", "predict"):
+        method = "training_loss" if kind == "train" else "predict"
 
-    if where == "train":
-        ToyCNN.training_loss = counting(ToyCNN.training_loss)
-    elif where == "predict":
-        ToyCNN.predict = counting(ToyCNN.predict)
+        def counting(factory, name):
+            def build(config):
+                model = factory(config)
+                full = f"{name}:{config['variant']}" if "variant" in config else name
+                if not only or only == full:
+                    original = getattr(model, method)
+
+                    def counted(*a, **k):
+                        tick()
+                        return original(*a, **k)
+
+                    object.__setattr__(model, method, counted)  # an instance attribute shadows the method
+                return model
+            return build
+
+        def load_counting(*a, **k):
+            registry = plugins.load_plugins(*a, **k)
+            registry.specs["models"] = {name: dataclasses.replace(spec, factory=counting(spec.factory, name))
+                                        for name, spec in registry.specs["models"].items()}
+            return registry
+
+        cli.load_plugins = load_counting
     else:
         replace = os.replace
 
@@ -48,9 +67,7 @@ def main() -> None:
 
         os.replace = dying_replace
     sys.argv = ["segbench", "--plugin", "tests.toy_plugin", "--plugin", "tests.reliability.faulty_plugin", *args]
-    from segbench.cli import main as cli_main
-
-    cli_main()
+    cli.main()
 
 
 if __name__ == "__main__":
