@@ -1,4 +1,4 @@
-"""Shared helpers for benchmark scripts: timing, environment facts, JSON output."""
+"""Shared helpers for benchmark scripts: building a model at a preset, timing, environment facts, JSON output."""
 
 from __future__ import annotations
 
@@ -7,14 +7,33 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import segbench
+from segbench.plan.build import plan_model
+from segbench.plan.run_plan import ModelPlan
+from segbench.plugins import Registry
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def build(registry: Registry, name: str, preset: str, image_size: int = 64, sets: Mapping[str, str] | None = None,
+          *, task: str | None = None, seed: int | None = None) -> tuple[Any, ModelPlan]:
+    """Model `name` at `preset` as a run plans it: (the network its factory builds, its plan).
+
+    `sets` are `--set`-style overrides as text (model hyperparameters and training settings, e.g.
+    {"sampling_steps": "50", "epochs": "12"}); `task` picks the preset's task layer (None: none);
+    with `seed`, torch.manual_seed(seed) before the factory (a run uses derive_seed("init", run seed, name)).
+    """
+    spec = registry.model(name)
+    plan = plan_model(spec, name, preset, task, image_size, sets=sets)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return spec.factory(plan.factory_input(image_size)), plan
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:

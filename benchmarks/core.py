@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from _common import median_seconds, write_json
+from _common import build, median_seconds, write_json
 from segbench import DatasetOptions
 from segbench.data import load_split
 from segbench.plugins import load_plugins
@@ -40,9 +40,7 @@ def data_throughput(registry) -> dict[str, float]:
 
 
 def model_throughput(registry, name: str, batch: int = 16) -> dict[str, float]:
-    spec = registry.model(name)
-    torch.manual_seed(0)
-    model = spec.factory({**spec.hyperparameters("small"), "image_size": SIZE})
+    model, _ = build(registry, name, "small", SIZE, seed=0)
     images = torch.rand(batch, 1, SIZE, SIZE)
     masks = (torch.rand(batch, 1, SIZE, SIZE) > 0.5).float()
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)

@@ -19,9 +19,10 @@ import time
 
 import torch
 
-from _common import write_json
+from _common import build, write_json
+from segbench.noise import randn_per_sample, sample_generators
 from segbench.plugins import load_plugins
-from segbench_diffusion.samplers import ddim_sample, randn_per_sample
+from segbench_diffusion.samplers import ddim_sample
 
 
 def reference_sample(model, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
@@ -29,24 +30,21 @@ def reference_sample(model, images: torch.Tensor, seeds: torch.Tensor) -> torch.
     outputs = []
     for image, seed in zip(images, seeds):
         image = image[None]
-        generators = [torch.Generator().manual_seed(int(seed))]
+        generators = sample_generators(seed.view(1))
         x_T = randn_per_sample(image.shape[1:], generators, image.device)
 
         def eps_fn(x_t, t):
             return model.noise_prediction(x_t, t, model.encode(image)).float()
 
-        outputs.append(ddim_sample(eps_fn, x_T, model.alphas_cumprod, model.config.sampling_steps,
-                                   model.config.eta, generators, model.config.clip_x0).detach())
+        outputs.append(ddim_sample(eps_fn, x_T, model.alphas_cumprod, model.hparams.sampling_steps,
+                                   model.hparams.eta, generators, model.hparams.clip_x0).detach())
     return torch.cat(outputs)
 
 
 def measure(model_name: str, preset: str, masks: int, steps: int | None) -> dict[str, float]:
-    spec = load_plugins().model(model_name)
-    params = {**spec.hyperparameters(preset), "image_size": 64}
-    if steps is not None:
-        params["sampling_steps"] = steps
-    torch.manual_seed(0)
-    model = spec.factory(params).eval()
+    sets = {"sampling_steps": str(steps)} if steps is not None else None
+    model, plan = build(load_plugins(), model_name, preset, sets=sets, seed=0)
+    model.eval()
     images = torch.rand(masks, 1, 64, 64)
     seeds = torch.arange(masks)
     model.sample(images[:1], seeds[:1])  # warm-up
@@ -56,7 +54,7 @@ def measure(model_name: str, preset: str, masks: int, steps: int | None) -> dict
     start = time.perf_counter()
     slow = reference_sample(model, images, seeds)
     slow_s = time.perf_counter() - start
-    used_steps = params["sampling_steps"]
+    used_steps = plan.hyperparameters["sampling_steps"]
     return {
         "preset": preset, "masks": masks, "ddim_steps": used_steps,
         "segbench_masks_per_s": masks / fast_s, "reference_masks_per_s": masks / slow_s,

@@ -32,12 +32,12 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from _common import RESULTS, write_json
+from _common import RESULTS, build, write_json
 from diffusion_sampling import reference_sample
 from main_job import run_task
 from segbench.engine.compiling import compile_children
-from segbench.engine.seeding import seed_everything
 from segbench.plugins import load_plugins
+from segbench.results import read_models
 
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # cpu: a dry run of the script
@@ -119,7 +119,7 @@ def profile_step(model, masks: int, top: int = 12) -> list[dict[str, Any]]:
     """The kernels of one U-Net evaluation at batch `masks` (bf16), by share of device time."""
     x = torch.randn(masks, 1, 64, 64, device=DEVICE)
     t = torch.full((masks,), 500, device=DEVICE)
-    condition = torch.randn(masks, model.config.cond_channels, 64, 64, device=DEVICE)
+    condition = torch.randn(masks, model.hparams.cond_channels, 64, 64, device=DEVICE)
     activity = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if DEVICE.type == "cuda" else [])
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
         model.network_output(x, t, condition)
@@ -171,12 +171,11 @@ def main() -> None:
     if "paper_run" in only:
         with tempfile.TemporaryDirectory() as tmp:
             row = run_task("lung", "diff-add", Path(tmp), "--preset", args.preset)
-            info = json.loads((Path(tmp) / "lung" / "models.json").read_text())["diff-add"]
-            save("paper_run", {**row, **{k: info.get(k) for k in ("accumulation_parts", "ema_decay_used")}})
+            info = read_models(Path(tmp) / "lung")["diff-add"]
+            save("paper_run", {**row, **{k: getattr(info, k) for k in ("accumulation_parts", "ema_decay_used")}})
     save("gemm_bf16_tflops", gemm_peak_tflops(8192 if DEVICE.type == "cuda" else 1024))
-    spec = load_plugins().model("diff-add")
-    seed_everything(0)
-    model = spec.factory({**spec.hyperparameters(args.preset), "image_size": 64, "sampling_steps": args.steps}).to(DEVICE)
+    model, _ = build(load_plugins(), "diff-add", args.preset, sets={"sampling_steps": str(args.steps)}, seed=0)
+    model = model.to(DEVICE)
     flop = flops_per_mask(model, args.steps)
     save("model", {"parameters": sum(p.numel() for p in model.parameters()), "ddim_steps": args.steps,
                    "gflop_per_mask": flop / 1e9})

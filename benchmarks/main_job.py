@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from _common import write_json
+from segbench.results import read_models
 
 
 def run_task(task: str, models: str, workdir: Path, *options: str) -> dict[str, object]:
@@ -32,12 +33,12 @@ def run_task(task: str, models: str, workdir: Path, *options: str) -> dict[str, 
     seconds = time.perf_counter() - start
     summary = pd.read_csv(out / "summary.csv")
     dice = summary[summary["metric"] == "dice"].set_index("model")
-    models_json = pd.read_json(out / "models.json")
+    records = read_models(out)
     return {
         "task": task, "command": " ".join(["segbench", *command[3:-3]]), "wall_seconds": round(seconds, 1),
         "dice": {m: {k: round(float(dice.loc[m, k]), 4) for k in ("mean", "ci_low", "ci_high", "pooled")} for m in dice.index},
-        "train_seconds": {m: models_json[m]["train_seconds"] for m in models_json.columns},
-        "masks_per_second": {m: models_json[m]["masks_per_second"] for m in models_json.columns},
+        "train_seconds": {m: record.train_seconds for m, record in records.items()},
+        "masks_per_second": {m: record.masks_per_second for m, record in records.items()},
     }
 
 

@@ -24,22 +24,23 @@ import numpy as np
 import torch
 
 from _common import write_json
-from score_formulations import load_trained, scored_split
-from segbench.metrics import confusion_counts
-from segbench.metrics.statistics import per_image
+from score_formulations import whole_test_split
+from segbench import protocol
+from segbench.noise import randn_per_sample, sample_generators
 from segbench.plugins import load_plugins
+from segbench.results.trained import load_trained
 from segbench.specs import MetricSpec
-from segbench.runner import THRESHOLD
-from segbench_diffusion.samplers import randn_per_sample
 from segbench_score.samplers import annealed_langevin
 from segbench_score.schedules import geometric_sigmas
 
 
-def dice_and_area(x: torch.Tensor, masks: torch.Tensor, dice_metric: MetricSpec) -> tuple[float, float]:
+def dice_and_area(x: torch.Tensor, masks: torch.Tensor, ids: list[str], dice_metric: MetricSpec,
+                  run_seed: int) -> tuple[float, float]:
     """Per-image mean Dice of the mask x_0 as `segbench run` scores it, and predicted / true foreground."""
-    counts = confusion_counts(((x + 1) / 2).clamp(0, 1), masks, THRESHOLD)
-    dice = per_image(counts, {"dice": dice_metric})["dice"]
-    return round(float(dice.mean()), 4), round(float((counts.tp + counts.fp).sum() / (counts.tp + counts.fn).sum()), 3)
+    scores = protocol.score("x0", ids, ((x + 1) / 2).clamp(0, 1), masks, protocol.THRESHOLD, {"dice": dice_metric},
+                            protocol.bootstrap_seed(run_seed))
+    tp, fp, fn = (torch.tensor(int(scores.per_image[column].sum())) for column in ("tp", "fp", "fn"))
+    return round(scores.by_metric["dice"]["mean"], 4), round(float((tp + fp) / (tp + fn)), 3)  # float32, as before
 
 
 def main() -> None:
@@ -50,11 +51,13 @@ def main() -> None:
     parser.add_argument("--grids", default="20:2,40:1,20:1,80:1")
     parser.add_argument("--betas", default="0.5,1,1.5")
     args = parser.parse_args()
-    model, _ = load_trained(args.run_dir, args.model)
-    dice_metric = load_plugins().metric("dice")
-    images, masks = scored_split(args.run_dir).tensors(np.arange(args.images))
-    c = model.config
-    generators = lambda: [torch.Generator().manual_seed(i) for i in range(len(images))]  # noqa: E731
+    registry = load_plugins()
+    model, _, record = load_trained(args.run_dir, args.model, registry)
+    dice_metric, run_seed = registry.metric("dice"), record.plan.seed
+    test = whole_test_split(args.run_dir).subset(np.arange(args.images))
+    images, masks = test.tensors()
+    c = model.hparams
+    generators = lambda: sample_generators(torch.arange(len(images)))  # noqa: E731
     rows: list[dict[str, Any]] = []
     with torch.inference_mode():
         condition = model.encode(images)
@@ -72,7 +75,7 @@ def main() -> None:
             g = generators()
             x = annealed_langevin(score, c.sigma_max * randn_per_sample(images.shape[1:], g, images.device), sigmas,
                                   steps, beta * c.sigma_min**2, g)
-            dice, area = dice_and_area(x, masks, dice_metric)
+            dice, area = dice_and_area(x, masks, test.ids, dice_metric, run_seed)
             rows.append({"levels": levels, "steps_per_level": steps, "beta": beta, "nfe": levels * steps + 1,
                          "dice": dice, "area_ratio": area})
             print(rows[-1], flush=True)
@@ -82,7 +85,7 @@ def main() -> None:
         x = c.sigma_max * randn_per_sample(images.shape[1:], g, images.device)
         for sigma in model.sigmas.tolist():
             d = denoised(x, sigma)
-            dice, area = dice_and_area(d, masks, dice_metric)
+            dice, area = dice_and_area(d, masks, test.ids, dice_metric, run_seed)
             trajectory.append({"sigma": round(sigma, 3), "noise_over_sigma": round(float((x - d).std() / sigma), 3),
                                "denoised_dice": dice, "denoised_area_ratio": area})
             print(trajectory[-1], flush=True)

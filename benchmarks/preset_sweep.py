@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from _common import write_json
+from _common import build, write_json
 
 # The small preset before this sweep: x0-prediction trained with MSE for 12 epochs.
 BEFORE = ["loss=mse", "epochs=12"]
@@ -57,34 +57,37 @@ def one(task: str, overrides: list[str]) -> dict[str, Any]:
     import torch
 
     from segbench import DatasetOptions
-    from segbench.config import model_params
     from segbench.data import load_split
+    from segbench.engine.device import Runtime, resolve_precision
     from segbench.engine.evaluation import predict_split
-    from segbench.engine.seeding import derive_seed, seed_everything
-    from segbench.engine.training import TrainConfig, train
-    from segbench.metrics.confusion import confusion_counts
-    from segbench.metrics.definitions import dice
+    from segbench.engine.random_state import seed_everything
+    from segbench.engine.training import train
+    from segbench.plan.run_plan import EvaluationPlan
     from segbench.plugins import load_plugins
+    from segbench.protocol import THRESHOLD, bootstrap_seed, score
+    from segbench.seeds import derive_seed
 
     registry = load_plugins()
-    spec = registry.model("diff-add")
-    params = model_params(spec, "diff-add", "small", task, {}, dict(item.split("=", 1) for item in overrides))
-    torch.manual_seed(derive_seed("init", 0, "diff-add"))
-    model = spec.factory({**params, "image_size": 64})
+    sets = dict(item.split("=", 1) for item in overrides)
+    model, plan = build(registry, "diff-add", "small", sets=sets, task=task, seed=derive_seed("init", 0, "diff-add"))
     dataset = registry.dataset("cxr-phantom")
     options = DatasetOptions(task=task, root=None, size=64, seed=0)
     source = dataset.factory(options)
     data = {split: load_split(dataset, source, options, split) for split in ("train", "val", "test")}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    runtime = Runtime(device, resolve_precision("auto", device))
     seed = derive_seed("model", 0, "diff-add")
     start = time.perf_counter()
-    train(model, data["train"], TrainConfig.from_params(params), seed=seed, device=device)
+    train(model, data["train"], plan.training, seed=seed, runtime=runtime)
     row: dict[str, Any] = {"train_seconds": round(time.perf_counter() - start, 1), "device": str(device)}
+    evaluation = EvaluationPlan(samples=None, batch_size=64, ensemble=1, threshold=THRESHOLD)
     for split in ("val", "test"):
         seed_everything(seed)
-        preds = predict_split(model, data[split], run_seed=0, ensemble=1, batch_size=64, device=device)
+        preds = predict_split(model, data[split], evaluation, run_seed=0, runtime=runtime)
         _, masks = data[split].tensors()
-        row[split] = round(float(dice(*confusion_counts(preds.probabilities, masks).as_float()).mean()), 4)
+        dice = score("diff-add", data[split].ids, preds.probabilities, masks, THRESHOLD,
+                     {"dice": registry.metric("dice")}, bootstrap_seed(0)).by_metric["dice"]
+        row[split] = round(dice["mean"], 4)
     return row
 
 

@@ -29,67 +29,59 @@ import torch
 
 import main_job
 from _common import RESULTS, write_json
-from segbench import DatasetOptions
 from segbench.data import SplitData, load_split
-from segbench.engine.checkpoints import load_checkpoint
+from segbench.engine.device import Runtime
 from segbench.engine.evaluation import predict_split
-from segbench.metrics import confusion_counts
-from segbench.metrics.statistics import summarise
 from segbench.plugins import load_plugins
-from segbench.results.rescore import bootstrap_seed
-from segbench.runner import THRESHOLD
+from segbench.protocol import bootstrap_seed, eval_subset, score
+from segbench.results import read_record
+from segbench.results.trained import load_trained
 
 # Two sampler settings per formulation, about 10 and about 50 NFE in the small preset ({}: the
-# preset's own). They change the sampler only: both sample the same trained network.
-BUDGETS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
-    "diff": ({}, {"sampling_steps": 50}),  # DDIM: 10, 50
-    "ncsn": ({"steps_per_level": 1}, {}),  # 20 levels x n + 1: 21, 41 (fewer levels fail: see config.py)
-    "sde": ({}, {"sampling_steps": 25}),  # Heun, 2 n - 1: 9, 49
+# preset's own), as `--set` text. They change the sampler only: both sample the same trained network.
+BUDGETS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "diff": ({}, {"sampling_steps": "50"}),  # DDIM: 10, 50
+    "ncsn": ({"steps_per_level": "1"}, {}),  # 20 levels x n + 1: 21, 41 (fewer levels fail: see hyperparameters.py)
+    "sde": ({}, {"sampling_steps": "25"}),  # Heun, 2 n - 1: 9, 49
 }
 
 
-def network_evaluations(name: str, params: dict[str, Any]) -> int:
-    """Per mask, for a model's hyperparameters."""
-    if name.startswith("diff-"):
-        return params["timesteps"] if params["sampler"] == "ddpm" else params["sampling_steps"]
-    from segbench_score.config import NCSNConfig, SDEConfig
-
-    config = (NCSNConfig if name.startswith("ncsn-") else SDEConfig).from_mapping({"image_size": 64, **params})
-    return config.network_evaluations
+def network_evaluations(hparams: Any) -> int:
+    """Per mask, for a model's typed hyperparameters (its network's `hparams`)."""
+    if hasattr(hparams, "network_evaluations"):  # NCSN, score-SDE
+        return hparams.network_evaluations
+    return hparams.timesteps if hparams.sampler == "ddpm" else hparams.sampling_steps  # diffusion
 
 
-def load_trained(run_dir: Path, name: str, overrides: dict[str, int] | None = None) -> tuple[Any, dict[str, Any]]:
-    """`name` as the run in `run_dir` evaluated it (its EMA weights), with hyperparameter `overrides`;
-    and the run's config.json."""
-    config = json.loads((run_dir / "config.json").read_text())
-    params = {**config["hyperparameters"][name], **(overrides or {})}
-    model = load_plugins().model(name).factory({**params, "image_size": config["image_size"]})
-    saved = load_checkpoint(run_dir / "checkpoints" / name / "last.pt")
-    model.load_state_dict({**saved["model"], **saved["ema"]})
-    return model.eval(), config
-
-
-def resample(run_dir: Path, name: str, overrides: dict[str, int], test: SplitData) -> dict[str, Any]:
-    """Dice of `name`'s trained weights in `run_dir` sampled with `overrides` on the run's `test`
-    split, as `segbench run` scores it."""
-    model, config = load_trained(run_dir, name, overrides)
+def resample(run_dir: Path, name: str, sets: dict[str, str], test: SplitData) -> dict[str, Any]:
+    """Dice of `name`'s trained weights in `run_dir` sampled with the hyperparameter overrides `sets`
+    (`--set` text) on the run's `test` split, as `segbench run` scores it."""
     registry = load_plugins()
-    params = {**config["hyperparameters"][name], **overrides}
-    preds = predict_split(model, test, run_seed=config["seed"], ensemble=1, batch_size=config["eval_batch_size"],
-                          device=torch.device("cpu"), model_name=name)
-    counts = confusion_counts(preds.probabilities, test.tensors()[1], THRESHOLD)
-    dice = summarise(counts, {"dice": registry.metric("dice")}, seed=bootstrap_seed(config))["dice"]
-    return {"nfe": network_evaluations(name, params), "dice": {k: round(float(v), 4) for k, v in dice.items()},
-            "masks_per_second": round(len(test) / preds.seconds, 3)}
+    model, _, record = load_trained(run_dir, name, registry, sets)
+    plan, cpu = record.plan, Runtime(torch.device("cpu"), "fp32")
+    preds = predict_split(model, test, plan.evaluation, run_seed=plan.seed, runtime=cpu, model_name=name)
+    dice = score(name, test.ids, preds.probabilities, test.tensors()[1], plan.evaluation.threshold,
+                 {"dice": registry.metric("dice")}, bootstrap_seed(plan.seed)).by_metric["dice"]
+    masks = len(test) * plan.evaluation.ensemble
+    return {"nfe": network_evaluations(model.hparams), "dice": {k: round(float(v), 4) for k, v in dice.items()},
+            "masks_per_second": round(masks / preds.seconds, 3)}
+
+
+def whole_test_split(run_dir: Path) -> SplitData:
+    """The whole test split of the run in `run_dir`, from the data cache."""
+    plan = read_record(run_dir).plan
+    dataset = load_plugins().dataset(plan.data.dataset)
+    options = plan.data.options(plan.seed)
+    return load_split(dataset, dataset.factory(options), options, "test")
 
 
 def scored_split(run_dir: Path) -> SplitData:
-    """The test split the run in `run_dir` scored, from the data cache."""
-    config = json.loads((run_dir / "config.json").read_text())
-    dataset = load_plugins().dataset(config["dataset"])
-    options = DatasetOptions(task=config["task"], root=None, size=config["image_size"], seed=config["seed"],
-                             mask_threshold=config["mask_threshold"])
-    return load_split(dataset, dataset.factory(options), options, "test")
+    """The test images the run in `run_dir` scored (all, or its seeded `--eval-samples` subset), from the
+    data cache."""
+    plan = read_record(run_dir).plan
+    test = whole_test_split(run_dir)
+    index = eval_subset(len(test), plan.evaluation.samples, plan.seed)
+    return test if index is None else test.subset(index)
 
 
 def run_seed(task: str, models: str, seed: int, workdir: Path, sets: list[str]) -> dict[str, Any]:

@@ -31,25 +31,27 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from _common import RESULTS, environment, median_seconds, write_json
+from _common import RESULTS, build, environment, median_seconds, write_json
 from core import data_throughput
 from diffusion_sampling import reference_sample
 from segbench import DatasetOptions
 from segbench.data import load_split
 from segbench.engine.compiling import compile_children, compile_seconds
-from segbench.engine.device import autocast
+from segbench.engine.device import Runtime, autocast, resolve_precision
 from segbench.engine.evaluation import predict_split
-from segbench.engine.seeding import derive_seed, seed_everything
-from segbench.engine.training import TrainConfig, train
+from segbench.engine.training import train
 from segbench.metrics.confusion import confusion_counts
 from segbench.metrics.statistics import per_image
+from segbench.plan.run_plan import EvaluationPlan
 from segbench.plugins import load_plugins
+from segbench.protocol import THRESHOLD, bootstrap_seed, score
+from segbench.seeds import derive_seed
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+RUNTIME = Runtime(DEVICE, resolve_precision("auto", DEVICE))  # what `segbench run` trains and predicts in here
 MODELS = ("diff-add", "diff-concat")
 
 
@@ -74,10 +76,10 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def build(registry, name: str, preset: str, size: int = 64, **overrides: Any):
-    spec = registry.model(name)
-    seed_everything(0)
-    model = spec.factory({**spec.hyperparameters(preset), "image_size": size, **overrides}).to(DEVICE).eval()
+def perturbed(registry, name: str, preset: str, size: int = 64, sets: dict[str, str] | None = None):
+    """`name` at `preset` with `--set`-style `sets` (text), seeded, on DEVICE in eval mode, its weights perturbed."""
+    model, _ = build(registry, name, preset, size, sets, seed=0)
+    model = model.to(DEVICE).eval()
     with torch.no_grad():  # move the zero-initialised output layers off zero, so outputs depend on the input
         for parameter in model.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
@@ -91,12 +93,13 @@ def flop_per_mask(model, size: int = 64) -> float:
         condition = model.encode(image)
     with torch.no_grad(), FlopCounterMode(display=False) as unet:
         model.network_output(image, torch.tensor([500], device=DEVICE), condition)
-    return encoder.get_total_flops() + model.config.sampling_steps * unet.get_total_flops()
+    return encoder.get_total_flops() + model.hparams.sampling_steps * unet.get_total_flops()
 
 
 def sampling_row(registry, name: str, preset: str, masks: int, steps: int | None, peak: float) -> dict[str, Any]:
-    overrides = {"sampling_steps": steps} if steps else {}
-    model = build(registry, name, preset, channels_last=False, **overrides)  # NCHW here; NHWC measured below
+    overrides = {"sampling_steps": str(steps)} if steps else {}
+    # NCHW here; NHWC measured below
+    model = perturbed(registry, name, preset, sets={"channels_last": "false", **overrides})
     images = torch.rand(masks, 1, 64, 64, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     seeds = torch.arange(masks)
     model.sample(images[:1], seeds[:1])  # warm-up
@@ -118,7 +121,7 @@ def sampling_row(registry, name: str, preset: str, masks: int, steps: int | None
     flop = flop_per_mask(model)
     achieved = masks * flop / fast / 1e9
     return {
-        "model": name, "preset": preset, "sampler": model.config.sampler, "evaluations_per_mask": model.config.sampling_steps,
+        "model": name, "preset": preset, "sampler": model.hparams.sampler, "evaluations_per_mask": model.hparams.sampling_steps,
         "masks": masks, "max_abs_difference_to_reference": difference, "masks_per_s": masks / fast, "reference_masks_per_s": masks / slow, "speedup": slow / fast,
         "channels_last_masks_per_s": masks / channels_last, "gflop_per_mask": flop / 1e9,
         "bf16_masks_per_s": masks / bf16,
@@ -131,7 +134,7 @@ def compiled_sampling(registry, masks: int = 8) -> list[dict[str, Any]]:
     """Per diffusion model in the small preset (its default channels_last path): eager against compiled."""
     rows = []
     for name in MODELS:
-        model = build(registry, name, "small")
+        model = perturbed(registry, name, "small")
         images = torch.rand(masks, 1, 64, 64, generator=torch.Generator().manual_seed(1)).to(DEVICE)
         seeds = torch.arange(masks)
         eager_masks = model.sample(images, seeds)  # also the warm-up
@@ -151,23 +154,22 @@ def compiled_sampling(registry, masks: int = 8) -> list[dict[str, Any]]:
 
 def quality_against_steps(registry, epochs: int) -> dict[str, Any]:
     """Train diff-add (small) on the phantom lungs once; test Dice of several samplers on the same weights."""
-    spec, dataset = registry.model("diff-add"), registry.dataset("cxr-phantom")
+    dataset = registry.dataset("cxr-phantom")
     options = DatasetOptions("lung", None, 64, 0)
     source = dataset.factory(options)
     train_data, test_data = (load_split(dataset, source, options, split) for split in ("train", "test"))
-    params = {**spec.hyperparameters("small"), "epochs": epochs}
-    seed_everything(derive_seed("init", 0, "diff-add"))
-    model = spec.factory({**params, "image_size": 64})
+    model, plan = build(registry, "diff-add", "small", sets={"epochs": str(epochs)}, seed=derive_seed("init", 0, "diff-add"))
     start = time.perf_counter()
-    train(model, train_data, TrainConfig.from_params(params), seed=derive_seed("model", 0, "diff-add"), device=DEVICE)
+    train(model, train_data, plan.training, seed=derive_seed("model", 0, "diff-add"), runtime=RUNTIME)
     rows = {"epochs": epochs, "train_seconds": time.perf_counter() - start, "samplers": []}
     _, masks = test_data.tensors()
+    evaluation = EvaluationPlan(samples=None, batch_size=32, ensemble=1, threshold=THRESHOLD)
     for sampler, steps in (("ddim", 50), ("ddim", 20), ("ddim", 10), ("dpmpp2m", 20), ("dpmpp2m", 10)):
-        model.config = replace(model.config, sampler=sampler, sampling_steps=steps)
-        preds = predict_split(model, test_data, run_seed=0, ensemble=1, batch_size=32, device=DEVICE)
-        counts = confusion_counts(preds.probabilities, masks)
-        dice = per_image(counts, {"dice": registry.metric("dice")})["dice"]
-        rows["samplers"].append({"sampler": sampler, "steps": steps, "dice": float(np.mean(dice)),
+        model.hparams = replace(model.hparams, sampler=sampler, sampling_steps=steps)  # the same trained weights
+        preds = predict_split(model, test_data, evaluation, run_seed=0, runtime=RUNTIME)
+        dice = score("diff-add", test_data.ids, preds.probabilities, masks, THRESHOLD,
+                     {"dice": registry.metric("dice")}, bootstrap_seed(0)).by_metric["dice"]
+        rows["samplers"].append({"sampler": sampler, "steps": steps, "dice": dice["mean"],
                                  "masks_per_s": len(test_data) / preds.seconds})
     best = rows["samplers"][0]["dice"]
     for row in rows["samplers"]:
@@ -180,7 +182,7 @@ def training_precision(registry, steps: int = 6) -> list[dict[str, Any]]:
     bf16 autocast (`--precision bf16`): forward, backward and AdamW step, median over `steps` after one."""
     rows = []
     for preset, batch in (("small", 16), ("paper", 2)):
-        model = build(registry, "diff-add", preset).train()
+        model = perturbed(registry, "diff-add", preset).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         generator = torch.Generator().manual_seed(0)
         images = torch.rand(batch, 1, 64, 64, generator=generator).to(DEVICE)
@@ -230,14 +232,14 @@ def scaling(registry) -> dict[str, list[dict[str, float]]]:
     """masks/s of diff-add (small preset, its default sampler) against batch size (64x64) and image size (batch 8;
     attention at the lowest level, which is 16x16 for 64x64 as in the preset)."""
     out: dict[str, list[dict[str, float]]] = {"batch": [], "size": []}
-    model = build(registry, "diff-add", "small")
+    model = perturbed(registry, "diff-add", "small")
     for batch in (1, 2, 4, 8, 16, 32):
         images, seeds = torch.rand(batch, 1, 64, 64, device=DEVICE), torch.arange(batch)
         seconds = median_seconds(lambda: model.sample(images, seeds), repeats=3)
         out["batch"].append({"batch": batch, "masks_per_s": batch / seconds})
     for size in (32, 64, 128):
         # attention at the last level, wherever that is for this size
-        model = build(registry, "diff-add", "small", size=size, attention_resolutions=(size // 4,))
+        model = perturbed(registry, "diff-add", "small", size=size, sets={"attention_resolutions": f"({size // 4},)"})
         images, seeds = torch.rand(8, 1, size, size, device=DEVICE), torch.arange(8)
         seconds = median_seconds(lambda: model.sample(images, seeds), repeats=3)
         out["size"].append({"size": size, "masks_per_s": 8 / seconds})

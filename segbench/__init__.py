@@ -3,7 +3,16 @@
 import pluggy
 
 from segbench.errors import SegbenchError
-from segbench.specs import DatasetOptions, DatasetSpec, FormatSpec, MetricSpec, ModelSpec, Prediction
+from segbench.specs import (
+    DatasetOptions,
+    DatasetSpec,
+    ExecutorSpec,
+    FormatSpec,
+    MetricSpec,
+    ModelSpec,
+    Prediction,
+    Preset,
+)
 
 __version__ = "0.1.0"
 
@@ -12,10 +21,12 @@ hookimpl = pluggy.HookimplMarker("segbench")
 __all__ = [
     "DatasetOptions",
     "DatasetSpec",
+    "ExecutorSpec",
     "FormatSpec",
     "MetricSpec",
     "ModelSpec",
     "Prediction",
+    "Preset",
     "SegbenchError",
     "__version__",
     "hookimpl",

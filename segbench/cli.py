@@ -63,7 +63,8 @@ def list_(kind: Annotated[str, typer.Argument(help="models, datasets, metrics or
         for col in ("model", "family", "plugin", "description"):
             table.add_column(col)
         for s in specs:
-            table.add_row(f"{s.name}:<Arch>:<encoder>" if s.prefix else s.name, s.family, s.plugin, s.description)
+            table.add_row(f"{s.name}:{s.variant_help or '<variant>'}" if s.prefix else s.name, s.family, s.plugin,
+                          s.description)
     elif kind == "datasets":
         for col in ("dataset", "tasks", "needs --data-root", "plugin", "description"):
             table.add_column(col)
@@ -85,24 +86,27 @@ def info(
     image_size: Annotated[int, typer.Option(help="Image size the model is built for.")] = 64,
 ) -> None:
     """Show a model's resolved hyperparameters and parameter count."""
-    from segbench.config import PRESET_CHOICES, model_params
+    from segbench.plan.build import plan_model
+    from segbench.presets import PRESETS
 
-    if preset not in PRESET_CHOICES[1:]:
-        raise SegbenchError(f"unknown preset {preset!r}; valid: {', '.join(PRESET_CHOICES[1:])}")
+    if preset not in PRESETS:
+        raise SegbenchError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     spec = registry().model(model)
-    params = model_params(spec, model, preset, task, {}, {})
-    net = spec.factory({**params, "image_size": image_size})
+    plan = plan_model(spec, model, preset, task, image_size)
+    net = spec.factory(plan.factory_input(image_size))
     count = sum(p.numel() for p in net.parameters())
     out.print(f"[bold]{model}[/] ({spec.family}, plugin {spec.plugin}): {spec.description}")
     if spec.reference:
         out.print(f"reference: {spec.reference}")
     out.print(f"preset {preset}, task {task}, {image_size}x{image_size}: {count:,} parameters ({count / 1e6:.2f} M)")
     if spec.summary is not None:
-        out.print(spec.summary({**params, "image_size": image_size}), markup=False, highlight=False)
-    table = Table("hyperparameter", "value", box=None, header_style="bold")
-    for key, value in params.items():
-        table.add_row(key, repr(value))
-    out.print(table)
+        out.print(spec.summary(plan.factory_input(image_size)), markup=False, highlight=False)
+    budget = {k: v for k, v in plan.training.to_json().items() if v is not None}  # steps or epochs
+    for title, values in (("hyperparameter", plan.hyperparameters), ("training setting", budget)):
+        table = Table(title, "value", box=None, header_style="bold")
+        for key, value in values.items():
+            table.add_row(key, repr(value))
+        out.print(table)
 
 
 @app.command()
@@ -113,7 +117,9 @@ def run(
     data_root: Annotated[Optional[str], typer.Option(help="Folder of a file-based dataset.")] = None,
     preset: Annotated[str, typer.Option(help="auto, tiny, small or paper (auto: paper on CUDA, else small).")] = "auto",
     seed: Annotated[int, typer.Option(help="Run seed: training, sampling and bootstrap draws derive from it.")] = 0,
-    epochs: Annotated[Optional[int], typer.Option(help="Override every model's epochs.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Train every model for N epochs (instead of its preset's budget).")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        help="Train every model for N optimiser steps (a budget that means the same on any dataset size).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override every model's training batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Override every model's learning rate.")] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="Evaluate a seeded subset of N test images.")] = None,
@@ -135,28 +141,116 @@ def run(
         help="Seconds between mid-epoch checkpoints (0: every step); one is always written after each epoch.")] = 300.0,
     mask_threshold: Annotated[Optional[int], typer.Option(
         help="Binarise masks that are not {0,1}/{0,255}: values above T are foreground.")] = None,
+    folds: Annotated[Optional[str], typer.Option(
+        help="k-fold cross-validation: a folds file (as a study writes one); with --fold.")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="The fold of --folds that is the test split.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
     from segbench.progress import Progress
     from segbench.reports.markdown import mean_table
     from segbench.reports.table import build_table
+    from segbench.plan.request import RunRequest
     from segbench.results import load_run
-    from segbench.runner import RunRequest
     from segbench.runner import run as run_benchmark
 
     request = RunRequest(
         task=task, models=[m.strip() for m in models.split(",") if m.strip()], dataset=dataset,
-        data_root=data_root, preset=preset, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+        data_root=data_root, preset=preset, seed=seed, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
         eval_samples=eval_samples, eval_batch_size=eval_batch_size, ensemble=ensemble, image_size=image_size,
         device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile, precision=precision,
-        checkpoint_every=checkpoint_every, mask_threshold=mask_threshold,
+        checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
     )
     path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
     results = load_run(path)
     out.print(f"\n[bold]{task}[/] on {dataset}, per-image mean [95% CI]:")
     out.print("\n".join(mean_table(build_table(results))), markup=False, highlight=False)
     out.print(f"\nresults in {path}/ (report.md, summary.csv, per_image.csv, predictions/, checkpoints/)")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (its trained models are reused).")],
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated models of the run (default: all finished).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="How a model samples, MODEL.KEY=VALUE (repeatable), e.g. diff-add.sampler=dpmpp2m.")] = None,
+    ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Threshold of the probabilities (default: the run's).")] = None,
+    eval_samples: Annotated[Optional[int], typer.Option(help="A seeded subset of N test images (default: the run's).")] = None,
+    eval_batch_size: Annotated[Optional[int], typer.Option(help="Most masks per prediction batch (speed only).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="The new run directory (default runs/<task>-<time>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted evaluation in --out.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Evaluate a finished run's trained models another way (sampler, steps, ensemble, threshold) without training."""
+    from segbench.evaluate import EvaluateRequest
+    from segbench.evaluate import evaluate as evaluate_run
+    from segbench.progress import Progress
+
+    request = EvaluateRequest(
+        run_dir=str(run_dir), models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        sets=list(set_ or []), ensemble=ensemble, threshold=threshold, eval_samples=eval_samples,
+        eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume)
+    path = evaluate_run(request, registry(), Progress(err, quiet=quiet))
+    out.print(f"results in {path}/ (report.md, summary.csv, per_image.csv, predictions/)")
+
+
+study_app = typer.Typer(help="Grids of runs over datasets, models, seeds and folds, from a TOML study file.",
+                        no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("plan")
+def study_plan(
+    study_file: Annotated[Path, typer.Argument(help="A study file (TOML).")],
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Study directory (default runs/study-<name>).")] = None,
+) -> None:
+    """Show a study's cells (ids, what each trains and evaluates, and their state) without running anything."""
+    from segbench.study.run import plan_study
+
+    plan = plan_study(study_file, out_dir, registry())
+    table = Table(box=None, header_style="bold")
+    for column in ("cell", "task", "model", "seed", "fold", "evaluates", "state"):
+        table.add_column(column, no_wrap=column == "cell")
+    for cell in plan.cells:
+        evaluates = ", ".join(["as trained", *(v.name for v in cell.variants)])
+        table.add_row(cell.id, cell.request.task, cell.request.models[0], str(cell.seed),
+                      "–" if cell.fold is None else str(cell.fold), evaluates, plan.states[cell.id])
+    out.print(table)
+    done = sum(state == "done" for state in plan.states.values())
+    out.print(f"{len(plan.cells)} cells in {plan.directory}/ ({done} done); run them with "
+              f"`segbench study run {study_file}`", markup=False, highlight=False)
+
+
+@study_app.command("run")
+def study_run(
+    study_file: Annotated[Path, typer.Argument(help="A study file (TOML).")],
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Study directory (default runs/study-<name>).")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="How cells run (default: the file's [executor], else local).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="local executor: cells at once (one GPU each).")] = None,
+) -> None:
+    """Run a study's cells that are not done (finished ones are skipped, interrupted ones resumed)."""
+    from segbench.study.run import executor_for, plan_study, run_study
+
+    reg = registry()
+    plan = plan_study(study_file, out_dir, reg)
+    outcomes = run_study(plan, reg, executor_for(reg, plan.study, executor, workers), _state.get("plugins", ()))
+    failed = {cell: why for cell, why in outcomes.items() if why}
+    for cell, why in failed.items():
+        _say("error", "red", f"cell {cell} did not finish: {why}")
+    out.print(f"{len(plan.cells) - len(failed)} of {len(plan.cells)} cells done in {plan.directory}/; "
+              f"report: segbench report {plan.directory}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@study_app.command("run-cell", hidden=True)
+def study_run_cell(study_dir: Path, cell_id: str) -> None:
+    """Run one cell of a study directory (what the local executor's workers call)."""
+    from segbench.study.jobs import run_cell
+
+    run_cell(study_dir, cell_id, _state.get("plugins", ()))
 
 
 @app.command()

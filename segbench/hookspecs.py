@@ -32,18 +32,24 @@ def register_formats(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def on_run_start(run_dir: str, config: dict[str, Any]) -> None:
-    """A run starts; `config` is what config.json holds."""
+def register_executors(register: Callable[..., None]) -> None:
+    """Register study executors (how a study's cells are run: locally, on SLURM, ...): `register(ExecutorSpec(...))`."""
 
 
 @hookspec
-def on_epoch_end(model: str, epoch: int, metrics: dict[str, float]) -> None:
-    """A model finished a training epoch; `metrics` holds at least "loss"."""
+def on_run_start(run_dir: str, record: Any) -> None:
+    """A run starts; `record` is what config.json holds, typed (`segbench.results.RunRecord`: the run plan
+    with every model's resolved hyperparameters and training settings, and the facts of the run)."""
 
 
 @hookspec
-def on_evaluation_end(model: str, summary: dict[str, dict[str, float]]) -> None:
-    """A model was evaluated; `summary[metric]` has mean, ci_low, ci_high, pooled."""
+def on_epoch_end(model_name: str, epoch: int, metrics: dict[str, float]) -> None:
+    """Model `model_name` finished training epoch `epoch` (from 1); `metrics` holds at least "loss"."""
+
+
+@hookspec
+def on_evaluation_end(model_name: str, summary: dict[str, dict[str, float]]) -> None:
+    """Model `model_name` was evaluated; `summary[metric]` has mean, ci_low, ci_high, pooled."""
 
 
 @hookspec

@@ -21,7 +21,7 @@ import pluggy
 
 from segbench import hookspecs
 from segbench.errors import SegbenchError, unknown
-from segbench.specs import SPEC_TYPES, DatasetSpec, FormatSpec, MetricSpec, ModelSpec
+from segbench.specs import SPEC_TYPES, DatasetSpec, ExecutorSpec, FormatSpec, MetricSpec, ModelSpec
 
 GROUP = "segbench"
 
@@ -79,6 +79,9 @@ class Registry:
 
     def format(self, name: str) -> FormatSpec:
         return self._get("formats", name)
+
+    def executor(self, name: str) -> ExecutorSpec:
+        return self._get("executors", name)
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a plugin that raises is reported, not fatal."""

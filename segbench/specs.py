@@ -16,9 +16,6 @@ if TYPE_CHECKING:
 
     from segbench.results import RunResults
 
-PRESETS = ("tiny", "small", "paper")
-
-
 class Prediction(NamedTuple):
     """What `predict` may return instead of a bare tensor.
 
@@ -43,35 +40,57 @@ class Segmenter(Protocol):
 
 
 @dataclass(frozen=True)
+class Preset:
+    """One preset of a model: `model` hyperparameters (for its factory) and `training` settings (for the
+    engine: any field of `segbench.plan.training.TrainingSettings`, e.g. steps or epochs, batch_size, lr)."""
+
+    model: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: Preset | Mapping[str, Any]) -> Preset:
+        """A Preset as is; a flat dict split by key: training settings to `training`, the rest to `model`."""
+        if isinstance(values, Preset):
+            return values
+        from segbench.plan.training import TrainingSettings
+
+        training = set(TrainingSettings.keys())
+        return cls({k: v for k, v in values.items() if k not in training},
+                   {k: v for k, v in values.items() if k in training})
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A registered segmenter.
 
-    presets maps a preset name ("tiny", "small", "paper") to a flat dict of
-    hyperparameters; a key "<preset>/<task>" (e.g. "paper/infection") overrides
-    it for one task. Keys that name training settings (epochs, batch_size, lr,
-    ...: see `segbench.engine.training.TrainConfig`) go to the engine, the rest
-    to `factory`. A `prefix` spec serves every name "<name>:<variant>" and gets
-    the variant as config["variant"] (e.g. "smp:FPN:resnet34"). `summary`, if
-    given, maps resolved hyperparameters (with image_size) to one line that
-    `segbench info` prints, e.g. formulation, sampler and network evaluations per mask.
+    presets maps a preset name ("tiny", "small", "paper") to a `Preset` (or a flat dict, split by key:
+    training settings to the engine, the rest to `factory`); a key "<preset>/<task>" (e.g.
+    "paper/infection") is layered over it for one task. `schema`, if given, is a dataclass whose fields
+    declare the model's hyperparameters and their types (a field `image_size` is filled in by the run);
+    without one, the types are those of the preset values. `factory` gets the hyperparameters with
+    "image_size" (and, for a `prefix` spec, which serves every name "<name>:<variant>", "variant": e.g.
+    "FPN:resnet34" for "smp:FPN:resnet34"; `variant_help` says what a variant looks like).
+    `summary`, if given, maps the hyperparameters (with image_size) to one line that `segbench info`
+    prints, e.g. formulation, sampler and network evaluations per mask.
     """
 
     name: str
     factory: Callable[[dict[str, Any]], Segmenter]
     family: str
-    presets: Mapping[str, Mapping[str, Any]]
+    presets: Mapping[str, Preset | Mapping[str, Any]]
     description: str
     reference: str = ""
     prefix: bool = False
+    variant_help: str = ""
+    schema: type | None = None
     summary: Callable[[Mapping[str, Any]], str] | None = None
     plugin: str = field(default="", compare=False)
 
-    def hyperparameters(self, preset: str, task: str | None = None) -> dict[str, Any]:
-        """Resolved hyperparameters for a preset (and task), falling back to "small"."""
-        params = dict(self.presets.get(preset, self.presets.get("small", {})))
-        if task is not None:
-            params.update(self.presets.get(f"{preset}/{task}", {}))
-        return params
+    def preset(self, name: str, task: str | None = None) -> Preset:
+        """The preset `name` (falling back to "small") with its "<name>/<task>" layer applied."""
+        base = Preset.of(self.presets.get(name, self.presets.get("small", {})))
+        layer = Preset.of(self.presets.get(f"{name}/{task}", {})) if task is not None else Preset()
+        return Preset({**base.model, **layer.model}, {**base.training, **layer.training})
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,7 @@ class DatasetSpec:
     factory: Callable[[DatasetOptions], SegmentationSource]
     description: str
     needs_root: bool = False
+    synthetic: str = ""  # for generated data, what it is (reports say so); empty for real data
     plugin: str = field(default="", compare=False)
 
 
@@ -135,14 +155,46 @@ class MetricSpec:
     plugin: str = field(default="", compare=False)
 
 
+FIGURE_MODES = ("embedded", "linked", "none")
+
+
 @dataclass(frozen=True)
 class FormatSpec:
-    """A report format: render(results, options) -> text."""
+    """A report format: render(results, options) -> text.
+
+    figures: "embedded" (render gets every figure in options["figures"], e.g. as base64 in the file),
+    "linked" (with --out, figures are written beside the report and get a relative `path`), or "none".
+    render_study(study_results, options) -> text, if given, renders a study directory's report
+    (`segbench.study.results.StudyResults`); a format without it reports single runs only.
+    """
 
     name: str
     render: Callable[..., str]
     extension: str
     description: str
+    figures: str = "none"
+    render_study: Callable[..., str] | None = None
+    plugin: str = field(default="", compare=False)
+
+
+class Executor(Protocol):
+    """Runs a study's cells: `run(jobs)` runs every job (each a picklable `segbench.study.jobs.CellJob`,
+    whose `__call__` trains and evaluates one cell, resuming it exactly) and returns, per job, None when
+    it finished or the reason it did not."""
+
+    def run(self, jobs: Sequence[Any]) -> list[str | None]: ...
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A registered study executor: factory(options) -> Executor, where `options` is the study file's
+    [executor] table (without `name`) merged with the command line's. `requires` names a Python package
+    the executor imports (its absence is one clear line, naming the extra that installs it)."""
+
+    name: str
+    factory: Callable[[Mapping[str, Any]], Executor]
+    description: str
+    requires: str = ""
     plugin: str = field(default="", compare=False)
 
 
@@ -151,4 +203,5 @@ SPEC_TYPES: dict[str, type] = {
     "datasets": DatasetSpec,
     "metrics": MetricSpec,
     "formats": FormatSpec,
+    "executors": ExecutorSpec,
 }

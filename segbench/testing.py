@@ -17,12 +17,13 @@ def _probabilities(output: torch.Tensor | Prediction) -> torch.Tensor:
 
 
 def check_model(spec: ModelSpec, name: str | None = None, preset: str = "tiny", image_size: int = 32) -> None:
-    """Build `spec` at `preset`, train one step, and check `predict`'s shape, range and determinism."""
-    params = spec.hyperparameters(preset)
-    if spec.prefix:
-        params["variant"] = (name or "").split(":", 1)[1]
+    """Build `spec` at `preset` as a run plans it, train one step, and check `predict`'s shape, range and
+    determinism (`name`: for a prefix spec, the full name, e.g. "smp:FPN:resnet34")."""
+    from segbench.plan.build import plan_model
+
+    plan = plan_model(spec, name or spec.name, preset, "lung", image_size)
     torch.manual_seed(0)
-    model = spec.factory({**params, "image_size": image_size})
+    model = spec.factory(plan.factory_input(image_size))
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(3, 1, image_size, image_size, generator=gen)
     masks = (torch.rand(3, 1, image_size, image_size, generator=gen) > 0.5).float()

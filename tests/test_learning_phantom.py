@@ -7,9 +7,12 @@ import torch
 
 from segbench import DatasetOptions, DatasetSpec
 from segbench.data import load_split
+from segbench.engine.device import Runtime
 from segbench.engine.evaluation import predict_split
-from segbench.engine.training import TrainConfig, train
+from segbench.engine.training import train
 from segbench.metrics import confusion_counts
+from segbench.plan.build import plan_model
+from segbench.plan.run_plan import EvaluationPlan
 from segbench.metrics.definitions import dice
 from segbench_cxr.phantom import PhantomSource
 
@@ -23,23 +26,25 @@ def _lung_data(train_size: int, test_size: int):
     return load_split(spec, source, options, "train"), load_split(spec, source, options, "test")
 
 
-def _dice_after_training(registry, name: str, preset: str, overrides: dict) -> float:
+def _dice_after_training(registry, name: str, preset: str, sets: dict[str, str]) -> float:
+    """Per-image mean Dice on 32 phantom test lungs after training on 128, with `--set`-style overrides."""
     train_data, test_data = _lung_data(128, 32)
     spec = registry.model(name)
-    params = {**spec.hyperparameters(preset), **overrides}
+    plan = plan_model(spec, name, preset, "lung", SIZE, sets=sets)
     torch.manual_seed(0)
-    model = spec.factory({**params, "image_size": SIZE})
-    train(model, train_data, TrainConfig.from_params(params), seed=0, device=torch.device("cpu"))
-    preds = predict_split(model, test_data, run_seed=0, ensemble=1, batch_size=32, device=torch.device("cpu"))
+    model = spec.factory(plan.factory_input(SIZE))
+    cpu = Runtime(torch.device("cpu"), "fp32")
+    train(model, train_data, plan.training, seed=0, runtime=cpu)
+    preds = predict_split(model, test_data, EvaluationPlan(None, 32, 1, 0.5), run_seed=0, runtime=cpu)
     _, masks = test_data.tensors()
     return dice(*confusion_counts(preds.probabilities, masks).as_float()).mean().item()
 
 
 @pytest.mark.slow
 def test_unet_learns_phantom_lungs(registry):
-    assert _dice_after_training(registry, "unet", "small", {"epochs": 6}) > 0.85
+    assert _dice_after_training(registry, "unet", "small", {"epochs": "6"}) > 0.85
 
 
 @pytest.mark.slow
 def test_tiny_diff_add_learns_phantom_lungs(registry):
-    assert _dice_after_training(registry, "diff-add", "tiny", {"epochs": 12, "lr": 3e-3, "sampling_steps": 5}) > 0.75
+    assert _dice_after_training(registry, "diff-add", "tiny", {"epochs": "12", "lr": "3e-3", "sampling_steps": "5"}) > 0.75

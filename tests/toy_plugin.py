@@ -15,6 +15,7 @@ from torch import nn
 
 from segbench import DatasetOptions, DatasetSpec, ModelSpec, Prediction, hookimpl
 from segbench.errors import SegbenchError
+from segbench.noise import randn_per_sample, sample_generators
 
 SPLITS = {"train": 24, "val": 4, "test": 10}
 
@@ -61,9 +62,7 @@ class ToyCNN(nn.Module):
 
     def predict(self, images: torch.Tensor, seeds: torch.Tensor) -> Prediction:
         logits = self.net(images)
-        noise = torch.stack([
-            torch.randn(images.shape[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds
-        ]).to(images.device)
+        noise = randn_per_sample(images.shape[1:], sample_generators(seeds), images.device)
         probabilities = torch.sigmoid(logits + self.noise * noise)
         return Prediction(probabilities, torch.zeros_like(probabilities))
 
@@ -91,18 +90,18 @@ EVENTS: list[tuple[str, object]] = []
 
 
 @hookimpl
-def on_run_start(run_dir, config) -> None:
-    EVENTS.append(("on_run_start", config["task"]))
+def on_run_start(run_dir, record) -> None:
+    EVENTS.append(("on_run_start", record.plan.data.task))
 
 
 @hookimpl
-def on_epoch_end(model, epoch, metrics) -> None:
-    EVENTS.append(("on_epoch_end", (model, epoch, round(metrics["loss"], 6))))
+def on_epoch_end(model_name, epoch, metrics) -> None:
+    EVENTS.append(("on_epoch_end", (model_name, epoch, round(metrics["loss"], 6))))
 
 
 @hookimpl
-def on_evaluation_end(model, summary) -> None:
-    EVENTS.append(("on_evaluation_end", (model, summary["dice"]["mean"])))
+def on_evaluation_end(model_name, summary) -> None:
+    EVENTS.append(("on_evaluation_end", (model_name, summary["dice"]["mean"])))
 
 
 @hookimpl

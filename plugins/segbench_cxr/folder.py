@@ -10,12 +10,12 @@ every run whatever `--seed` is. A sample id is "images/<stem>".
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
 
 from segbench import DatasetOptions, SegbenchError
+from segbench.seeds import stable_digest
 from segbench_cxr._files import FilePairSource, image_files, require_dir
 
 SPLIT_SEED = 0
@@ -32,7 +32,7 @@ def seeded_split(stems: list[str], seed: int = SPLIT_SEED) -> dict[str, list[str
         raise SegbenchError(
             f"the folder dataset needs at least 3 images to split, found {len(stems)}; or write splits.json"
         )
-    order = sorted(stems, key=lambda stem: hashlib.blake2b(f"{seed}/{stem}".encode(), digest_size=8).digest())
+    order = sorted(stems, key=lambda stem: stable_digest(seed, stem, separator="/"))
     held_out = max(1, round(HELD_OUT_FRACTION * len(stems)))
     return {
         "train": sorted(order[2 * held_out :]),

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from segbench import DatasetOptions, SegbenchError
+from segbench.seeds import stable_digest
 from segbench.errors import unknown
 
 GENERATOR_VERSION = 1
@@ -89,9 +90,8 @@ class PhantomSource:
 
 
 def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    """A generator seeded from a stable hash (unlike `hash()`, the same in every process)."""
-    digest = hashlib.blake2b(f"{seed}/{split}/{index}".encode(), digest_size=16).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
+    """A generator seeded from segbench's stable derivation (unlike `hash()`, the same in every process)."""
+    return np.random.default_rng(int.from_bytes(stable_digest(seed, split, index, size=16, separator="/"), "little"))
 
 
 def render_phantom(

@@ -32,6 +32,7 @@ def register_datasets(register) -> None:
             tasks=("lung", "infection"),
             factory=_phantom,
             description="procedural chest X-ray phantoms with lung and infection masks; no download",
+            synthetic="synthetic chest X-ray phantoms, not patient data",
         )
     )
     register(

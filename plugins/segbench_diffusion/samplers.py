@@ -17,15 +17,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from segbench.noise import randn_per_sample
+
 EpsFn = Callable[[Tensor, Tensor], Tensor]
-
-
-def randn_per_sample(
-    shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device | str = "cpu"
-) -> Tensor:
-    """Standard normal noise (len(generators), *shape): row i from generators[i] alone."""
-    noise = torch.stack([torch.randn(tuple(shape), generator=g) for g in generators])
-    return noise.to(device)
 
 
 def predict_x0(x_t: Tensor, eps: Tensor, alpha_cumprod_t: Tensor) -> Tensor:

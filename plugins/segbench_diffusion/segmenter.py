@@ -16,34 +16,35 @@ from torch import Tensor
 
 from segbench import Prediction
 from segbench.losses import bce_dice_loss
-from segbench_diffusion.backbone import ConditionalUNet
-from segbench_diffusion.config import DiffusionConfig
-from segbench_diffusion.samplers import ddim_sample, ddpm_sample, dpmpp_2m_sample, randn_per_sample
+from segbench.noise import randn_per_sample, sample_generators
+from segbench_backbone.conditional import ConditionalUNet
+from segbench_diffusion.hyperparameters import DiffusionHyperparameters
+from segbench_diffusion.samplers import ddim_sample, ddpm_sample, dpmpp_2m_sample
 from segbench_diffusion.schedules import alphas_cumprod, linear_betas, q_sample
 
 
 class DiffusionSegmenter(ConditionalUNet):
     """Conditional DDPM/DDIM segmenter (eps- or x0-predicting network); implements segbench's Segmenter."""
 
-    def __init__(self, config: DiffusionConfig, conditioning: str) -> None:
-        super().__init__(config, conditioning)
-        self.config = config
-        betas = linear_betas(config.timesteps, config.beta_start, config.beta_end)
-        # derived from the config, so not saved in checkpoints
+    def __init__(self, hparams: DiffusionHyperparameters, conditioning: str) -> None:
+        super().__init__(hparams, conditioning)
+        self.hparams = hparams
+        betas = linear_betas(hparams.timesteps, hparams.beta_start, hparams.beta_end)
+        # derived from the hyperparameters, so not saved in checkpoints
         self.register_buffer("alphas_cumprod", alphas_cumprod(betas), persistent=False)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], conditioning: str) -> DiffusionSegmenter:
-        """Build from a flat hyperparameter dict (preset + image_size + overrides)."""
-        return cls(DiffusionConfig.from_mapping(config), conditioning)
+    def from_mapping(cls, values: Mapping[str, Any], conditioning: str) -> DiffusionSegmenter:
+        """Build from a factory's input (the hyperparameters and image_size)."""
+        return cls(DiffusionHyperparameters.from_mapping(values), conditioning)
 
     def noise_prediction(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
         """epsilon_theta(x_t, t, condition) (B, 1, H, W), whatever the network predicts."""
         out = self.network_output(x_t, t, condition)
-        if self.config.prediction == "epsilon":
+        if self.hparams.prediction == "epsilon":
             return out
         # a logit of the mask: x0 = 2 sigmoid(out) - 1 = tanh(out / 2), in (-1, 1)
-        x0 = torch.tanh(out.float() / 2) if self.config.loss == "bce_dice" else out.float()
+        x0 = torch.tanh(out.float() / 2) if self.hparams.loss == "bce_dice" else out.float()
         # x0-prediction: the eps that x_t and x0_hat imply (Ho et al. Eq. 4 solved for eps)
         abar = self.alphas_cumprod[t].view(-1, *([1] * (x_t.ndim - 1)))
         return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
@@ -56,13 +57,13 @@ class DiffusionSegmenter(ConditionalUNet):
         t ~ U{0..T-1} and eps ~ N(0, I) come from the global torch RNG, which the engine seeds.
         """
         x0 = masks * 2 - 1
-        t = torch.randint(0, self.config.timesteps, (x0.shape[0],), device=x0.device)
+        t = torch.randint(0, self.hparams.timesteps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = q_sample(x0, t, noise, self.alphas_cumprod)
         out = self.network_output(x_t, t, self.encode(images))
-        if self.config.loss == "bce_dice":
+        if self.hparams.loss == "bce_dice":
             return bce_dice_loss(out, masks)
-        return F.mse_loss(out, noise if self.config.prediction == "epsilon" else x0)
+        return F.mse_loss(out, noise if self.hparams.prediction == "epsilon" else x0)
 
     @torch.inference_mode()
     def sample(self, images: Tensor, seeds: Tensor, recompute_condition: bool = False) -> Tensor:
@@ -72,7 +73,7 @@ class DiffusionSegmenter(ConditionalUNet):
         every step; recompute_condition=True re-encodes it at every step instead
         (same result, for tests and benchmarks).
         """
-        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds.tolist()]
+        generators = sample_generators(seeds)
         x_T = randn_per_sample(images.shape[1:], generators, images.device)
         condition = None if recompute_condition else self.encode(images)
 
@@ -81,18 +82,18 @@ class DiffusionSegmenter(ConditionalUNet):
             # samplers work in float32 whatever precision the network runs in
             return self.noise_prediction(x_t, t, c).float()
 
-        if self.config.sampler == "ddpm":
-            return ddpm_sample(eps_fn, x_T, self.alphas_cumprod, generators, self.config.clip_x0)
-        if self.config.sampler == "dpmpp2m":
-            return dpmpp_2m_sample(eps_fn, x_T, self.alphas_cumprod, self.config.sampling_steps, self.config.clip_x0)
+        if self.hparams.sampler == "ddpm":
+            return ddpm_sample(eps_fn, x_T, self.alphas_cumprod, generators, self.hparams.clip_x0)
+        if self.hparams.sampler == "dpmpp2m":
+            return dpmpp_2m_sample(eps_fn, x_T, self.alphas_cumprod, self.hparams.sampling_steps, self.hparams.clip_x0)
         return ddim_sample(
             eps_fn,
             x_T,
             self.alphas_cumprod,
-            self.config.sampling_steps,
-            self.config.eta,
+            self.hparams.sampling_steps,
+            self.hparams.eta,
             generators,
-            self.config.clip_x0,
+            self.hparams.clip_x0,
         )
 
     def predict(self, images: Tensor, seeds: Tensor) -> Prediction:
@@ -101,11 +102,11 @@ class DiffusionSegmenter(ConditionalUNet):
         return Prediction(((x0 + 1) / 2).clamp(0, 1), None)
 
 
-def diff_add(config: Mapping[str, Any]) -> DiffusionSegmenter:
+def diff_add(values: Mapping[str, Any]) -> DiffusionSegmenter:
     """Factory of `diff-add`: noisy mask added to the image condition."""
-    return DiffusionSegmenter.from_config(config, "add")
+    return DiffusionSegmenter.from_mapping(values, "add")
 
 
-def diff_concat(config: Mapping[str, Any]) -> DiffusionSegmenter:
+def diff_concat(values: Mapping[str, Any]) -> DiffusionSegmenter:
     """Factory of `diff-concat`: noisy mask concatenated with the image condition."""
-    return DiffusionSegmenter.from_config(config, "concat")
+    return DiffusionSegmenter.from_mapping(values, "concat")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from segbench import ModelSpec, hookimpl
-from segbench_score.config import NCSN_PRESETS, SDE_PRESETS, ncsn_summary, sde_summary
+from segbench_score.hyperparameters import (
+    NCSN_PRESETS,
+    SDE_PRESETS,
+    NCSNHyperparameters,
+    SDEHyperparameters,
+    ncsn_summary,
+    sde_summary,
+)
 
 NCSN_REFERENCE = (
     "Song & Ermon 2019, Generative Modeling by Estimating Gradients of the Data Distribution (arXiv:1907.05600); "
@@ -18,10 +25,10 @@ SDE_REFERENCE = (
 
 # torch and the networks are imported on first use, so listing plugins stays fast
 def _factory(name: str):
-    def build(config: dict[str, Any]) -> Any:
+    def build(values: dict[str, Any]) -> Any:
         from segbench_score import segmenter
 
-        return getattr(segmenter, name)(config)
+        return getattr(segmenter, name)(values)
 
     return build
 
@@ -34,6 +41,7 @@ def register_models(register):
             factory=_factory(f"ncsn_{conditioning}"),
             family="diffusion",
             presets=NCSN_PRESETS,
+            schema=NCSNHyperparameters,
             description=f"NCSN on the mask, annealed Langevin dynamics; RRDB image condition {verb} the noisy mask",
             reference=NCSN_REFERENCE,
             summary=ncsn_summary,
@@ -43,6 +51,7 @@ def register_models(register):
             factory=_factory(f"sde_{conditioning}"),
             family="diffusion",
             presets=SDE_PRESETS,
+            schema=SDEHyperparameters,
             description=f"Score-SDE (VP/VE) on the mask, reverse-SDE or ODE sampler; RRDB image condition {verb} the noisy mask",
             reference=SDE_REFERENCE,
             summary=sde_summary,

@@ -4,7 +4,7 @@ Every sampler takes a score function `score_fn(x, t) -> s` (x: (B, ...) float32,
 t: float32 (B,), a noise level sigma for NCSN and a time in [t_min, 1] for the
 SDEs; s shaped like x), not a model, so any score network can share them.
 Random draws come from one CPU `torch.Generator` per sample
-(`segbench_diffusion.samplers.randn_per_sample`), so a sample's trajectory
+(`segbench.noise.randn_per_sample`), so a sample's trajectory
 depends only on its own seed. `x` is the start: a draw from the prior.
 Each docstring states the number of score evaluations (NFE) it costs.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from segbench_diffusion.samplers import randn_per_sample
+from segbench.noise import randn_per_sample
 from segbench_score.schedules import SDE, expand, time_grid
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]

@@ -1,6 +1,6 @@
 """Score-based segmenters: NCSN and score-SDE on the mask, conditioned on the image.
 
-The backbone is the diffusion plugin's: masks {0, 1} are mapped to x_0 in {-1, 1},
+The backbone is segbench_backbone's, as the diffusion models': masks {0, 1} are mapped to x_0 in {-1, 1},
 an RRDB encodes the image, and the condition is added to (or concatenated with)
 the noisy mask x = a x_0 + sigma z, scaled to unit variance, before the U-Net. The U-Net's time input is a
 noise label in [0, 999]: 999 t for the SDEs and, for NCSN, the same affine map
@@ -20,9 +20,9 @@ from torch import Tensor
 
 from segbench import Prediction
 from segbench.losses import bce_dice_loss
-from segbench_diffusion.backbone import ConditionalUNet
-from segbench_diffusion.samplers import randn_per_sample
-from segbench_score.config import T_MIN, NCSNConfig, ScoreConfig, SDEConfig
+from segbench.noise import randn_per_sample, sample_generators
+from segbench_backbone.conditional import ConditionalUNet
+from segbench_score.hyperparameters import T_MIN, NCSNHyperparameters, ScoreHyperparameters, SDEHyperparameters
 from segbench_score.losses import dsm_loss
 from segbench_score.samplers import (
     ScoreFn,
@@ -37,11 +37,11 @@ from segbench_score.schedules import VESDE, VPSDE, expand, geometric_sigmas
 class ScoreSegmenter(ConditionalUNet, ABC):
     """A score network on the mask; subclasses give the noise process and the sampler."""
 
-    config: ScoreConfig
+    hparams: ScoreHyperparameters
 
-    def __init__(self, config: ScoreConfig, conditioning: str) -> None:
-        super().__init__(config, conditioning)
-        self.config = config
+    def __init__(self, hparams: ScoreHyperparameters, conditioning: str) -> None:
+        super().__init__(hparams, conditioning)
+        self.hparams = hparams
 
     @abstractmethod
     def noise_levels(self, n: int, device: torch.device) -> Tensor:
@@ -71,13 +71,13 @@ class ScoreSegmenter(ConditionalUNet, ABC):
         """s_theta(x, t | image) (B, 1, H, W) in float32, for x (B, 1, H, W) and t (B,)."""
         a, std = (expand(v, x) for v in self.marginal(t))
         out = self.scaled_output(x, t, a, std, condition).float()
-        if self.config.parameterisation == "score":
-            if not self.config.clip_x0:
+        if self.hparams.parameterisation == "score":
+            if not self.hparams.clip_x0:
                 return out / std
             denoised = (x + std * out) / a  # Tweedie: E[x_0 | x] = (x + s^2 score) / a
         else:
-            denoised = torch.tanh(out / 2) if self.config.loss == "bce_dice" else out
-        if self.config.clip_x0:
+            denoised = torch.tanh(out / 2) if self.hparams.loss == "bce_dice" else out
+        if self.hparams.clip_x0:
             denoised = denoised.clamp(-1, 1)
         return (a * denoised - x) / std**2
 
@@ -93,12 +93,12 @@ class ScoreSegmenter(ConditionalUNet, ABC):
         a, std = (expand(v, x0) for v in self.marginal(t))
         x = a * x0 + std * noise
         out = self.scaled_output(x, t, a, std, self.encode(images))
-        if self.config.loss == "bce_dice":
+        if self.hparams.loss == "bce_dice":
             return bce_dice_loss(out, masks)
-        if self.config.loss == "x0_mse":
+        if self.hparams.loss == "x0_mse":
             return F.mse_loss(out.float(), x0)
         out = out.float()
-        if self.config.parameterisation == "score":
+        if self.hparams.parameterisation == "score":
             score = out / std
         else:
             score = (a * out - x) / std**2
@@ -107,7 +107,7 @@ class ScoreSegmenter(ConditionalUNet, ABC):
     @torch.inference_mode()
     def sample(self, images: Tensor, seeds: Tensor) -> Tensor:
         """Sample x_0 (B, 1, H, W), roughly in [-1, 1], for images (B, 1, H, W) with one seed per sample."""
-        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds.tolist()]
+        generators = sample_generators(seeds)
         condition = self.encode(images)  # independent of t: encoded once
 
         def score_fn(x: Tensor, t: Tensor) -> Tensor:
@@ -123,12 +123,12 @@ class ScoreSegmenter(ConditionalUNet, ABC):
 class NCSNSegmenter(ScoreSegmenter):
     """NCSN (Song & Ermon 2019, 2020): t is the noise level sigma itself, one of L geometric levels."""
 
-    config: NCSNConfig
+    hparams: NCSNHyperparameters
 
-    def __init__(self, config: NCSNConfig, conditioning: str) -> None:
-        super().__init__(config, conditioning)
+    def __init__(self, hparams: NCSNHyperparameters, conditioning: str) -> None:
+        super().__init__(hparams, conditioning)
         self.register_buffer(
-            "sigmas", geometric_sigmas(config.sigma_max, config.sigma_min, config.num_scales).float(), persistent=False
+            "sigmas", geometric_sigmas(hparams.sigma_max, hparams.sigma_min, hparams.num_scales).float(), persistent=False
         )
 
     def noise_levels(self, n: int, device: torch.device) -> Tensor:
@@ -139,28 +139,28 @@ class NCSNSegmenter(ScoreSegmenter):
         return torch.ones_like(t), t
 
     def noise_label(self, t: Tensor) -> Tensor:
-        span = math.log(self.config.sigma_max / self.config.sigma_min)
-        return 999 * torch.log(t / self.config.sigma_min) / span
+        span = math.log(self.hparams.sigma_max / self.hparams.sigma_min)
+        return 999 * torch.log(t / self.hparams.sigma_min) / span
 
     def run_sampler(self, score_fn: ScoreFn, shape: torch.Size, generators: list[torch.Generator],
                     device: torch.device) -> Tensor:
-        x = self.config.sigma_max * randn_per_sample(shape[1:], generators, device)
+        x = self.hparams.sigma_max * randn_per_sample(shape[1:], generators, device)
         return annealed_langevin(
-            score_fn, x, self.sigmas.tolist(), self.config.steps_per_level, self.config.step_size, generators
+            score_fn, x, self.sigmas.tolist(), self.hparams.steps_per_level, self.hparams.step_size, generators
         )
 
 
 class SDESegmenter(ScoreSegmenter):
     """Score-SDE (Song et al. 2021): continuous t ~ U(t_min, 1) of a VP or VE SDE."""
 
-    config: SDEConfig
+    hparams: SDEHyperparameters
 
-    def __init__(self, config: SDEConfig, conditioning: str) -> None:
-        super().__init__(config, conditioning)
-        if config.sde == "vp":
-            self.sde: VESDE | VPSDE = VPSDE(config.beta_min, config.beta_max, T_MIN["vp"])
+    def __init__(self, hparams: SDEHyperparameters, conditioning: str) -> None:
+        super().__init__(hparams, conditioning)
+        if hparams.sde == "vp":
+            self.sde: VESDE | VPSDE = VPSDE(hparams.beta_min, hparams.beta_max, T_MIN["vp"])
         else:
-            self.sde = VESDE(config.sigma_min, config.sigma_max, T_MIN["ve"])
+            self.sde = VESDE(hparams.sigma_min, hparams.sigma_max, T_MIN["ve"])
 
     def noise_levels(self, n: int, device: torch.device) -> Tensor:
         return self.sde.t_min + (1 - self.sde.t_min) * torch.rand(n, device=device)
@@ -174,31 +174,31 @@ class SDESegmenter(ScoreSegmenter):
     def run_sampler(self, score_fn: ScoreFn, shape: torch.Size, generators: list[torch.Generator],
                     device: torch.device) -> Tensor:
         x = self.sde.prior_std * randn_per_sample(shape[1:], generators, device)
-        steps = self.config.sampling_steps
-        if self.config.sampler == "euler_maruyama":
+        steps = self.hparams.sampling_steps
+        if self.hparams.sampler == "euler_maruyama":
             return euler_maruyama(score_fn, x, self.sde, steps, generators)
-        if self.config.sampler == "pc":
+        if self.hparams.sampler == "pc":
             return predictor_corrector(
-                score_fn, x, self.sde, steps, generators, self.config.snr, self.config.corrector_steps
+                score_fn, x, self.sde, steps, generators, self.hparams.snr, self.hparams.corrector_steps
             )
         return probability_flow_heun(score_fn, x, self.sde, steps)
 
 
-def ncsn_add(config: Mapping[str, Any]) -> NCSNSegmenter:
+def ncsn_add(values: Mapping[str, Any]) -> NCSNSegmenter:
     """Factory of `ncsn-add`."""
-    return NCSNSegmenter(NCSNConfig.from_mapping(config), "add")
+    return NCSNSegmenter(NCSNHyperparameters.from_mapping(values), "add")
 
 
-def ncsn_concat(config: Mapping[str, Any]) -> NCSNSegmenter:
+def ncsn_concat(values: Mapping[str, Any]) -> NCSNSegmenter:
     """Factory of `ncsn-concat`."""
-    return NCSNSegmenter(NCSNConfig.from_mapping(config), "concat")
+    return NCSNSegmenter(NCSNHyperparameters.from_mapping(values), "concat")
 
 
-def sde_add(config: Mapping[str, Any]) -> SDESegmenter:
+def sde_add(values: Mapping[str, Any]) -> SDESegmenter:
     """Factory of `sde-add`."""
-    return SDESegmenter(SDEConfig.from_mapping(config), "add")
+    return SDESegmenter(SDEHyperparameters.from_mapping(values), "add")
 
 
-def sde_concat(config: Mapping[str, Any]) -> SDESegmenter:
+def sde_concat(values: Mapping[str, Any]) -> SDESegmenter:
     """Factory of `sde-concat`."""
-    return SDESegmenter(SDEConfig.from_mapping(config), "concat")
+    return SDESegmenter(SDEHyperparameters.from_mapping(values), "concat")

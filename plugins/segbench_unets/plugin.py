@@ -11,6 +11,7 @@ def register_models(register) -> None:
         factory=factories.unet,
         family="cnn",
         presets=presets.UNET,
+        schema=presets.UNetHyperparameters,
         description="U-Net with a ResNet-34 encoder (segmentation_models_pytorch), BCE + Dice",
         reference="Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation",
     ))
@@ -19,6 +20,7 @@ def register_models(register) -> None:
         factory=factories.res50attunet,
         family="cnn",
         presets=presets.RES50ATTUNET,
+        schema=presets.UNetHyperparameters,
         description="Attention U-Net: ResNet-50 encoder (timm), additive attention gates on the skips, BCE + Dice",
         reference="Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas",
     ))
@@ -27,7 +29,9 @@ def register_models(register) -> None:
         factory=factories.smp_model,
         family="cnn",
         presets=presets.SMP,
+        schema=presets.SMPHyperparameters,
         description="any segmentation_models_pytorch model: smp:<Arch>:<encoder>, e.g. smp:FPN:resnet34",
         reference="Iakubovskii 2019, Segmentation Models Pytorch",
         prefix=True,
+        variant_help="<Arch>:<encoder>",
     ))

@@ -77,7 +77,7 @@ def build_smp(
     if decoder_channels is not None:
         if "decoder_channels" not in inspect.signature(cls).parameters:
             raise SegbenchError(f"smp {cls.__name__} has no decoder_channels; leave it None")
-        # JSON configs turn tuples into lists.
+        # a list (as JSON holds one) works as well as a tuple
         kwargs["decoder_channels"] = tuple(decoder_channels) if isinstance(decoder_channels, Sequence) else decoder_channels
     name = f"smp:{cls.__name__}:{encoder}"
     try:

@@ -3,6 +3,8 @@ the default prediction batch cap per device."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from segbench.errors import SegbenchError
@@ -64,3 +66,15 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     """The network's autocast context: bf16 matrix products and convolutions for "bf16", off for "fp32".
     Samplers and losses keep their own arithmetic in float32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and in what arithmetic the network runs: a device, and a precision already resolved
+    ("fp32" or "bf16", see `resolve_precision`)."""
+
+    device: torch.device
+    precision: str
+
+    def autocast(self) -> torch.autocast:
+        return autocast(self.device, self.precision)

@@ -10,15 +10,16 @@ import torch
 from torch import nn
 
 from segbench.data import SplitData
-from segbench.engine.device import autocast, resolve_precision
-from segbench.engine.seeding import sample_seed
+from segbench.engine.device import Runtime
 from segbench.errors import SegbenchError
-from segbench.results.chunks import PredictionLog
+from segbench.plan.run_plan import EvaluationPlan
+from segbench.results.committed import CommittedBatches
+from segbench.seeds import sample_seed
 from segbench.specs import Prediction
 
 
 @dataclass
-class Predictions:
+class SplitPredictions:
     """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (per-pixel std) or None."""
 
     probabilities: torch.Tensor
@@ -38,27 +39,27 @@ def _unpack(output: torch.Tensor | Prediction, expected: torch.Size, model_name:
 def predict_split(
     model: nn.Module,
     data: SplitData,
+    evaluation: EvaluationPlan,
     *,
     run_seed: int,
-    ensemble: int,
-    batch_size: int,
-    device: torch.device,
+    runtime: Runtime,
     model_name: str = "model",
     on_batch: Callable[[int, int], None] | None = None,
-    log: PredictionLog | None = None,
-    precision: str = "auto",
-) -> Predictions:
-    """Predict every sample `ensemble` times; members of all samples are folded into batches.
+    committed: CommittedBatches | None = None,
+) -> SplitPredictions:
+    """Predict every sample `evaluation.ensemble` times; members of all samples are folded into batches
+    of at most `evaluation.batch_size`.
 
     Member k of sample i is predicted with seed sample_seed(run_seed, id_i, k), so
-    the result of a sample does not depend on `batch_size` or its batch neighbours.
+    the result of a sample does not depend on the batch size or its batch neighbours.
     With ensemble > 1 the probabilities are the members' mean and the uncertainty
     their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
-    With a `log`, each batch is committed to it as it finishes, and batches it already
+    With `committed`, each batch is committed to it as it finishes, and batches it already
     holds are read back instead of predicted, so a resumed evaluation is bit-identical.
-    `batch_size` is a cap: a batch that runs out of GPU memory is halved and redone.
-    `precision` ("auto", "fp32" or "bf16") is the network's autocast, as in training.
+    The batch size is a cap: a batch that runs out of GPU memory is halved and redone.
+    The network runs in `runtime`'s precision, as in training.
     """
+    ensemble, batch_size, device = evaluation.ensemble, evaluation.batch_size, runtime.device
     if ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
     if batch_size < 1:
@@ -73,13 +74,13 @@ def predict_split(
     size = images.shape[-2:]
     probs = torch.empty((len(items), 1, *size), dtype=torch.float32)
     own_uncertainty: torch.Tensor | None = None
-    network_precision = autocast(device, resolve_precision(precision, device))  # as in training
+    network_precision = runtime.autocast()
     start = time.perf_counter()
     lo = 0
     while lo < len(items):
         hi = min(lo + batch_size, len(items))
         keys = [(data.ids[i], k) for i, k in items[lo:hi]]
-        done = log.lookup(keys) if log is not None else None
+        done = committed.lookup(keys) if committed is not None else None
         if done is None:
             batch = images[sample_index[lo:hi]].to(device)
             try:
@@ -98,8 +99,8 @@ def predict_split(
             pred = _unpack(output, batch.shape, model_name)
             own = pred.uncertainty.float().cpu() if pred.uncertainty is not None and ensemble == 1 else None
             done = (pred.probabilities.float().cpu(), own)
-            if log is not None:
-                log.commit(lo, keys, *done)
+            if committed is not None:
+                committed.commit(lo, keys, *done)
         probs[lo:hi] = done[0]
         if done[1] is not None:
             if own_uncertainty is None:
@@ -110,6 +111,6 @@ def predict_split(
         lo = hi
     seconds = time.perf_counter() - start
     if ensemble == 1:
-        return Predictions(probs.clamp_(0, 1), own_uncertainty, seconds)
+        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds)
     members = probs.clamp_(0, 1).view(n, ensemble, 1, *size)
-    return Predictions(members.mean(1), members.std(1, correction=0), seconds)
+    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds)

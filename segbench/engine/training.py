@@ -5,71 +5,44 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from segbench.data import SplitData
 from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
-from segbench.engine.device import autocast, resolve_precision
-from segbench.engine.seeding import derive_seed, rng_state, seed_everything, set_rng_state
+from segbench.engine.device import Runtime
+from segbench.engine.random_state import rng_state, seed_everything, set_rng_state
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
 from segbench.errors import SegbenchError
+from segbench.plan.training import TrainingSettings
+from segbench.seeds import derive_seed
 
-__all__ = ["EMA", "TrainConfig", "TrainState", "TrainingDiverged", "ema_decay_for", "train", "warmup_cosine"]
-
-EMA_INITIAL_SHARE = 0.01  # the most of the initial (random) weights an EMA may still hold when training ends
+__all__ = ["EMA", "Checkpointing", "TrainState", "TrainingDiverged", "TrainingStep", "train", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training settings the engine owns; a model's preset may set any of them."""
+class Checkpointing:
+    """Where `last.pt` goes, whether to continue from it, and how often to write it inside an epoch
+    (`every_seconds`: None after epochs only, 0 after every step)."""
 
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
-    grad_clip: float = 1.0
-    ema_decay: float = 0.0
-    explode_factor: float = 1000.0
+    folder: Path
+    resume: bool = False
+    every_seconds: float | None = None
 
-    @classmethod
-    def keys(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
-    def problem(self) -> str | None:
-        """The first setting outside its valid range, as "key must be ..., got value"; None when all are valid."""
-        rules = {
-            "epochs": (self.epochs >= 1, "an integer >= 1"),
-            "batch_size": (self.batch_size >= 1, "an integer >= 1"),
-            "lr": (math.isfinite(self.lr) and self.lr > 0, "a positive finite number"),
-            "weight_decay": (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
-            "warmup_fraction": (0 <= self.warmup_fraction < 1, "in [0, 1)"),
-            "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: no clipping)"),
-            "ema_decay": (0 <= self.ema_decay < 1, "in [0, 1) (0: no EMA)"),
-            "explode_factor": (self.explode_factor >= 0, "a number >= 0 (0: no explosion check)"),
-        }
-        return next((f"{key} must be {rule}, got {getattr(self, key)!r}" for key, (ok, rule) in rules.items() if not ok),
-                    None)
+class TrainingStep(NamedTuple):
+    """One finished optimiser step: its epoch and step in the epoch (0-based), steps done and in all, loss, lr."""
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
-        return cls(**{k: v for k, v in params.items() if k in cls.keys()})
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def total_steps(self, samples: int) -> int:
-        """Optimizer steps over all epochs on `samples` training images."""
-        return len(_batches(samples, self.batch_size, torch.Generator().manual_seed(0))) * self.epochs
-
-    def ema_decay_used(self, samples: int) -> float:
-        """`ema_decay`, capped to this run's length by `ema_decay_for`."""
-        return ema_decay_for(self.ema_decay, self.total_steps(samples))
+    epoch: int
+    step: int
+    done: int
+    total: int
+    loss: float
+    lr: float
 
 
 @dataclass
@@ -98,16 +71,6 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
-
-
-def ema_decay_for(decay: float, total_steps: int) -> float:
-    """The EMA decay a run uses: `decay`, capped so that at most 1 % of the initial weights remain
-    after `total_steps` updates (decay ** total_steps <= 0.01). A decay meant for long runs, such as
-    guided-diffusion's 0.9999, would otherwise leave a short run's EMA near its random start (99 %
-    of it after 100 steps). 0 (no EMA) stays 0."""
-    if decay <= 0:
-        return 0.0
-    return min(decay, EMA_INITIAL_SHARE ** (1 / max(1, total_steps)))
 
 
 class EMA:
@@ -173,50 +136,46 @@ def _batch_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, images:
 def train(
     model: nn.Module,
     data: SplitData,
-    config: TrainConfig,
+    settings: TrainingSettings,
     *,
     seed: int,
-    device: torch.device,
-    checkpoint_dir: Path | None = None,
-    resume: bool = False,
-    on_step: Callable[[int, int, int, float], None] | None = None,
+    runtime: Runtime,
+    checkpointing: Checkpointing | None = None,
+    on_step: Callable[[TrainingStep], None] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
-    checkpoint_seconds: float | None = None,
-    precision: str = "auto",
 ) -> TrainState:
-    """Train `model` in place with its `training_loss`; returns epochs done, per-epoch losses, seconds.
+    """Train `model` in place with its `training_loss` for `settings.total_steps`; returns epochs done,
+    per-epoch mean losses and seconds. A step budget that ends inside an epoch cuts that epoch short.
 
-    All randomness (data order, the model's own draws) derives from `seed`, so a
-    rerun gives identical weights on the same machine. `checkpoint_dir/last.pt` is
-    written after every epoch and, with `checkpoint_seconds`, also inside an epoch
-    once that many seconds passed since the last one (0: after every step). It holds
-    weights, optimiser, schedule, EMA, every RNG state and the position in the
-    epoch's data order, so `resume` continues exactly where it stopped: the result
-    is bit-identical to an uninterrupted run. The EMA's decay is `config.ema_decay_used`.
-    Raises TrainingDiverged on a NaN/Inf loss or gradient, or a loss above
-    `config.explode_factor` times its running median; the step that diverged is never
-    applied, so last.pt stays good.
-    `precision` ("auto", "fp32" or "bf16") is the network's autocast (see `resolve_precision`).
-    A batch that runs out of GPU memory is redone in twice as many micro-batches, with the
-    random state it started with, and gradients accumulated: the same effective batch size
-    (losses that pool over the batch, and BatchNorm statistics, see one part at a time).
+    All randomness (data order, the model's own draws) derives from `seed`, so a rerun gives identical
+    weights on the same machine. With `checkpointing`, `last.pt` is written after every epoch and, with
+    `every_seconds`, also inside one once that many seconds passed since the last one. It holds weights,
+    optimiser, schedule, EMA, every RNG state and the position in the epoch's data order, so a resume
+    continues exactly where it stopped: the result is bit-identical to an uninterrupted run. The EMA's
+    decay is `settings.ema_decay_used`. Raises TrainingDiverged on a NaN/Inf loss or gradient, or a loss
+    above `settings.explode_factor` times its running median; the step that diverged is never applied,
+    so last.pt stays good. The network runs in `runtime`'s precision. A batch that runs out of GPU memory
+    is redone in twice as many micro-batches, with the random state it started with, and gradients
+    accumulated: the same effective batch size (losses that pool over the batch, and BatchNorm
+    statistics, see one part at a time).
     """
-    images, masks = (t.to(device) for t in data.tensors())
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(config.total_steps(len(data)), config.warmup_fraction)
-    )
-    decay = config.ema_decay_used(len(data))
+    n = len(data)
+    images, masks = (t.to(runtime.device) for t in data.tensors())
+    model.to(runtime.device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    total = settings.total_steps(n)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, settings.warmup_fraction))
+    decay = settings.ema_decay_used(n)
     ema = EMA(model, decay) if decay > 0 else None
     state = TrainState(losses=[], recent=[])
     seed_everything(derive_seed("train", seed))
-    ckpt = checkpoint_dir / "last.pt" if checkpoint_dir else None
-    if resume and ckpt and ckpt.exists():
+    ckpt = checkpointing.folder / "last.pt" if checkpointing else None
+    if checkpointing and checkpointing.resume and ckpt.exists():
         state = _restore(load_checkpoint(ckpt), model, optimizer, scheduler, ema)
-    guard = DivergenceGuard(config.explode_factor, state.recent)
+    guard = DivergenceGuard(settings.explode_factor, state.recent)
     # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
-    max_norm = config.grad_clip if config.grad_clip > 0 else math.inf
+    max_norm = settings.grad_clip if settings.grad_clip > 0 else math.inf
+    every = checkpointing.every_seconds if checkpointing else None
 
     clock = last_save = time.perf_counter()
 
@@ -229,15 +188,18 @@ def train(
             save_checkpoint(ckpt, _snapshot(state, model, optimizer, scheduler, ema))
             last_save = time.perf_counter()
 
-    network_precision = autocast(device, resolve_precision(precision, device))
-    for epoch in range(state.epoch, config.epochs):
+    network_precision = runtime.autocast()
+    per_epoch = settings.batches_per_epoch(n)
+    for epoch in range(state.epoch, settings.epochs_run(n)):
         order = torch.Generator().manual_seed(derive_seed("order", seed, epoch))
-        batches = _batches(len(data), config.batch_size, order)
-        for step in range(state.step, len(batches)):
-            value = _batch_gradients(model, optimizer, images, masks, batches[step].to(device), state,
+        batches = _batches(n, settings.batch_size, order)
+        last = min(len(batches), total - epoch * per_epoch)
+        for step in range(state.step, last):
+            value = _batch_gradients(model, optimizer, images, masks, batches[step].to(runtime.device), state,
                                      network_precision)
             guard.check_loss(value, epoch, step)
             guard.check_gradient(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item(), epoch, step)
+            lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             if ema is not None:
@@ -245,12 +207,11 @@ def train(
             guard.record(value)
             state.step, state.loss_sum = step + 1, state.loss_sum + value
             if on_step:
-                on_step(epoch, step, len(batches), value)
-            if (ckpt and checkpoint_seconds is not None and state.step < len(batches)
-                    and time.perf_counter() - last_save >= checkpoint_seconds):
+                on_step(TrainingStep(epoch, step, epoch * per_epoch + step + 1, total, value, lr))
+            if ckpt and every is not None and state.step < last and time.perf_counter() - last_save >= every:
                 save()
         state.epoch = epoch + 1
-        state.losses.append(state.loss_sum / len(batches))
+        state.losses.append(state.loss_sum / last)
         state.step, state.loss_sum = 0, 0.0
         save()
         if on_epoch:

@@ -9,7 +9,7 @@ from segbench.errors import unknown
 from segbench.metrics.paired import CORRECTION, PAIRED_TEST, PairedTest, holm, paired_test
 from segbench.metrics.statistics import BOOTSTRAP_RESAMPLES
 from segbench.results import RunResults
-from segbench.results.rescore import bootstrap_seed
+from segbench.protocol import bootstrap_seed
 
 PREFERRED_METRIC = "dice"
 
@@ -58,7 +58,7 @@ def compare(results: RunResults, baseline: str | None = None) -> Comparison | No
     for model in others:
         shared = base.index.intersection(values[model].index, sort=False)
         tests.append(paired_test(base[shared].to_numpy(), values[model][shared].to_numpy(),
-                                 seed=bootstrap_seed(results.config_of(baseline))))
+                                 seed=bootstrap_seed(results.record_of(baseline).plan.seed)))
     adjusted = holm([t.p_value for t in tests])
     method = (
         f"{PAIRED_TEST} on per-image {metric}, each model against {baseline} on the images both were evaluated "

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from segbench.errors import unknown
+from segbench.errors import SegbenchError, unknown
 from segbench.plugins import Registry
 from segbench.reports.comparison import compared_metric
 from segbench.reports.options import ReportOptions
 from segbench.results import RunResults, merge_runs
 from segbench.results.rescore import select_scores
+from segbench.specs import FormatSpec
+from segbench.study.directory import is_study
 
 TIMING_KEYS = ("train_seconds", "predict_seconds", "masks_per_second", "compile_seconds")
-EMBEDS_FIGURES = {"html"}  # figures inside the file
-LINKS_FIGURES = {"md", "latex"}  # figures written beside --out and referenced
 
 
 def compose_report(
@@ -36,6 +36,9 @@ def compose_report(
     timings=False leaves out wall-clock numbers, so the same runs give the same bytes.
     """
     spec = registry.format(format_name)
+    if len(run_dirs) == 1 and is_study(run_dirs[0]):
+        return compose_study_report(registry, Path(run_dirs[0]), spec, out_file=out_file, standalone=standalone,
+                                    figures=figures, baseline=baseline), []
     results = select_scores(merge_runs(list(run_dirs)), metrics, threshold, registry.metric)
     if not timings:
         results = without_timings(results)
@@ -47,8 +50,8 @@ def compose_report(
         "higher_is_better": {m: known[m].higher_is_better for m in results.metric_names if m in known},
     }
     notes: list[str] = []
-    embed = format_name in EMBEDS_FIGURES
-    if embed or format_name in LINKS_FIGURES:
+    embed = spec.figures == "embedded"
+    if spec.figures != "none":
         made: list = []
         if figures and (embed or out_file is not None):
             from segbench.reports.figures import make_figures, write_beside
@@ -60,7 +63,36 @@ def compose_report(
     return spec.render(results, options), notes
 
 
+def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, *, out_file: Path | None,
+                         standalone: bool, figures: bool, baseline: str | None) -> str:
+    """The report of a study directory in one format (its per-seed figure embedded or written beside)."""
+    from segbench.reports.study import seed_figure
+    from segbench.study.results import load_study
+
+    if spec.render_study is None:
+        raise SegbenchError(f"format {spec.name!r} (plugin {spec.plugin!r}) cannot render a study; formats that can: "
+                            f"{', '.join(n for n, f in registry.specs['formats'].items() if f.render_study)}")
+    results = load_study(directory)
+    if baseline is not None:
+        if baseline not in results.entries:
+            raise unknown("--baseline model", baseline, results.entries)
+        results = replace(results, baseline=baseline)
+    known = registry.specs["metrics"]
+    options: dict = {"standalone": standalone,
+                     "higher_is_better": {m: known[m].higher_is_better for m in results.metrics if m in known}}
+    made = []
+    if figures and spec.figures != "none" and (spec.figures == "embedded" or out_file is not None):
+        figure = seed_figure(results)
+        made = [figure] if figure else []
+        if spec.figures == "linked":
+            from segbench.reports.figures import write_beside
+
+            made = write_beside(made, Path(out_file))
+    options["figures"] = made
+    return spec.render_study(results, options)
+
+
 def without_timings(results: RunResults) -> RunResults:
-    """The results with training time and masks/s removed, and a note in the config saying so."""
-    models = {name: {k: v for k, v in info.items() if k not in TIMING_KEYS} for name, info in results.models.items()}
-    return replace(results, models=models, config={**results.config, "timings_omitted": True})
+    """The results with training time and masks/s removed, marked so that the report says so."""
+    models = {name: replace(info, **dict.fromkeys(TIMING_KEYS)) for name, info in results.models.items()}
+    return replace(results, models=models, timings_omitted=True)

@@ -63,8 +63,8 @@ def render(results: RunResults, options: dict | None = None) -> str:
         figures = make_figures(results, compared_metric(results))[0]
     table = build_table(results, options.get("higher_is_better"))
     transpose = bool(options.get("transpose"))
-    c = results.config
-    title = escape(f"segbench: {c.get('task', '')} on {c.get('dataset', '')}")
+    data = results.record.plan.data
+    title = escape(f"segbench: {data.task} on {data.dataset}")
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{title}</title>",
              f"<style>{STYLE}</style>", "</head>", "<body>", f"<h1>{title}</h1>", "<dl>"]
     parts += [f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>" for label, value in header_items(results)]

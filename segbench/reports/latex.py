@@ -41,7 +41,7 @@ def _table(spec: str, body: list[str], caption: str, label: str) -> list[str]:
 
 
 def _label(results: RunResults, suffix: str = "") -> str:
-    return "tab:segbench-" + re.sub(r"[^A-Za-z0-9-]", "-", str(results.config.get("task", "results"))) + suffix
+    return "tab:segbench-" + re.sub(r"[^A-Za-z0-9-]", "-", results.record.plan.data.task or "results") + suffix
 
 
 def main_table(results: RunResults, options: dict) -> list[str]:
@@ -59,10 +59,10 @@ def main_table(results: RunResults, options: dict) -> list[str]:
     body += [r"\midrule", rf"\multicolumn{{{len(labels)}}}{{l}}{{\emph{{Pooled over all pixels}}}} \\"]
     body += [_row([name(label), *map(_entry, entries)]) for label, entries in pooled_rows]
     s = dict(header_items(results))
-    synthetic = " (synthetic phantoms)" if "synthetic" in s["Dataset"] else ""
+    synthetic = " (synthetic data)" if results.record.dataset_synthetic else ""
     policy = s["Empty-mask policy"]
     caption = (
-        f"Segmentation of {escape(s['Task'])} on {escape(results.config.get('dataset', ''))}{synthetic}: "
+        f"Segmentation of {escape(s['Task'])} on {escape(results.record.plan.data.dataset)}{synthetic}: "
         r"per-image mean with its 95\% bootstrap CI, and below, pooled over all pixels; best value per "
         f"{'column' if transpose else 'row'} in bold. {escape(s['Evaluation images'])} test images, threshold "
         f"{escape(s['Threshold'])}, ensemble size {escape(s['Ensemble size'])}, seed {escape(s['Seed'])}, preset "

@@ -51,8 +51,8 @@ def render(results: RunResults, options: dict | None = None) -> str:
     options = options or {}
     table = build_table(results, options.get("higher_is_better"))
     transpose = bool(options.get("transpose"))
-    c = results.config
-    lines = [f"# segbench: {c.get('task', '')} on {c.get('dataset', '')}", ""]
+    data = results.record.plan.data
+    lines = [f"# segbench: {data.task} on {data.dataset}", ""]
     lines += [f"- **{label}**: {value}" for label, value in header_items(results)]
     lines += ["", "## Per-image mean [95% bootstrap CI]", "", *mean_table(table, transpose), ""]
     lines += ["Best value per metric in bold (4 decimals).", "", "## Pooled over all pixels", "",
@@ -60,7 +60,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     comparison = compare(results, options.get("baseline"))
     if comparison is not None:
         lines += comparison_section(comparison)
-    lines += ["## Models", "", _row(list(MODEL_COLUMNS)), _row(["---", "---", *["---:"] * 6, "---"])]
+    lines += ["## Models", "", _row(list(MODEL_COLUMNS)), _row(["---", "---", *["---:"] * (len(MODEL_COLUMNS) - 3), "---"])]
     lines += [_row(list(r)) for r in model_rows(results)]
     hyperparameters = hyperparameter_items(results)
     if hyperparameters:

@@ -5,52 +5,56 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from segbench.results import RunResults
+from segbench.results import RunRecord, RunResults
 
-MODEL_COLUMNS = ("Model", "Preset", "Epochs", "Batch size", "LR", "Parameters", "Training (s)", "Masks/s", "Status")
-SYNTHETIC = {"cxr-phantom": "synthetic chest X-ray phantoms, not patient data"}
+MODEL_COLUMNS = ("Model", "Preset", "Epochs", "Steps", "Batch size", "LR", "Parameters", "Training (s)", "Masks/s",
+                 "Status")
 
 
-def _setting(results: RunResults, value: Callable[[dict[str, Any]], str]) -> str:
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _setting(results: RunResults, value: Callable[[RunRecord], str]) -> str:
     """One setting across merged runs: its value, or each value with the models it applies to."""
-    configs = {m: results.config_of(m) for m in results.model_names} or {"": results.config}
+    records = {m: results.record_of(m) for m in results.model_names} or {"": results.record}
     by_value: dict[str, list[str]] = {}
-    for model, config in configs.items():
-        by_value.setdefault(value(config), []).append(model)
+    for model, record in records.items():
+        by_value.setdefault(value(record), []).append(model)
     if len(by_value) == 1:
         return next(iter(by_value))
     return "; ".join(f"{v} ({', '.join(models)})" for v, models in by_value.items())
 
 
+def dataset_label(results: RunResults) -> str:
+    """The dataset's name, with the dataset's own note when its data are generated."""
+    record = results.record
+    note = f" ({record.dataset_synthetic})" if record.dataset_synthetic else ""
+    return record.plan.data.dataset + note
+
+
 def header_items(results: RunResults) -> list[tuple[str, str]]:
     """The settings a reader needs to interpret the numbers, as (label, value)."""
-    c = results.config
-    dataset = c.get("dataset", "")
-    if dataset in SYNTHETIC:
-        dataset += f" ({SYNTHETIC[dataset]})"
-
-    def key(name: str) -> Callable[[dict[str, Any]], str]:
-        return lambda config: str(config.get(name, ""))
-
+    plan = results.record.plan
     items = [
-        ("Task", c.get("task", "")),
-        ("Dataset", dataset),
-        ("Preset", _setting(results, lambda x: f"{x.get('preset', '')} (requested: {x.get('preset_requested', '')})")),
-        ("Seed", _setting(results, key("seed"))),
-        ("Training images", _setting(results, key("train_samples"))),
-        ("Evaluation images", _setting(results, key("eval_samples_used"))),
-        ("Image size", _setting(results, lambda x: f"{x.get('image_size', '')}x{x.get('image_size', '')}")),
-        ("Ensemble size", _setting(results, key("ensemble"))),
-        ("Threshold", _setting(results, key("threshold"))),
-        ("Empty-mask policy", _setting(results, key("empty_mask_policy"))),
-        ("Device", _setting(results, key("device"))),
-        ("Versions", _setting(results, lambda x: ", ".join(f"{k} {v}" for k, v in x.get("versions", {}).items()))),
+        ("Task", plan.data.task),
+        ("Dataset", dataset_label(results)),
+        ("Preset", _setting(results, lambda r: f"{r.plan.preset} (requested: {r.plan.preset_requested})")),
+        ("Seed", _setting(results, lambda r: _text(r.plan.seed))),
+        ("Training images", _setting(results, lambda r: _text(r.train_samples))),
+        ("Evaluation images", _setting(results, lambda r: _text(r.eval_samples_used))),
+        ("Image size", _setting(results, lambda r: f"{r.plan.data.image_size}x{r.plan.data.image_size}")),
+        ("Ensemble size", _setting(results, lambda r: _text(r.plan.evaluation.ensemble))),
+        ("Threshold", _setting(results, lambda r: _text(r.plan.evaluation.threshold))),
+        ("Empty-mask policy", _setting(results, lambda r: r.empty_mask_policy)),
+        ("Device", _setting(results, lambda r: r.device_name)),
+        ("Versions", _setting(results, lambda r: ", ".join(f"{k} {v}" for k, v in r.versions.items()))),
     ]
-    if "precision" in c:  # runs before --precision existed ran fp32 on the CPU, bf16 on CUDA
+    if plan.precision is not None:  # runs before --precision existed ran fp32 on the CPU, bf16 on CUDA
         items.insert(-1, ("Precision", _setting(
-            results, lambda x: f"{x['precision']} (requested: {x['precision_requested']})" if "precision" in x
-            else "not recorded")))
-    if c.get("compile") or any(results.config_of(m).get("compile") for m in results.model_names):
+            results, lambda r: f"{r.plan.precision} (requested: {r.plan.precision_requested})"
+            if r.plan.precision is not None else "not recorded")))
+    if any(results.record_of(m).plan.compile for m in results.model_names) or plan.compile:
         items.append(("torch.compile", _compile_setting(results)))
     capped = _recorded(results, "ema_decay_used")
     if capped:
@@ -60,7 +64,10 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
     if split:
         items.append(("Gradient accumulation", ", ".join(
             f"{m}: each training batch in {parts} micro-batches (GPU memory)" for m, parts in split.items())))
-    if c.get("timings_omitted"):
+    trained_in = {results.record_of(m).trained_in for m in results.model_names} - {""}
+    if trained_in:
+        items.append(("Trained in", ", ".join(sorted(trained_in)) + " (these models were evaluated again, not retrained)"))
+    if results.timings_omitted:
         items.append(("Timings", "left out (--no-timings), so the report is reproducible byte for byte"))
     runs = list(dict.fromkeys(str(results.run_dir(m)) for m in results.model_names))
     if len(runs) > 1:
@@ -70,12 +77,13 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
 
 def _recorded(results: RunResults, key: str) -> dict[str, Any]:
     """Per model, its models.json value for `key`, where it has one."""
-    return {m: results.models[m][key] for m in results.model_names if key in results.models.get(m, {})}
+    values = {m: getattr(results.models.get(m), key, None) for m in results.model_names}
+    return {m: v for m, v in values.items() if v is not None}
 
 
 def _compile_setting(results: RunResults) -> str:
     """"on"/"off" per run, and how long compiling took per model where recorded."""
-    value = _setting(results, lambda x: "on" if x.get("compile") else "off")
+    value = _setting(results, lambda r: "on" if r.plan.compile else "off")
     seconds = _recorded(results, "compile_seconds")
     if seconds:
         value += ("; compiling took " + ", ".join(f"{s:.1f} s ({m})" for m, s in seconds.items())
@@ -91,32 +99,42 @@ def _count(n: int | None) -> str:
 
 
 def model_rows(results: RunResults) -> list[tuple[str, ...]]:
-    """Per model, the MODEL_COLUMNS as text."""
+    """Per model, the MODEL_COLUMNS as text. Epochs and steps are what the model trained (a step budget
+    that ends inside an epoch counts that epoch)."""
     rows = []
     for name in results.model_names:
-        info = results.models.get(name, {})
-        config = results.config_of(name)
-        params = config.get("hyperparameters", {}).get(name, {})
-        count = info.get("parameters")
+        info = results.models[name]
+        record = results.record_of(name)
+        training = record.plan.model(name).training if name in record.plan.model_names else None
+        epochs = info.epochs if info.epochs is not None else getattr(training, "epochs", None)
+        steps = info.steps
+        if steps is None and training is not None and record.train_samples:  # runs that did not record steps
+            steps = training.total_steps(record.train_samples)
         rows.append((
             name,
-            str(config.get("preset", "–")),
-            str(info.get("epochs", params.get("epochs", "–"))),
-            str(params.get("batch_size", "–")),
-            f"{params['lr']:g}" if isinstance(params.get("lr"), (int, float)) else "–",
-            _count(count),
-            f"{info['train_seconds']:.1f}" if info.get("train_seconds") is not None else "–",
-            f"{info['masks_per_second']:.2f}" if info.get("masks_per_second") else "–",
-            "done" if info.get("status") == "done" else f"failed: {info.get('error', '')}",
+            record.plan.preset or "–",
+            _text(epochs) or "–",
+            _text(steps) or "–",
+            _text(getattr(training, "batch_size", None)) or "–",
+            f"{training.lr:g}" if training is not None else "–",
+            _count(info.parameters),
+            f"{info.train_seconds:.1f}" if info.train_seconds is not None else "–",
+            f"{info.masks_per_second:.2f}" if info.masks_per_second else "–",
+            "done" if info.done else f"failed: {info.error or ''}",
         ))
     return rows
 
 
 def hyperparameter_items(results: RunResults) -> list[tuple[str, str]]:
-    """Per model, every resolved hyperparameter as "key=value, ..." (config.json "hyperparameters")."""
+    """Per model, every resolved hyperparameter as "key=value, ...", then its training settings."""
     items = []
     for name in results.model_names:
-        params = results.config_of(name).get("hyperparameters", {}).get(name)
-        if params:
-            items.append((name, ", ".join(f"{k}={v}" for k, v in params.items())))
+        plan = results.record_of(name).plan
+        if name not in plan.model_names:
+            continue
+        model = plan.model(name)
+        training = {k: v for k, v in model.training.to_json().items() if v is not None}
+        text = ", ".join(f"{k}={v}" for k, v in model.hyperparameters.items())
+        items.append((name, (f"{text}; " if text else "") + "training: "
+                      + ", ".join(f"{k}={v}" for k, v in training.items())))
     return items

@@ -5,24 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from segbench.engine.seeding import derive_seed
 from segbench.errors import SegbenchError
-from segbench.metrics import confusion_counts, summarise
-from segbench.metrics.statistics import per_image
+from segbench.protocol import bootstrap_seed, score
 from segbench.results.arrays import Reference, align, read_predictions, read_reference
-from segbench.results.store import COUNT_COLUMNS, REFERENCE_FILE, RunResults
+from segbench.results.record import RunRecord
+from segbench.results.store import REFERENCE_FILE, RunResults
 from segbench.specs import MetricSpec
-
-
-def bootstrap_seed(config: Mapping[str, Any]) -> int:
-    """The seed a run draws its bootstrap resamples from (as `segbench run` derives it)."""
-    return derive_seed("bootstrap", config.get("seed", 0))
 
 
 def select_scores(
@@ -54,28 +46,23 @@ def rescore(results: RunResults, metrics: Mapping[str, MetricSpec], threshold: f
     if threshold is not None and not 0 < threshold <= 1:
         raise SegbenchError(f"--threshold must be in (0, 1], got {threshold}")
     references: dict[Path, Reference] = {}
-    per_image_frames, summary_frames, configs = [], [], dict(results.model_configs)
+    per_image_frames, summary_frames = [], []
+    records: dict[str, RunRecord] = dict(results.model_records)
     for model in dict.fromkeys(results.summary["model"]):
-        run_dir, config = results.run_dir(model), results.config_of(model)
-        cut = float(config.get("threshold", 0.5) if threshold is None else threshold)
+        run_dir, record = results.run_dir(model), results.record_of(model)
+        cut = float(record.plan.evaluation.threshold if threshold is None else threshold)
         predictions = read_predictions(run_dir, model)
         if run_dir not in references:
             references[run_dir] = read_reference(run_dir)
         reference = references[run_dir]
         index = align(reference.ids, predictions.ids, f"{run_dir / REFERENCE_FILE}")
-        counts = confusion_counts(torch.from_numpy(predictions.probabilities.astype(np.float32)),
-                                  torch.from_numpy(reference.masks[index]), cut)
-        frame = pd.DataFrame({"model": model, "sample_id": predictions.ids})
-        for column, values in zip(COUNT_COLUMNS, counts):
-            frame[column] = values.numpy()
-        for name, values in per_image(counts, metrics).items():
-            frame[name] = values
-        per_image_frames.append(frame)
-        summary = summarise(counts, metrics, seed=bootstrap_seed(config))
-        summary_frames.append(pd.DataFrame([{"model": model, "metric": m, **s} for m, s in summary.items()]))
-        configs[model] = {**config, "threshold": cut}
+        scores = score(model, predictions.ids, predictions.probabilities, reference.masks[index], cut, metrics,
+                       bootstrap_seed(record.plan.seed))
+        per_image_frames.append(scores.per_image)
+        summary_frames.append(scores.summary)
+        records[model] = record.with_threshold(cut)
     if not summary_frames:
         raise SegbenchError("nothing to re-score: no model of these runs has results")
-    config = results.config if threshold is None else {**results.config, "threshold": threshold}
-    return replace(results, config=config, per_image=pd.concat(per_image_frames, ignore_index=True),
-                   summary=pd.concat(summary_frames, ignore_index=True), model_configs=configs)
+    record = results.record if threshold is None else results.record.with_threshold(threshold)
+    return replace(results, record=record, per_image=pd.concat(per_image_frames, ignore_index=True),
+                   summary=pd.concat(summary_frames, ignore_index=True), model_records=records)

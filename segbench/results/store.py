@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from segbench.errors import SegbenchError
 from segbench.io import atomic_save, atomic_write_text, write_npz
+from segbench.protocol import COUNT_COLUMNS
+from segbench.results.record import CONFIG_FILE, MODELS_FILE, ModelRecord, RunRecord, read_models, read_record
 
-COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
 SUMMARY_COLUMNS = ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
 STATUS_COLUMN = "status"  # summary.csv's last column: "done", or "failed: <why>" on rows without numbers
 FLOAT_FORMAT = "%.10g"
@@ -33,26 +33,47 @@ def _csv_text(frame: pd.DataFrame) -> str:
     return buffer.getvalue()
 
 
+def safe_name(model: str) -> str:
+    """A model's name as a file name ("smp:FPN:resnet34" -> "smp_FPN_resnet34")."""
+    return model.replace(":", "_").replace("/", "_")
+
+
+def prediction_file(model: str) -> str:
+    """A model's predictions under the run directory."""
+    return f"predictions/{safe_name(model)}.npz"
+
+
+def checkpoint_dir(model: str) -> str:
+    """The folder of a model's checkpoints (last.pt) under the run directory."""
+    return f"checkpoints/{safe_name(model)}"
+
+
+def partial_dir(model: str) -> str:
+    """Where a model's committed prediction batches wait until its results are written."""
+    return f"partial/{safe_name(model)}"
+
+
 @dataclass
 class RunResults:
-    """A run read back: config, per-image rows, summary rows and per-model info (models.json).
-
-    Merged runs keep each model's own run directory and config in `model_dirs` and
-    `model_configs`; `run_dir(model)` and `config_of(model)` fall back to the first run's.
+    """A run read back: its record (config.json), per-image rows, summary rows and per-model records
+    (models.json). Merged runs keep each model's own run directory and record in `model_dirs` and
+    `model_records`; `run_dir(model)` and `record_of(model)` fall back to the first run's.
+    `timings_omitted`: wall-clock numbers were left out (`report --no-timings`).
     """
 
     path: Path
-    config: dict[str, Any]
+    record: RunRecord
     per_image: pd.DataFrame
     summary: pd.DataFrame
-    models: dict[str, dict[str, Any]]
+    models: dict[str, ModelRecord]
     model_dirs: dict[str, Path] = field(default_factory=dict)
-    model_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_records: dict[str, RunRecord] = field(default_factory=dict)
+    timings_omitted: bool = False
 
     @property
     def model_names(self) -> list[str]:
         """Models in the order the run listed them."""
-        return [m for m in self.config.get("models", []) if m in self.models] or list(self.models)
+        return [m for m in self.record.plan.model_names if m in self.models] or list(self.models)
 
     @property
     def scored_models(self) -> list[str]:
@@ -68,9 +89,9 @@ class RunResults:
         """The directory holding `model`'s predictions."""
         return self.model_dirs.get(model, self.path)
 
-    def config_of(self, model: str) -> dict[str, Any]:
-        """The config of the run that produced `model`."""
-        return self.model_configs.get(model, self.config)
+    def record_of(self, model: str) -> RunRecord:
+        """The record of the run that produced `model`."""
+        return self.model_records.get(model, self.record)
 
 
 class RunStore:
@@ -82,17 +103,23 @@ class RunStore:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def write_json(self, name: str, data: dict[str, Any]) -> None:
+    def has_record(self) -> bool:
+        return self.file(CONFIG_FILE).exists()
+
+    def _write_json(self, name: str, data: dict) -> None:
         atomic_write_text(self.file(name), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
-    def read_json(self, name: str) -> dict[str, Any]:
-        path = self.file(name)
-        if not path.exists():
-            return {}
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SegbenchError(f"{path} cannot be read: {exc}") from exc
+    def write_record(self, record: RunRecord) -> None:
+        self._write_json(CONFIG_FILE, record.to_json())
+
+    def read_record(self) -> RunRecord:
+        return read_record(self.path)
+
+    def write_models(self, models: dict[str, ModelRecord]) -> None:
+        self._write_json(MODELS_FILE, {name: entry.to_json() for name, entry in models.items()})
+
+    def read_models(self) -> dict[str, ModelRecord]:
+        return read_models(self.path)
 
     def _replace_rows(self, name: str, model: str, rows: pd.DataFrame) -> None:
         """Replace `model`'s rows in a CSV, keeping the other models' rows and order."""
@@ -159,22 +186,14 @@ def float16_keeping_threshold(probabilities: np.ndarray, threshold: float) -> np
     return half
 
 
-def prediction_file(model: str) -> str:
-    """A model's predictions under the run directory ("smp:FPN:resnet34" -> "predictions/smp_FPN_resnet34.npz")."""
-    return "predictions/" + model.replace(":", "_").replace("/", "_") + ".npz"
-
-
 def load_run(path: str | Path) -> RunResults:
     """Read a finished (or partly finished) run directory; a missing one is a clear error."""
     path = Path(path)
-    store = RunStore(path)
-    if not store.file("config.json").exists():
-        raise SegbenchError(f"{path} is not a segbench run directory (no config.json)")
-    config = store.read_json("config.json")
-    models = store.read_json("models.json")
+    record = read_record(path)
+    models = read_models(path)
 
     def read_csv(name: str, columns: list[str]) -> pd.DataFrame:
-        file = store.file(name)
+        file = path / name
         if not file.exists():
             return pd.DataFrame(columns=columns)
         return _read_table(file)
@@ -186,8 +205,8 @@ def load_run(path: str | Path) -> RunResults:
         summary = summary[~failed].drop(columns=STATUS_COLUMN).reset_index(drop=True)
     for column in ("mean", "ci_low", "ci_high", "pooled"):
         summary[column] = pd.to_numeric(summary[column], errors="coerce")
-    return RunResults(path, config, per_image, summary, models,
-                      dict.fromkeys(models, path), dict.fromkeys(models, config))
+    return RunResults(path, record, per_image, summary, models, dict.fromkeys(models, path),
+                      dict.fromkeys(models, record))
 
 
 def merge_runs(paths: list[str | Path]) -> RunResults:
@@ -196,21 +215,24 @@ def merge_runs(paths: list[str | Path]) -> RunResults:
     first = runs[0]
     for other in runs[1:]:
         for key in ("task", "dataset"):
-            if other.config.get(key) != first.config.get(key):
+            mine, theirs = getattr(first.record.plan.data, key), getattr(other.record.plan.data, key)
+            if mine != theirs:
                 raise SegbenchError(
-                    f"cannot merge runs with different {key}: {first.path} has {first.config.get(key)!r}, "
-                    f"{other.path} has {other.config.get(key)!r}"
+                    f"cannot merge runs with different {key}: {first.path} has {mine!r}, {other.path} has {theirs!r}"
                 )
         clash = set(other.models) & set(first.models)
         if clash:
             raise SegbenchError(f"model {sorted(clash)[0]!r} appears in both {first.path} and {other.path}")
+        plan = first.record.plan
+        models = (*(m for m in plan.models if m.name in first.models),
+                  *(m for m in other.record.plan.models if m.name in other.models))
         first = RunResults(
             first.path,
-            {**first.config, "models": first.model_names + other.model_names},
+            replace(first.record, plan=replace(plan, models=models)),
             pd.concat([first.per_image, other.per_image], ignore_index=True),
             pd.concat([first.summary, other.summary], ignore_index=True),
             {**first.models, **other.models},
             {**first.model_dirs, **other.model_dirs},
-            {**first.model_configs, **other.model_configs},
+            {**first.model_records, **other.model_records},
         )
     return first

@@ -8,14 +8,21 @@ import pytest
 import torch
 
 from segbench import SegbenchError
-from segbench.config import model_params, parse_value
 from segbench.data.prepare import SplitData
 from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
-from segbench.engine.device import eval_batch_cap, resolve_precision
+from segbench.engine.device import Runtime, eval_batch_cap, resolve_precision
 from segbench.engine.evaluation import predict_split
-from segbench.engine.seeding import derive_seed, sample_seed
-from segbench.engine.training import EMA, TrainConfig, TrainingDiverged, ema_decay_for, train, warmup_cosine
+from segbench.engine.training import EMA, Checkpointing, TrainingDiverged, train, warmup_cosine
+from segbench.plan.run_plan import EvaluationPlan
+from segbench.plan.training import TrainingSettings, ema_decay_for
+from segbench.seeds import derive_seed, sample_seed
 from tests.toy_plugin import ToyCNN
+
+CPU = Runtime(torch.device("cpu"), "fp32")
+
+
+def _evaluation(ensemble: int = 1, batch_size: int = 4) -> EvaluationPlan:
+    return EvaluationPlan(None, batch_size, ensemble, 0.5)
 
 
 def _data(n=6, size=16):
@@ -45,8 +52,7 @@ def test_training_is_deterministic_and_checkpointed(tmp_path):
     for run in range(2):
         torch.manual_seed(0)
         model = ToyCNN(4, 0.0)
-        train(model, _data(), TrainConfig(epochs=2, batch_size=3), seed=5, device=torch.device("cpu"),
-              checkpoint_dir=tmp_path / str(run))
+        train(model, _data(), TrainingSettings(epochs=2, batch_size=3), seed=5, runtime=CPU, checkpointing=Checkpointing(tmp_path / str(run)))
         weights.append(torch.cat([p.flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
     saved = load_checkpoint(tmp_path / "0" / "last.pt")
@@ -56,7 +62,7 @@ def test_training_is_deterministic_and_checkpointed(tmp_path):
 def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
     torch.manual_seed(0)
     full = ToyCNN(4, 0.0)
-    train(full, _data(), TrainConfig(epochs=3, batch_size=3), seed=5, device=torch.device("cpu"))
+    train(full, _data(), TrainingSettings(epochs=3, batch_size=3), seed=5, runtime=CPU)
 
     def interrupt(epoch, loss):
         if epoch == 0:
@@ -64,13 +70,12 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
 
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        train(ToyCNN(4, 0.0), _data(), TrainConfig(epochs=3, batch_size=3), seed=5, device=torch.device("cpu"),
-              checkpoint_dir=tmp_path, on_epoch=interrupt)
+        train(ToyCNN(4, 0.0), _data(), TrainingSettings(epochs=3, batch_size=3), seed=5, runtime=CPU,
+              checkpointing=Checkpointing(tmp_path), on_epoch=interrupt)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     torch.manual_seed(1)  # a different init: everything must come from the checkpoint
     resumed = ToyCNN(4, 0.0)
-    train(resumed, _data(), TrainConfig(epochs=3, batch_size=3), seed=5, device=torch.device("cpu"),
-          checkpoint_dir=tmp_path, resume=True)
+    train(resumed, _data(), TrainingSettings(epochs=3, batch_size=3), seed=5, runtime=CPU, checkpointing=Checkpointing(tmp_path, resume=True))
     for a, b in zip(full.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b)
 
@@ -96,8 +101,8 @@ def test_short_run_ema_forgets_the_initial_weights():
     torch.manual_seed(0)
     model = ToyCNN(4, 0.5)
     weights = [model.net[0].weight.detach().clone()]
-    config = TrainConfig(epochs=2, batch_size=6, lr=0.05, ema_decay=0.9999)
-    train(model, _data(12), config, seed=0, device=torch.device("cpu"),
+    config = TrainingSettings(epochs=2, batch_size=6, lr=0.05, ema_decay=0.9999)
+    train(model, _data(12), config, seed=0, runtime=CPU,
           on_step=lambda *_: weights.append(model.net[0].weight.detach().clone()))
     d = config.ema_decay_used(12)
     assert len(weights) == 5 and d == pytest.approx(0.01 ** (1 / 4))
@@ -111,7 +116,7 @@ def test_non_finite_loss_stops_training():
             return super().training_loss(images, masks) * float("nan")
 
     with pytest.raises(TrainingDiverged, match="epoch 1, step 1"):
-        train(Exploding(4, 0.0), _data(), TrainConfig(epochs=1, batch_size=3), seed=0, device=torch.device("cpu"))
+        train(Exploding(4, 0.0), _data(), TrainingSettings(epochs=1, batch_size=3), seed=0, runtime=CPU)
 
 
 def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
@@ -127,7 +132,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
 def test_prediction_is_independent_of_batch_size(ensemble):
     torch.manual_seed(0)
     model = ToyCNN(4, 0.5)
-    runs = [predict_split(model, _data(), run_seed=1, ensemble=ensemble, batch_size=b, device=torch.device("cpu"))
+    runs = [predict_split(model, _data(), _evaluation(ensemble, b), run_seed=1, runtime=CPU)
             for b in (1, 4, 64)]
     for other in runs[1:]:
         torch.testing.assert_close(runs[0].probabilities, other.probabilities, rtol=0, atol=1e-6)
@@ -157,9 +162,9 @@ def test_a_batch_that_runs_out_of_memory_is_halved_and_redone():
 
     torch.manual_seed(0)
     model = Small(4, 0.5)
-    capped = predict_split(model, _data(), run_seed=1, ensemble=2, batch_size=16, device=torch.device("cpu"))
+    capped = predict_split(model, _data(), _evaluation(2, 16), run_seed=1, runtime=CPU)
     assert Small.sizes[:3] == [12, 6, 3] and max(Small.sizes[2:]) <= 3  # 6 samples x 2 members
-    single = predict_split(model, _data(), run_seed=1, ensemble=2, batch_size=1, device=torch.device("cpu"))
+    single = predict_split(model, _data(), _evaluation(2, 1), run_seed=1, runtime=CPU)
     torch.testing.assert_close(capped.probabilities, single.probabilities, rtol=0, atol=1e-6)
 
 
@@ -182,23 +187,23 @@ class _Fits(ToyCNN):
 def test_a_training_batch_that_runs_out_of_memory_is_accumulated_in_parts(tmp_path):
     """Batches of 6 that only fit 2 images: split into 2, then 4 micro-batches (of 2, 2, 1, 1), the
     retry replays the same random draws, and the weights match training on whole batches."""
-    config = TrainConfig(epochs=2, batch_size=6, lr=0.01)
+    config = TrainingSettings(epochs=2, batch_size=6, lr=0.01)
     torch.manual_seed(0)
     small = _Fits(limit=2)
     whole = ToyCNN(4, 0.5)
     whole.load_state_dict(small.state_dict())
-    state = train(small, _data(12), config, seed=3, device=torch.device("cpu"), checkpoint_dir=tmp_path)
+    state = train(small, _data(12), config, seed=3, runtime=CPU, checkpointing=Checkpointing(tmp_path))
     assert state.parts == 4 and small.sizes[:6] == [6, 3, 2, 2, 1, 1]
     assert small.draws[0] == small.draws[1] == small.draws[2]  # each try starts from the same random state
     assert load_checkpoint(tmp_path / "last.pt")["parts"] == 4  # a resumed run splits the same way
-    train(whole, _data(12), config, seed=3, device=torch.device("cpu"))
+    train(whole, _data(12), config, seed=3, runtime=CPU)
     for a, b in zip(small.parameters(), whole.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_out_of_memory_on_one_training_image_is_one_clear_error():
     with pytest.raises(SegbenchError, match="single training image runs out of GPU memory"):
-        train(_Fits(limit=0), _data(4), TrainConfig(epochs=1, batch_size=4), seed=0, device=torch.device("cpu"))
+        train(_Fits(limit=0), _data(4), TrainingSettings(epochs=1, batch_size=4), seed=0, runtime=CPU)
 
 
 def test_out_of_memory_on_one_mask_is_one_clear_error():
@@ -207,18 +212,36 @@ def test_out_of_memory_on_one_mask_is_one_clear_error():
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
     with pytest.raises(SegbenchError, match="out of GPU memory on a single mask"):
-        predict_split(Huge(4, 0.5), _data(), run_seed=1, ensemble=1, batch_size=4, device=torch.device("cpu"))
+        predict_split(Huge(4, 0.5), _data(), _evaluation(1, 4), run_seed=1, runtime=CPU)
 
 
-def test_parse_value_by_default_type():
-    assert parse_value("25", 50) == 25 and parse_value("0.5", 1.0) == 0.5
-    assert parse_value("false", True) is False and parse_value("(1, 2)", (1,)) == (1, 2)
-    assert parse_value("16,8", (32,)) == (16, 8) and parse_value("ddpm", "ddim") == "ddpm"
-    with pytest.raises(ValueError):
-        parse_value("maybe", True)
+def test_a_step_budget_cuts_the_last_epoch_short():
+    """7 steps at 4 batches per epoch: two epochs, the second of 3 steps, and the schedule and EMA
+    cap count 7 steps; an epoch budget of the same length trains the same weights."""
+    steps = []
+    torch.manual_seed(0)
+    by_steps = ToyCNN(4, 0.5)
+    by_epochs = ToyCNN(4, 0.5)
+    by_epochs.load_state_dict(by_steps.state_dict())
+    budget = TrainingSettings(epochs=None, steps=7, batch_size=3)
+    state = train(by_steps, _data(12), budget, seed=2, runtime=CPU, on_step=steps.append)
+    assert state.epoch == 2 and len(state.losses) == 2 and [s.done for s in steps] == list(range(1, 8))
+    assert {s.total for s in steps} == {7} and [s.step for s in steps] == [0, 1, 2, 3, 0, 1, 2]
+    assert budget.total_steps(12) == 7 and budget.epochs_run(12) == 2
+    train(by_epochs, _data(12), TrainingSettings(epochs=2, batch_size=3), seed=2, runtime=CPU)
+    assert TrainingSettings(epochs=2, batch_size=3).total_steps(12) == 8
+    same = TrainingSettings(epochs=None, steps=8, batch_size=3)
+    torch.manual_seed(0)
+    eight = ToyCNN(4, 0.5)
+    train(eight, _data(12), same, seed=2, runtime=CPU)
+    for a, b in zip(eight.parameters(), by_epochs.parameters()):
+        assert torch.equal(a, b)  # 8 steps = 2 epochs of 4: the same training, bit for bit
 
 
-def test_model_params_layering(registry):
-    spec = registry.model("toy-cnn")
-    params = model_params(spec, "toy-cnn", "small", "lung", {"epochs": 2, "lr": None}, {"width": "16"})
-    assert params["epochs"] == 2 and params["width"] == 16 and params["lr"] == 0.03
+@pytest.mark.parametrize(("samples", "batch", "batches"), [(480, 16, 30), (236, 16, 15), (17, 16, 1), (33, 16, 2),
+                                                            (5, 1, 4), (1, 4, 1)])
+def test_batches_per_epoch_counts_what_training_draws(samples, batch, batches):
+    from segbench.engine.training import _batches
+
+    assert TrainingSettings(batch_size=batch).batches_per_epoch(samples) == batches
+    assert len(_batches(samples, batch, torch.Generator().manual_seed(0))) == batches

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segbench.results import read_record
 from tests import toy_plugin
 
 RUN = ("run", "--task", "lung", "--dataset", "toy", "--models", "toy-cnn", "--quiet", "--image-size", "32")
@@ -39,11 +40,15 @@ def test_run_directory_layout(first_run):
     assert list(summary.columns) == ["model", "metric", "mean", "ci_low", "ci_high", "pooled", "status"]
     assert (summary["status"] == "done").all()
     assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
-    config = json.loads((out / "config.json").read_text())
-    assert config["hyperparameters"]["toy-cnn"]["epochs"] == 12 and config["device"] == "cpu"
-    assert config["preset"] == "small" and config["preset_requested"] == "auto"
-    assert config["precision"] == "fp32" and config["precision_requested"] == "auto"
-    assert config["eval_batch_size"] == 32  # the CPU's default cap, recorded resolved
+    assert json.loads((out / "config.json").read_text())["format"] == 2
+    record = read_record(out)
+    plan = record.plan
+    assert plan.model("toy-cnn").training.epochs == 12 and plan.device == "cpu" and record.device_name == "cpu"
+    assert plan.model("toy-cnn").hyperparameters == {"width": 8, "noise": 0.5}
+    assert plan.preset == "small" and plan.preset_requested == "auto"
+    assert plan.precision == "fp32" and plan.precision_requested == "auto"
+    assert plan.evaluation.batch_size == 32  # the CPU's default cap, recorded resolved
+    assert record.train_samples == 24 and record.eval_samples_used == 10
     with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
         assert npz["probabilities"].dtype == np.float16 and npz["probabilities"].shape == (10, 32, 32)
         assert list(npz["sample_id"]) == list(per_image["sample_id"])
@@ -131,8 +136,8 @@ def test_bf16_precision_is_recorded_and_keeps_the_result(first_run, tmp_path, ru
     out = tmp_path / "bf16"
     code, _, stderr = run_cli(*RUN, "--out", str(out), "--precision", "bf16")
     assert code == 0, stderr
-    config = json.loads((out / "config.json").read_text())
-    assert config["precision"] == config["precision_requested"] == "bf16"
+    plan = read_record(out).plan
+    assert plan.precision == plan.precision_requested == "bf16"
     assert "- **Precision**: bf16 (requested: bf16)\n" in (out / "report.md").read_text()
     dice = [pd.read_csv(run / "summary.csv").set_index("metric").loc["dice", "mean"] for run in (first_run[0], out)]
     assert dice[0] != dice[1] and abs(dice[0] - dice[1]) < 0.02
@@ -147,7 +152,7 @@ def test_report_states_compile_accumulation_and_ema(first_run, tmp_path, run_cli
     shutil.copytree(first_run[0], out)
     assert "torch.compile" not in (out / "report.md").read_text()  # a plain run: no line
     config, models = (json.loads((out / f).read_text()) for f in ("config.json", "models.json"))
-    (out / "config.json").write_text(json.dumps({**config, "compile": True}))
+    (out / "config.json").write_text(json.dumps({**config, "plan": {**config["plan"], "compile": True}}))
     models["toy-cnn"].update(compile_seconds=3.25, accumulation_parts=4, ema_decay_used=0.95499)
     (out / "models.json").write_text(json.dumps(models))
     for timings, line in (("--timings", "- **torch.compile**: on; compiling took 3.2 s (toy-cnn), included in "
@@ -166,7 +171,7 @@ def test_compiled_run_records_compile_time_and_keeps_the_result(first_run, tmp_p
     out = tmp_path / "compiled"
     code, _, stderr = run_cli(*RUN, "--out", str(out), "--compile")
     assert code == 0, stderr
-    assert json.loads((out / "config.json").read_text())["compile"] is True
+    assert read_record(out).plan.compile is True
     assert json.loads((out / "models.json").read_text())["toy-cnn"]["compile_seconds"] > 0
     dice = [pd.read_csv(run / "summary.csv").set_index("metric").loc["dice", "mean"] for run in (first_run[0], out)]
     assert abs(dice[0] - dice[1]) < 0.02

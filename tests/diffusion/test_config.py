@@ -3,14 +3,17 @@
 import pytest
 
 from segbench import ModelSpec, SegbenchError
+from segbench.plan.build import plan_model
+from segbench.plan.training import TrainingSettings
 from segbench_diffusion import plugin
-from segbench_diffusion.config import PRESETS, DiffusionConfig
-
-TRAINING_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "ema_decay"}
+from segbench_diffusion.hyperparameters import PRESETS, DiffusionHyperparameters
 
 
-def config(preset="tiny", image_size=32, **overrides):
-    return DiffusionConfig.from_mapping({**PRESETS[preset], "image_size": image_size, **overrides})
+def config(preset="tiny", image_size=32, **sets):
+    """The hyperparameters a run plans for diff-add, with `--set`-style overrides (as text)."""
+    spec = registered()["diff-add"]
+    plan = plan_model(spec, spec.name, preset, "lung", image_size, sets={k: str(v) for k, v in sets.items()})
+    return DiffusionHyperparameters.from_mapping(plan.factory_input(image_size))
 
 
 def registered() -> dict[str, ModelSpec]:
@@ -36,15 +39,16 @@ def test_presets_are_valid(preset, image_size):
     config(preset, image_size)
 
 
-def test_presets_hold_only_model_and_training_keys():
-    model_keys = set(DiffusionConfig.__dataclass_fields__) - {"image_size"}
+def test_presets_hold_every_hyperparameter_and_only_training_settings_beside():
+    model_keys = set(DiffusionHyperparameters.__dataclass_fields__) - {"image_size"}
     for name in ("tiny", "small", "paper"):
-        assert model_keys <= set(PRESETS[name])
-        assert set(PRESETS[name]) - model_keys <= TRAINING_KEYS
+        assert set(PRESETS[name].model) == model_keys
+        TrainingSettings.layered(PRESETS[name].training)  # valid settings, one budget
 
 
 def test_paper_preset_is_the_seed_setup():
-    paper = registered()["diff-add"].hyperparameters("paper", "infection")
+    preset = registered()["diff-add"].preset("paper", "infection")
+    paper = {**preset.model, **preset.training}
     assert paper["base_channels"] == 192 and paper["channel_mult"] == (1, 2, 3, 4)
     assert paper["attention_resolutions"] == (32, 16, 8) and paper["head_channels"] == 64
     assert (paper["timesteps"], paper["beta_start"], paper["beta_end"]) == (1000, 1e-4, 0.02)
@@ -52,18 +56,19 @@ def test_paper_preset_is_the_seed_setup():
     assert (paper["batch_size"], paper["epochs"]) == (512, 2400)
 
 
-def test_values_from_the_command_line_are_coerced():
+def test_values_from_the_command_line_are_parsed_by_their_declared_type():
     c = config(channel_mult="1,2", attention_resolutions="16", sampling_steps="3", eta="0.5", clip_x0="false")
     assert c.channel_mult == (1, 2) and c.attention_resolutions == (16,)
     assert (c.sampling_steps, c.eta, c.clip_x0) == (3, 0.5, False)
     assert config(attention_resolutions="").attention_resolutions == ()
+    assert config(channel_mult="(1, 2)").channel_mult == (1, 2)
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
         ({"image_size": 30}, r"image_size=30 cannot be halved 2 times .* multiple of 4"),
-        ({"attention_resolutions": (4,)}, r"attention_resolutions contains 4.*level resolutions .*: 32, 16, 8"),
+        ({"attention_resolutions": "4"}, r"attention_resolutions contains 4.*level resolutions .*: 32, 16, 8"),
         ({"sampling_steps": 1001}, r"sampling_steps=1001 out of range for timesteps=1000; valid: 1\.\.1000"),
         ({"sampling_steps": 0}, r"sampling_steps=0 must be a positive integer"),
         ({"sampler": "euler"}, r"unknown sampler 'euler'; valid: ddim, ddpm, dpmpp2m"),
@@ -74,10 +79,10 @@ def test_values_from_the_command_line_are_coerced():
         ({"beta_end": 1e-5}, r"need 0 < beta_start < beta_end < 1"),
         ({"eta": -1.0}, r"eta=-1.0 must be >= 0"),
         ({"dropout": 1.0}, r"dropout=1.0 must be in \[0, 1\)"),
-        ({"channel_mult": ()}, r"channel_mult=\(\) must be a non-empty list"),
-        ({"channel_mult": "1,x"}, r"channel_mult='1,x' must be a comma-separated list of integers"),
-        ({"num_res_blocks": 1.5}, r"num_res_blocks=1.5 must be an integer"),
-        ({"clip_x0": "maybe"}, r"clip_x0='maybe' must be true or false"),
+        ({"channel_mult": ""}, r"channel_mult=\(\) must be a non-empty list"),
+        ({"channel_mult": "1,x"}, r"channel_mult='1,x': expected a value like \(1, 2, 2\) \(a comma-separated list of integers\)"),
+        ({"num_res_blocks": 1.5}, r"num_res_blocks='1.5': expected a value like 1 \(an integer\)"),
+        ({"clip_x0": "maybe"}, r"clip_x0='maybe': expected a value like True \(true or false\)"),
     ],
 )
 def test_bad_config_raises_one_clear_line(overrides, message):
@@ -87,12 +92,12 @@ def test_bad_config_raises_one_clear_line(overrides, message):
 
 
 def test_missing_hyperparameter_is_named():
-    values = {**PRESETS["tiny"], "image_size": 32}
+    values = {**PRESETS["tiny"].model, "image_size": 32}
     del values["timesteps"]
-    with pytest.raises(SegbenchError, match="missing hyperparameter 'timesteps'"):
-        DiffusionConfig.from_mapping(values)
+    with pytest.raises(SegbenchError, match="lack 'timesteps'"):
+        DiffusionHyperparameters.from_mapping(values)
 
 
-def test_training_keys_are_left_to_the_engine():
-    c = DiffusionConfig.from_mapping({**PRESETS["small"], "image_size": 64, "some_engine_key": 1})
-    assert not hasattr(c, "lr") and not hasattr(c, "some_engine_key")
+def test_training_settings_are_left_to_the_engine():
+    c = DiffusionHyperparameters.from_mapping({**PRESETS["small"].model, "image_size": 64, "variant": "x"})
+    assert not hasattr(c, "lr") and not hasattr(c, "variant")

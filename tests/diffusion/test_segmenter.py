@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segbench import Prediction
-from segbench_diffusion.config import PRESETS
+from segbench_diffusion.hyperparameters import PRESETS
 from segbench_diffusion.segmenter import DiffusionSegmenter, diff_add, diff_concat
 
 SIZE = 16
@@ -15,7 +15,7 @@ def tiny(conditioning="add", **overrides) -> DiffusionSegmenter:
     not make eps = 0 and the samples really depend on the image, the seed and the network."""
     torch.manual_seed(0)
     factory = diff_add if conditioning == "add" else diff_concat
-    model = factory({**PRESETS["tiny"], "image_size": SIZE, **overrides}).eval()
+    model = factory({**PRESETS["tiny"].model, "image_size": SIZE, **overrides}).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
@@ -95,7 +95,7 @@ def synthetic_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, t
 
 def test_tiny_diff_add_learns():
     torch.manual_seed(0)
-    model = diff_add({**PRESETS["tiny"], "image_size": SIZE}).train()
+    model = diff_add({**PRESETS["tiny"].model, "image_size": SIZE}).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     losses = []
@@ -110,7 +110,7 @@ def test_tiny_diff_add_learns():
 
 
 def test_paper_preset_builds_and_runs_at_64(capsys):
-    model = diff_add({**PRESETS["paper"], "image_size": 64}).eval()
+    model = diff_add({**PRESETS["paper"].model, "image_size": 64}).eval()
     unet_parameters = sum(p.numel() for p in model.unet.parameters())
     encoder_parameters = sum(p.numel() for p in model.condition_encoder.parameters())
     with capsys.disabled():

@@ -4,7 +4,7 @@ from segbench import ModelSpec, hookimpl
 
 
 @hookimpl
-def on_epoch_end(model, epoch, metrics) -> None:
+def on_epoch_end(model_name, epoch, metrics) -> None:
     raise RuntimeError("logger broken on purpose")
 
 

@@ -36,9 +36,9 @@ def main() -> None:
         method = "training_loss" if kind == "train" else "predict"
 
         def counting(factory, name):
-            def build(config):
-                model = factory(config)
-                full = f"{name}:{config['variant']}" if "variant" in config else name
+            def build(values):
+                model = factory(values)
+                full = f"{name}:{values['variant']}" if "variant" in values else name
                 if not only or only == full:
                     original = getattr(model, method)
 
@@ -50,13 +50,15 @@ def main() -> None:
                 return model
             return build
 
+        load_plugins = plugins.load_plugins
+
         def load_counting(*a, **k):
-            registry = plugins.load_plugins(*a, **k)
+            registry = load_plugins(*a, **k)
             registry.specs["models"] = {name: dataclasses.replace(spec, factory=counting(spec.factory, name))
                                         for name, spec in registry.specs["models"].items()}
             return registry
 
-        cli.load_plugins = load_counting
+        cli.load_plugins = plugins.load_plugins = load_counting  # the CLI's registry and a study cell's
     else:
         replace = os.replace
 

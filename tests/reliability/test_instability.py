@@ -10,7 +10,11 @@ import torch
 
 from segbench.data.prepare import SplitData
 from segbench.engine.checkpoints import load_checkpoint
-from segbench.engine.training import TrainConfig, TrainingDiverged, train
+from segbench.engine.device import Runtime
+from segbench.engine.training import Checkpointing, TrainingDiverged, train
+from segbench.plan.training import TrainingSettings
+
+CPU = Runtime(torch.device("cpu"), "fp32")
 from tests.reliability.conftest import cli
 from tests.reliability.faulty_plugin import FaultyCNN
 
@@ -34,8 +38,8 @@ def test_divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_
     # 12 samples / batch 3 = 4 steps per epoch; step 23 is epoch 6, step 3 (after 20 steps of history).
     model = FaultyCNN(4, 0.0, fault, at_step=23)
     with pytest.raises(TrainingDiverged) as error:
-        train(model, _data(), TrainConfig(epochs=8, batch_size=3), seed=0, device=torch.device("cpu"),
-              checkpoint_dir=tmp_path, checkpoint_seconds=0)
+        train(model, _data(), TrainingSettings(epochs=8, batch_size=3), seed=0, runtime=CPU,
+              checkpointing=Checkpointing(tmp_path, every_seconds=0))
     assert MESSAGES[fault].format(e=6, s=3) in str(error.value)
     saved = load_checkpoint(tmp_path / "last.pt")
     assert (saved["epoch"], saved["step"]) == (5, 2)  # the last step that was applied
@@ -45,14 +49,14 @@ def test_divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_
 
 def test_explosion_message_gives_factor_median_and_the_remedy():
     with pytest.raises(TrainingDiverged, match=r"more than 1000 times its running median .*explode_factor"):
-        train(FaultyCNN(4, 0.0, "explode", at_step=23), _data(), TrainConfig(epochs=8, batch_size=3), seed=0,
-              device=torch.device("cpu"))
+        train(FaultyCNN(4, 0.0, "explode", at_step=23), _data(), TrainingSettings(epochs=8, batch_size=3), seed=0,
+              runtime=CPU)
 
 
 def test_explode_check_is_configurable_and_can_be_turned_off():
     for factor in (0.0, 1e9):  # off, and a factor the 1e6-fold jump stays under
-        config = TrainConfig(epochs=8, batch_size=3, explode_factor=factor)
-        state = train(FaultyCNN(4, 0.0, "explode", at_step=23), _data(), config, seed=0, device=torch.device("cpu"))
+        config = TrainingSettings(epochs=8, batch_size=3, explode_factor=factor)
+        state = train(FaultyCNN(4, 0.0, "explode", at_step=23), _data(), config, seed=0, runtime=CPU)
         assert state.epoch == 8
 
 

@@ -30,6 +30,8 @@ PREFIX_EXAMPLES = {"smp": "smp:FPN:resnet18"}
 BUILTIN = [PREFIX_EXAMPLES.get(name, name) if spec.prefix else name
            for name, spec in sorted(_REGISTRY.specs["models"].items()) if not spec.plugin.startswith("tests.")]
 PAIR = "unet,diff-add"
+# The main job's pair runs in the default suite; the other built-in models in the slow one (CI runs both).
+DEFAULT_SUITE = ("unet", "diff-add")
 
 
 def _run(models: str) -> tuple[str, ...]:
@@ -72,7 +74,8 @@ def _finish_and_compare(reference: Path, out: Path, models: str) -> None:
     assert not (out / "partial").exists()
 
 
-@pytest.mark.parametrize("model", BUILTIN)
+@pytest.mark.parametrize("model", [m if m in DEFAULT_SUITE else pytest.param(m, marks=pytest.mark.slow)
+                                   for m in BUILTIN])
 def test_builtin_model_killed_in_training_and_in_evaluation_resumes_exactly(references, tmp_path, model):
     out = tmp_path / "run"
     # training step 2 starts after step 1 was checkpointed (every step): a resume mid-epoch

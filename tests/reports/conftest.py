@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import torch
 from segbench.metrics import EMPTY_MASK_POLICY, confusion_counts, summarise
 from segbench.metrics.builtin import BUILTIN_METRICS
 from segbench.metrics.statistics import per_image
-from segbench.results import RunResults, RunStore
+from segbench.results import ModelRecord, RunRecord, RunResults, RunStore
 from segbench.specs import MetricSpec
 
 SAMPLES = [f"test/{i}" for i in range(6)]
@@ -63,7 +65,11 @@ def literal_results() -> RunResults:
                             "train_seconds": 98.0, "masks_per_second": 388.0},
         "ncsn-add": {"status": "failed", "parameters": 2_150_000, "error": "training diverged: loss is nan"},
     }
-    return RunResults(Path("runs/literal"), config, pd.DataFrame(rows), summary, models)
+    # config.json as segbench wrote it before format 2 (old run directories still report), with the note a
+    # synthetic dataset gives today
+    record = replace(RunRecord.from_json(config), dataset_synthetic="synthetic chest X-ray phantoms, not patient data")
+    return RunResults(Path("runs/literal"), record, pd.DataFrame(rows), summary,
+                      {name: ModelRecord.from_json(entry) for name, entry in models.items()})
 
 
 def builtin_metrics() -> dict[str, MetricSpec]:
@@ -98,13 +104,14 @@ def write_run(path: Path, models: dict[str, float], *, dataset: str = "toy", see
                        "train_seconds": 1.5, "masks_per_second": 100.0}
     if reference:
         store.write_reference(ids, images, masks)
-    store.write_json("config.json", {
+    # config.json and models.json as segbench wrote them before format 2: old run directories still report
+    (path / "config.json").write_text(json.dumps({
         "task": "lung", "dataset": dataset, "models": list(models), "preset": "tiny", "preset_requested": "tiny",
         "seed": seed, "train_samples": 24, "eval_samples_used": n, "image_size": size, "ensemble": 1,
         "threshold": 0.5, "empty_mask_policy": EMPTY_MASK_POLICY, "device": "cpu", "versions": {"segbench": "0.1.0"},
         "hyperparameters": {m: {"epochs": 2, "batch_size": 4, "lr": 0.01} for m in models},
-    })
-    store.write_json("models.json", info)
+    }))
+    (path / "models.json").write_text(json.dumps(info))
     return path
 
 

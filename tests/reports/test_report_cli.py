@@ -118,6 +118,8 @@ def test_standalone_latex_with_figures_compiles(two_runs, run_cli, tmp_path):
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="pdflatex missing: apt-get install texlive-latex-base texlive-latex-recommended")
 def test_latex_escapes_every_special_character_in_names(tmp_path):
+    from dataclasses import replace
+
     from segbench.reports import latex
     from tests.reports.conftest import literal_results
 
@@ -125,7 +127,9 @@ def test_latex_escapes_every_special_character_in_names(tmp_path):
     odd = "a_b&c%d$e#f{g}h~i^j\\k"
     results.summary["model"] = results.summary["model"].replace("unet", odd)
     results.per_image["model"] = results.per_image["model"].replace("unet", odd)
-    results.config["models"][0] = odd
+    plan = results.record.plan
+    renamed = tuple(replace(m, name=odd) if m.name == "unet" else m for m in plan.models)
+    results.record = replace(results.record, plan=replace(plan, models=renamed))
     results.models[odd] = results.models.pop("unet")
     (tmp_path / "odd.tex").write_text(latex.render(results, {"standalone": True}))
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "odd.tex"],

@@ -36,7 +36,7 @@ def test_rescoring_at_another_threshold_thresholds_the_saved_probabilities(toy_r
                                   torch.from_numpy(r["masks"]), 0.3)
     assert (again.per_image["tp"].to_numpy() == counts.tp.numpy()).all()
     assert (again.per_image["fp"].to_numpy() == counts.fp.numpy()).all()
-    assert again.config["threshold"] == 0.3 and again.config_of("toy-cnn")["threshold"] == 0.3
+    assert again.record.plan.evaluation.threshold == 0.3 and again.record_of("toy-cnn").plan.evaluation.threshold == 0.3
     assert not again.per_image[COUNT_COLUMNS].equals(run.per_image[COUNT_COLUMNS])
 
 

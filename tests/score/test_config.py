@@ -3,18 +3,21 @@
 import pytest
 
 from segbench import ModelSpec, SegbenchError
-from segbench_diffusion.config import PRESETS as DIFFUSION_PRESETS
-from segbench_diffusion.config import UNetConfig
+from segbench.plan.build import plan_model
+from segbench_backbone.hyperparameters import BACKBONE, TRAINING
+from segbench_diffusion.hyperparameters import PRESETS as DIFFUSION_PRESETS
 from segbench_score import plugin
-from segbench_score.config import NCSN_PRESETS, SDE_PRESETS, NCSNConfig, SDEConfig
+from segbench_score.hyperparameters import NCSN_PRESETS, SDE_PRESETS, NCSNHyperparameters, SDEHyperparameters
 
-CONFIGS = {"ncsn": (NCSNConfig, NCSN_PRESETS), "sde": (SDEConfig, SDE_PRESETS)}
-TRAINING_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "ema_decay"}
+SCHEMAS = {"ncsn": (NCSNHyperparameters, NCSN_PRESETS), "sde": (SDEHyperparameters, SDE_PRESETS)}
 
 
-def config(kind="ncsn", preset="tiny", image_size=32, **overrides):
-    cls, presets = CONFIGS[kind]
-    return cls.from_mapping({**presets[preset], "image_size": image_size, **overrides})
+def config(kind="ncsn", preset="tiny", image_size=32, **sets):
+    """The hyperparameters a run plans for `<kind>-add`, with `--set`-style overrides (as text)."""
+    cls, _ = SCHEMAS[kind]
+    spec = registered()[f"{kind}-add"]
+    plan = plan_model(spec, spec.name, preset, "lung", image_size, sets={k: str(v) for k, v in sets.items()})
+    return cls.from_mapping(plan.factory_input(image_size))
 
 
 def registered() -> dict[str, ModelSpec]:
@@ -42,13 +45,11 @@ def test_presets_are_valid(kind, preset, image_size):
 @pytest.mark.parametrize("kind", ["ncsn", "sde"])
 @pytest.mark.parametrize("preset", ["tiny", "small", "paper"])
 def test_backbone_and_training_equal_the_diffusion_preset(kind, preset):
-    cls, presets = CONFIGS[kind]
-    shared = set(UNetConfig.__dataclass_fields__) - {"image_size"} | TRAINING_KEYS
-    for key in shared & set(DIFFUSION_PRESETS[preset]):
-        assert presets[preset][key] == DIFFUSION_PRESETS[preset][key], key
-    model_keys = set(cls.__dataclass_fields__) - {"image_size"}
-    assert model_keys <= set(presets[preset])
-    assert set(presets[preset]) - model_keys <= TRAINING_KEYS
+    cls, presets = SCHEMAS[kind]
+    for key, value in BACKBONE[preset].items():
+        assert presets[preset].model[key] == DIFFUSION_PRESETS[preset].model[key] == value, key
+    assert presets[preset].training == DIFFUSION_PRESETS[preset].training == TRAINING[preset]
+    assert set(presets[preset].model) == set(cls.__dataclass_fields__) - {"image_size"}
 
 
 def test_paper_presets_follow_the_papers():
@@ -59,7 +60,7 @@ def test_paper_presets_follow_the_papers():
     sde = config("sde", "paper", 64)
     assert (sde.sde, sde.beta_min, sde.beta_max, sde.sampler, sde.snr) == ("vp", 0.1, 20.0, "pc", 0.16)
     assert sde.network_evaluations == 2000
-    assert registered()["sde-add"].hyperparameters("paper", "infection")["epochs"] == 2400
+    assert registered()["sde-add"].preset("paper", "infection").training["epochs"] == 2400
 
 
 def test_small_presets_network_evaluations_and_ncsn_level_spacing():
@@ -80,9 +81,9 @@ def test_network_evaluations_per_sampler(overrides, nfe):
 
 def test_summaries_name_formulation_sampler_steps_and_evaluations():
     specs = registered()
-    ncsn = specs["ncsn-add"].summary({**specs["ncsn-add"].hyperparameters("small"), "image_size": 64})
+    ncsn = specs["ncsn-add"].summary({**specs["ncsn-add"].preset("small").model, "image_size": 64})
     assert ncsn.startswith("NCSN") and "annealed Langevin" in ncsn and "41 network evaluations per mask" in ncsn
-    sde = specs["sde-add"].summary({**specs["sde-add"].hyperparameters("paper"), "image_size": 64})
+    sde = specs["sde-add"].summary({**specs["sde-add"].preset("paper").model, "image_size": 64})
     assert "VP-SDE" in sde and "predictor-corrector" in sde and "1000 steps = 2000 network evaluations" in sde
 
 
@@ -100,7 +101,7 @@ def test_summaries_name_formulation_sampler_steps_and_evaluations():
         ("sde", {"beta_max": 0.05}, r"beta_max=0.05 must exceed beta_min=0.1"),
         ("sde", {"corrector_steps": -1}, r"corrector_steps=-1 must be 0 or more"),
         ("sde", {"snr": 0}, r"snr=0.0 must be positive"),
-        ("sde", {"sampling_steps": "ten"}, r"sampling_steps='ten' must be an integer"),
+        ("sde", {"sampling_steps": "ten"}, r"sde-add.sampling_steps='ten': expected a value like 2 \(an integer\)"),
         ("sde", {"image_size": 30}, r"image_size=30 cannot be halved 2 times"),
     ],
 )
@@ -110,16 +111,16 @@ def test_bad_config_raises_one_clear_line(kind, overrides, message):
     assert "\n" not in str(info.value)
 
 
-def test_values_from_the_command_line_are_coerced():
+def test_values_from_the_command_line_are_parsed_by_their_declared_type():
     c = config("sde", sampler="ode", sampling_steps="4", snr="0.1", clip_x0="false")
     assert (c.sampler, c.sampling_steps, c.snr, c.clip_x0) == ("ode", 4, 0.1, False)
 
 
 def test_missing_hyperparameter_is_named():
-    values = {**NCSN_PRESETS["tiny"], "image_size": 32}
+    values = {**NCSN_PRESETS["tiny"].model, "image_size": 32}
     del values["num_scales"]
-    with pytest.raises(SegbenchError, match="missing hyperparameter 'num_scales'"):
-        NCSNConfig.from_mapping(values)
+    with pytest.raises(SegbenchError, match="lack 'num_scales'"):
+        NCSNHyperparameters.from_mapping(values)
 
 
 def test_info_shows_the_summary(run_cli):

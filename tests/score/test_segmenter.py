@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segbench import Prediction
-from segbench_score.config import NCSN_PRESETS, SDE_PRESETS
+from segbench_score.hyperparameters import NCSN_PRESETS, SDE_PRESETS
 from segbench_score.schedules import expand
 from segbench_score.segmenter import ScoreSegmenter, ncsn_add, ncsn_concat, sde_add, sde_concat
 
@@ -17,7 +17,7 @@ def tiny(name="ncsn-add", **overrides) -> ScoreSegmenter:
     make the samples independent of the image, the seed and the network."""
     torch.manual_seed(0)
     presets = NCSN_PRESETS if name.startswith("ncsn") else SDE_PRESETS
-    model = FACTORIES[name]({**presets["tiny"], "image_size": SIZE, **overrides}).eval()
+    model = FACTORIES[name]({**presets["tiny"].model, "image_size": SIZE, **overrides}).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from segbench.plan.build import plan_model
 from segbench.plugins import Registry
 
 
@@ -14,10 +15,8 @@ def build(registry: Registry):
 
     def make(name: str, preset: str = "tiny", image_size: int = 64, **overrides):
         spec = registry.model(name)
-        config = {**spec.hyperparameters(preset), "image_size": image_size, **overrides}
-        if spec.prefix:
-            config["variant"] = name.split(":", 1)[1]
+        values = {**plan_model(spec, name, preset, "lung", image_size).factory_input(image_size), **overrides}
         torch.manual_seed(0)
-        return spec.factory(config)
+        return spec.factory(values)
 
     return make

@@ -10,7 +10,7 @@ import torch
 from segbench.testing import check_model
 
 MODELS = ["unet", "res50attunet", "smp:UnetPlusPlus:resnet34", "smp:FPN:efficientnet-b0"]
-TRAINING_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "ema_decay"}
+TRAINING_KEYS = {"batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "ema_decay"}
 
 
 def _batch(size: int = 64, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,11 +24,12 @@ def test_spec_registered_with_all_presets(registry, name):
     spec = registry.specs["models"][name]
     assert spec.plugin == "unets" and spec.family == "cnn" and spec.reference
     for preset in ("tiny", "small", "paper"):
-        params = spec.hyperparameters(preset)
-        assert TRAINING_KEYS <= set(params)
-        json.dumps(params)  # config.json must hold them
-    assert spec.hyperparameters("paper", "infection")["epochs"] == 2400
-    assert spec.hyperparameters("paper")["batch_size"] == 512
+        chosen = spec.preset(preset)
+        assert TRAINING_KEYS <= set(chosen.training) and {"epochs", "steps"} & set(chosen.training)
+        json.dumps(chosen.model)  # config.json must hold them
+    assert spec.preset("paper", "infection").training["epochs"] == 2400
+    assert spec.preset("paper").training["batch_size"] == 512
+    assert spec.preset("small").training["steps"] == 300  # 10 epochs of the phantom's 30 batches
 
 
 @pytest.mark.parametrize("name", MODELS)

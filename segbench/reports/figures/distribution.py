@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from segbench.engine.seeding import derive_seed
+from segbench.seeds import derive_seed
 from segbench.errors import SegbenchError
 from segbench.results import RunResults
 
@@ -22,7 +22,7 @@ def plot(results: RunResults, metric: str | None) -> tuple[Figure, str]:
     ax = figure.add_subplot()
     ax.boxplot(values, showfliers=False, widths=0.5)
     # Jitter is seeded so the same results always give the same picture.
-    rng = np.random.default_rng(derive_seed("distribution-jitter", results.config.get("seed", 0)))
+    rng = np.random.default_rng(derive_seed("distribution-jitter", results.record.plan.seed))
     for i, v in enumerate(values, start=1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, v.size), v, s=8, alpha=0.5, color="tab:blue", linewidths=0)
     ax.set_xticks(range(1, len(models) + 1), models, rotation=20 if len(models) > 3 else 0)

@@ -11,8 +11,7 @@ from segbench.results import RunResults
 
 
 def plot(results: RunResults) -> tuple[Figure, str]:
-    curves = {m: np.asarray(results.models[m]["losses"], np.float64)
-              for m in results.model_names if results.models.get(m, {}).get("losses")}
+    curves = {m: np.asarray(results.models[m].losses, np.float64) for m in results.model_names if results.models[m].losses}
     if not curves:
         raise SegbenchError("models.json records no training losses")
     # One panel per model: a diffusion loss and a BCE+Dice loss do not share a scale.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from segbench.engine.seeding import derive_seed
+from segbench.seeds import derive_seed
 from segbench.errors import SegbenchError
 from segbench.results import RunResults
 from segbench.results.arrays import StoredPredictions, align, read_predictions, read_reference
@@ -33,13 +33,13 @@ def plot(results: RunResults) -> tuple[Figure, str]:
     shared = [i for i in reference.ids if all(i in set(p.ids) for p in predictions.values())]
     if not shared:
         raise SegbenchError("the models were evaluated on no common sample")
-    chosen = choose_samples(shared, results.config.get("seed", 0))
+    chosen = choose_samples(shared, results.record.plan.seed)
     ref_index = align(reference.ids, chosen, "reference")
     columns: list[tuple[str, np.ndarray, str]] = [
         ("image", reference.images[ref_index], "gray"), ("ground truth", reference.masks[ref_index], "gray")]
     for model, pred in predictions.items():
         index = align(pred.ids, chosen, f"predictions of {model}")
-        threshold = float(results.config_of(model).get("threshold", 0.5))
+        threshold = results.record_of(model).plan.evaluation.threshold
         columns.append((model, (pred.probabilities[index].astype(np.float32) >= threshold).astype(np.uint8), "gray"))
         if _shows_uncertainty(pred):
             columns.append((f"{model} std", pred.uncertainty[index].astype(np.float32), "magma"))
@@ -57,7 +57,7 @@ def plot(results: RunResults) -> tuple[Figure, str]:
     for row, sample_id in enumerate(chosen):
         axes[row, 0].set_ylabel(sample_id, fontsize=7)
     figure.tight_layout(pad=0.3)
-    thresholds = sorted({float(results.config_of(m).get("threshold", 0.5)) for m in models})
+    thresholds = sorted({results.record_of(m).plan.evaluation.threshold for m in models})
     caption = (f"Image, ground truth and each model's mask (threshold {', '.join(f'{t:g}' for t in thresholds)}) "
                f"on {len(chosen)} test images chosen with the run seed.")
     if any(_shows_uncertainty(p) for p in predictions.values()):

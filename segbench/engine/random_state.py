@@ -1,28 +1,11 @@
-"""Seeds derived from names, so results never depend on order, batch size or process count."""
+"""The global random generators a model's training draws from: seeding them, and their state for checkpoints."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import numpy as np
 import torch
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 63-bit seed from any parts (blake2b of their text; not Python's salted hash)."""
-    text = "\x1f".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
-
-
-def sample_seed(run_seed: int, sample_id: str, member: int = 0) -> int:
-    """The seed of every random draw for one sample's prediction (ensemble member `member`)."""
-    return derive_seed("sample", run_seed, sample_id, member)
-
-
-def sample_seeds(run_seed: int, sample_ids: list[str], member: int = 0) -> torch.Tensor:
-    """int64 (N,) seeds for a list of sample ids."""
-    return torch.tensor([sample_seed(run_seed, s, member) for s in sample_ids], dtype=torch.int64)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,4 +1,4 @@
-"""Committed prediction batches: an interrupted evaluation resumes without computing a batch twice."""
+"""Committed prediction batches (partial/ in the run directory): an interrupted evaluation resumes without computing a batch twice."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from segbench.io import atomic_save, write_npz
 Key = tuple[str, int]  # (sample id, ensemble member)
 
 
-class PredictionLog:
+class CommittedBatches:
     """One model's finished prediction batches, `folder`/batch-<first item>.npz, keyed by sample id.
 
     Each file holds sample_id and member (b,), probabilities float32 (b, 1, H, W) exactly as

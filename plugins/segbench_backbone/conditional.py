@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from segbench_diffusion.config import UNetConfig
-from segbench_diffusion.rrdb import RRDBEncoder
-from segbench_diffusion.unet import NoiseUNet
+from segbench_backbone.hyperparameters import BackboneHyperparameters
+from segbench_backbone.rrdb import RRDBEncoder
+from segbench_backbone.unet import NoiseUNet
 
 CONDITIONINGS = ("add", "concat")
 
@@ -19,27 +19,27 @@ CONDITIONINGS = ("add", "concat")
 class ConditionalUNet(nn.Module):
     """RRDB condition encoder + NoiseUNet on the noisy mask combined with the condition."""
 
-    def __init__(self, config: UNetConfig, conditioning: str) -> None:
+    def __init__(self, hparams: BackboneHyperparameters, conditioning: str) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}")
         self.conditioning = conditioning
         self.condition_encoder = RRDBEncoder(
-            1, config.cond_channels, config.rrdb_nf, config.rrdb_gc, config.rrdb_blocks
+            1, hparams.cond_channels, hparams.rrdb_nf, hparams.rrdb_gc, hparams.rrdb_blocks
         )
         self.unet = NoiseUNet(
-            in_channels=config.cond_channels + 1 if conditioning == "concat" else config.cond_channels,
-            image_size=config.image_size,
-            base_channels=config.base_channels,
-            channel_mult=config.channel_mult,
-            num_res_blocks=config.num_res_blocks,
-            attention_resolutions=config.attention_resolutions,
-            head_channels=config.head_channels,
-            norm_groups=config.norm_groups,
-            dropout=config.dropout,
-            checkpointing=config.gradient_checkpointing,
+            in_channels=hparams.cond_channels + 1 if conditioning == "concat" else hparams.cond_channels,
+            image_size=hparams.image_size,
+            base_channels=hparams.base_channels,
+            channel_mult=hparams.channel_mult,
+            num_res_blocks=hparams.num_res_blocks,
+            attention_resolutions=hparams.attention_resolutions,
+            head_channels=hparams.head_channels,
+            norm_groups=hparams.norm_groups,
+            dropout=hparams.dropout,
+            checkpointing=hparams.gradient_checkpointing,
         )
-        if config.channels_last:
+        if hparams.channels_last:
             self.to(memory_format=torch.channels_last)
 
     def encode(self, images: Tensor) -> Tensor:

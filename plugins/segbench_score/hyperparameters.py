@@ -1,19 +1,19 @@
 """Hyperparameters of the score-based segmenters (NCSN, score-SDE): presets, validation, summaries.
 
-The backbone (U-Net widths, RRDB encoder) and the training settings are the
-diffusion plugin's preset for preset, so the formulations compare on equal
-networks. No torch import here, so registering the plugin stays cheap.
+The backbone (U-Net widths, RRDB encoder) and its training presets are segbench_backbone's, the same
+as the diffusion models', so the formulations compare on equal networks trained the same way. No torch
+import here, so registering the plugin stays cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from segbench import SegbenchError
-from segbench_diffusion.config import PRESETS as DIFFUSION_PRESETS
-from segbench_diffusion.config import DiffusionConfig, UNetConfig
+from segbench import Preset, SegbenchError
+from segbench.presets import seed_paper_task_layers
+from segbench_backbone.hyperparameters import BACKBONE, TRAINING, BackboneHyperparameters
 
 PARAMETERISATIONS = ("score", "denoiser")
 LOSSES = ("dsm", "x0_mse", "bce_dice")
@@ -25,13 +25,6 @@ T_MIN = {"vp": 1e-3, "ve": 1e-5}
 # sigma_1 for 64x64 masks in [-1, 1]: the largest distance between two phantom training masks
 # is 59 (lung) and 50 (infection) (NCSNv2 technique 1).
 SIGMA_MAX = 60.0
-
-
-def _backbone_and_training(preset: str) -> dict[str, Any]:
-    """The diffusion preset without its diffusion-only keys (schedule, sampler, prediction, loss)."""
-    diffusion_only = {f.name for f in fields(DiffusionConfig)} - {f.name for f in fields(UNetConfig)}
-    return {k: v for k, v in DIFFUSION_PRESETS[preset].items() if k not in diffusion_only}
-
 
 # The papers' formulation: s_theta = F_theta / sigma (NCSNv2's output scaling; for VP the same as
 # score = -eps_theta / s_t), trained with the lambda(sigma) = sigma^2 weighted DSM loss.
@@ -46,7 +39,6 @@ _SMALL_SCORE = {"parameterisation": "denoiser", "loss": "bce_dice", "clip_x0": T
 # L = 259 levels from sigma_1 = 60 to 0.01; n = 5 steps per level and eps = 6.2e-6 (its CIFAR-10
 # values; technique 4 puts eps near 6e-6 for this ratio). 1296 network evaluations per mask.
 NCSN_PAPER: dict[str, Any] = {
-    **_backbone_and_training("paper"),
     **_PAPER_SCORE,
     "sigma_max": SIGMA_MAX,
     "sigma_min": 0.01,
@@ -61,7 +53,6 @@ NCSN_PAPER: dict[str, Any] = {
 # a mask that is thresholded at 0 (a pixel flips with probability 1e-23). eps = sigma_L^2 makes
 # alpha_i / (2 sigma_i^2) = 1/2: each step moves half-way to the denoised mask.
 NCSN_SMALL: dict[str, Any] = {
-    **_backbone_and_training("small"),
     **_SMALL_SCORE,
     "sigma_max": SIGMA_MAX,
     "sigma_min": 0.1,
@@ -69,11 +60,10 @@ NCSN_SMALL: dict[str, Any] = {
     "steps_per_level": 2,
     "step_size": 0.01,
 }
-NCSN_TINY: dict[str, Any] = {**NCSN_SMALL, **_backbone_and_training("tiny"), "num_scales": 10, "steps_per_level": 1}
+NCSN_TINY: dict[str, Any] = {**NCSN_SMALL, "num_scales": 10, "steps_per_level": 1}
 
 # Song et al. 2021: VP-SDE with PC sampling (reverse diffusion + Langevin, r = 0.16), N = 1000.
 SDE_PAPER: dict[str, Any] = {
-    **_backbone_and_training("paper"),
     **_PAPER_SCORE,
     "sde": "vp",
     "beta_min": 0.1,
@@ -89,17 +79,19 @@ SDE_PAPER: dict[str, Any] = {
 # probability-flow ODE 5 Heun steps (9 evaluations) 0.987, reverse diffusion alone 10 steps 0.986,
 # PC 5 steps 0.984, Euler-Maruyama 10 steps 0.901.
 SDE_SMALL: dict[str, Any] = {
-    **_backbone_and_training("small"),
     **_SMALL_SCORE,
     **{k: SDE_PAPER[k] for k in ("sde", "beta_min", "beta_max", "sigma_min", "sigma_max", "corrector_steps", "snr")},
     "sampler": "ode",
     "sampling_steps": 5,
 }
-SDE_TINY: dict[str, Any] = {**SDE_SMALL, **_backbone_and_training("tiny"), "sampling_steps": 2}
+SDE_TINY: dict[str, Any] = {**SDE_SMALL, "sampling_steps": 2}
 
 
-def _presets(tiny: dict[str, Any], small: dict[str, Any], paper: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {"tiny": tiny, "small": small, "paper": paper, "paper/infection": DIFFUSION_PRESETS["paper/infection"]}
+def _presets(tiny: dict[str, Any], small: dict[str, Any], paper: dict[str, Any]) -> dict[str, Preset]:
+    """Each formulation's own keys on the shared backbone, with the shared training presets."""
+    heads = {"tiny": tiny, "small": small, "paper": paper}
+    return {**{name: Preset({**BACKBONE[name], **head}, TRAINING[name]) for name, head in heads.items()},
+            **seed_paper_task_layers()}
 
 
 NCSN_PRESETS = _presets(NCSN_TINY, NCSN_SMALL, NCSN_PAPER)
@@ -112,7 +104,7 @@ def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class ScoreConfig(UNetConfig):
+class ScoreHyperparameters(BackboneHyperparameters):
     """Backbone plus how the network gives the score and how it is trained."""
 
     parameterisation: str
@@ -139,14 +131,14 @@ class ScoreConfig(UNetConfig):
         return f"{network}, loss {loss}"
 
 
-def _positive(config: Any, names: tuple[str, ...]) -> None:
+def _positive(hparams: Any, names: tuple[str, ...]) -> None:
     for name in names:
-        if not getattr(config, name) > 0:
-            raise SegbenchError(f"{name}={getattr(config, name)} must be positive")
+        if not getattr(hparams, name) > 0:
+            raise SegbenchError(f"{name}={getattr(hparams, name)} must be positive")
 
 
 @dataclass(frozen=True)
-class NCSNConfig(ScoreConfig):
+class NCSNHyperparameters(ScoreHyperparameters):
     """ncsn-add / ncsn-concat: geometric noise levels and annealed Langevin dynamics."""
 
     sigma_max: float
@@ -175,7 +167,7 @@ class NCSNConfig(ScoreConfig):
 
 
 @dataclass(frozen=True)
-class SDEConfig(ScoreConfig):
+class SDEHyperparameters(ScoreHyperparameters):
     """sde-add / sde-concat: VP or VE SDE and a reverse-time sampler."""
 
     sde: str
@@ -225,9 +217,9 @@ class SDEConfig(ScoreConfig):
 
 def ncsn_summary(params: Mapping[str, Any]) -> str:
     """`segbench info`'s line for ncsn-*: formulation, sampler, steps, network evaluations per mask."""
-    return NCSNConfig.from_mapping({"image_size": 64, **params}).summary()
+    return NCSNHyperparameters.from_mapping({"image_size": 64, **params}).summary()
 
 
 def sde_summary(params: Mapping[str, Any]) -> str:
     """`segbench info`'s line for sde-*."""
-    return SDEConfig.from_mapping({"image_size": 64, **params}).summary()
+    return SDEHyperparameters.from_mapping({"image_size": 64, **params}).summary()

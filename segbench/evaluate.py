@@ -1,0 +1,116 @@
+"""`segbench evaluate RUN_DIR`: the trained models of a finished run, evaluated another way (sampler
+settings, ensemble size, threshold, subset) without training again, into an ordinary run directory."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from segbench import environment
+from segbench.engine.device import Runtime, describe, eval_batch_cap, resolve_device
+from segbench.errors import SegbenchError
+from segbench.plan.build import parse_sets, replan_model
+from segbench.plan.run_plan import EvaluationPlan, ModelPlan, RunPlan
+from segbench.plugins import Registry
+from segbench.progress import Progress
+from segbench.results import ModelRecord, RunRecord, read_models, read_record
+from segbench.results.directory import check_resume, open_run_directory
+from segbench.results.trained import load_weights
+from segbench.runner import RunContext, build_network, evaluate_model, for_each_model, in_run_directory, load_data
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """What `segbench evaluate` was asked for; None keeps the run's own setting."""
+
+    run_dir: str
+    models: list[str] | None = None  # None: every model the run finished
+    sets: list[str] = field(default_factory=list)  # MODEL.KEY=VALUE, sampling hyperparameters only
+    ensemble: int | None = None
+    threshold: float | None = None
+    eval_samples: int | None = None
+    eval_batch_size: int | None = None
+    device: str = "auto"
+    out: str | None = None
+    resume: bool = False
+
+
+def evaluate(request: EvaluateRequest, registry: Registry, progress: Progress) -> Path:
+    """Evaluate the run's trained models as asked; returns the new run directory. With the run's own
+    settings the results are byte-identical to the run's."""
+    return in_run_directory(lambda held: _evaluate(request, registry, progress, held))
+
+
+def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
+    source_dir = Path(request.run_dir)
+    source = read_record(source_dir)
+    trained = read_models(source_dir)
+    plan = evaluation_plan(request, source, trained, registry)
+    networks = {m.name: _network(registry, m, plan, source_dir) for m in plan.models}
+    store, resume = open_run_directory(request.out, plan.data.task, request.resume, held, progress.log)
+    _, test_data = load_data(registry, plan, progress)
+    runtime = Runtime(torch.device(plan.device), plan.precision)
+    record = replace(source, plan=plan, command=environment.command_line(), device_name=describe(runtime.device),
+                     eval_samples_used=len(test_data), versions=environment.versions(), git_sha=environment.git_sha(),
+                     trained_in=str(source_dir.resolve()))
+    if resume:
+        check_resume(store, record)
+    store.write_record(record)
+    metrics = {name: registry.metric(name) for name in registry.names("metrics")}
+    context = RunContext(plan, runtime, store, None, test_data, metrics, registry, progress, resume)
+
+    def evaluated(model: ModelPlan) -> ModelRecord:
+        # the run's size and training, without its evaluation
+        training = replace(trained[model.name], status="failed", error=None, compile_seconds=None,
+                           predict_seconds=None, masks_per_second=None)
+        return evaluate_model(model, networks[model.name], context, training)
+
+    for_each_model(context, evaluated)
+    return store.path
+
+
+def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[str, ModelRecord],
+                    registry: Registry) -> RunPlan:
+    """The run's plan with the requested changes: only how models sample and how they are evaluated."""
+    plan = source.plan
+    done = [m for m in plan.model_names if m in trained and trained[m].done]
+    names = request.models or done
+    for name in names:
+        if name not in done:
+            raise SegbenchError(f"--models {name}: the run {request.run_dir} has no finished model {name!r}; "
+                                f"finished: {', '.join(done) or 'none'}")
+    sets = parse_sets(request.sets, names)
+    models = tuple(_replanned(registry, plan.model(name), plan, sets.get(name, {})) for name in names)
+    for option, value in (("--ensemble", request.ensemble), ("--eval-samples", request.eval_samples),
+                          ("--eval-batch-size", request.eval_batch_size)):
+        if value is not None and value < 1:
+            raise SegbenchError(f"{option} must be at least 1, got {value}")
+    if request.threshold is not None and not 0 < request.threshold <= 1:
+        raise SegbenchError(f"--threshold must be in (0, 1], got {request.threshold}")
+    device = resolve_device(request.device)
+    evaluation = EvaluationPlan(
+        samples=plan.evaluation.samples if request.eval_samples is None else request.eval_samples,
+        batch_size=request.eval_batch_size or eval_batch_cap(device),
+        ensemble=plan.evaluation.ensemble if request.ensemble is None else request.ensemble,
+        threshold=plan.evaluation.threshold if request.threshold is None else request.threshold,
+    )
+    return replace(plan, device=str(device), models=models, evaluation=evaluation)
+
+
+def _replanned(registry: Registry, model: ModelPlan, plan: RunPlan, sets: dict[str, str]) -> ModelPlan:
+    changed = replan_model(registry.model(model.name), model, plan.data.image_size, sets)
+    training = [key for key in sets if key in changed.training.to_json()]
+    if training:
+        raise SegbenchError(f"--set {model.name}.{training[0]}: a training setting; evaluate reuses the trained "
+                            "weights, so only how the model samples can change (run again to train differently)")
+    return changed
+
+
+def _network(registry: Registry, model: ModelPlan, plan: RunPlan, run_dir: Path) -> torch.nn.Module:
+    """The model's network with the run's trained (EMA) weights."""
+    network = build_network(registry, model, plan)
+    load_weights(network, run_dir, model.name)
+    return network

@@ -1,0 +1,78 @@
+"""What `segbench run` was asked for (the CLI's options, unresolved), and the checks a request needs
+before anything is resolved: names, counts and paths the user can fix."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segbench.errors import SegbenchError
+from segbench.plugins import Registry
+
+MAX_IMAGE_SIZE = 4096  # a typo such as 64000 would otherwise end in an out-of-memory error
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything `segbench run` was asked for. epochs, steps, batch_size and lr override every model's."""
+
+    task: str
+    models: list[str]
+    dataset: str = "cxr-phantom"
+    data_root: str | None = None
+    preset: str = "auto"
+    seed: int = 0
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    eval_samples: int | None = None
+    eval_batch_size: int | None = None  # None: the device's default cap
+    ensemble: int = 1
+    image_size: int = 64
+    device: str = "auto"
+    out: str | None = None
+    resume: bool = False
+    sets: list[str] = field(default_factory=list)
+    compile: bool = False
+    precision: str = "auto"
+    checkpoint_every: float = 300.0
+    mask_threshold: int | None = None
+    folds: str | None = None  # a folds file (segbench.data.folds); with `fold`, that fold is the test split
+    fold: int | None = None
+
+
+def check_request(request: RunRequest, registry: Registry) -> None:
+    """Fail fast, before any work, on what the request names and counts (training settings are checked
+    where they are resolved, with the model's preset: `segbench.plan.build`)."""
+    if not request.models:
+        raise SegbenchError(f"--models is empty; valid: {', '.join(registry.names('models'))}")
+    if len(set(request.models)) != len(request.models):
+        raise SegbenchError(f"--models lists a model twice: {','.join(request.models)}")
+    for name in request.models:
+        registry.model(name)
+    spec = registry.dataset(request.dataset)
+    if request.task not in spec.tasks:
+        raise SegbenchError(f"dataset {spec.name!r} does not serve task {request.task!r}; valid: {', '.join(spec.tasks)}")
+    if spec.needs_root:
+        if not request.data_root:
+            raise SegbenchError(f"dataset {spec.name!r} needs --data-root (the folder holding the data)")
+        if not Path(request.data_root).expanduser().is_dir():
+            raise SegbenchError(f"--data-root {request.data_root} is not a folder")
+    if request.epochs is not None and request.steps is not None:
+        raise SegbenchError("--epochs and --steps are two ways to give the training budget; give one of them")
+    for option, value in (("--eval-samples", request.eval_samples), ("--eval-batch-size", request.eval_batch_size),
+                          ("--ensemble", request.ensemble)):
+        if value is not None and value < 1:
+            raise SegbenchError(f"{option} must be at least 1, got {value}")
+    if not (request.checkpoint_every >= 0 and math.isfinite(request.checkpoint_every)):
+        raise SegbenchError(f"--checkpoint-every must be a number of seconds >= 0, got {request.checkpoint_every}")
+    if request.mask_threshold is not None and not 0 <= request.mask_threshold < 255:
+        raise SegbenchError(f"--mask-threshold must be a mask value from 0 to 254, got {request.mask_threshold}")
+    if (request.folds is None) != (request.fold is None):
+        raise SegbenchError("--folds FILE and --fold I go together (fold I of the folds file is the test split)")
+    if request.folds is not None and not Path(request.folds).is_file():
+        raise SegbenchError(f"--folds {request.folds} is not a file")
+    if not 16 <= request.image_size <= MAX_IMAGE_SIZE:
+        raise SegbenchError(f"--image-size must be from 16 to {MAX_IMAGE_SIZE}, got {request.image_size}")

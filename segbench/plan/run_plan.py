@@ -1,0 +1,140 @@
+"""The run plan: frozen, typed, built once (`segbench.plan.build`); config.json holds its JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from segbench.errors import SegbenchError
+from segbench.plan.training import TrainingSettings
+from segbench.specs import DatasetOptions
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One model of the run: its spec's name and plugin, typed hyperparameters (what the factory gets, in
+    declaration order), the prefix variant if any ("FPN:resnet18" of "smp:FPN:resnet18"), and training."""
+
+    name: str
+    plugin: str
+    family: str
+    hyperparameters: dict[str, Any]
+    training: TrainingSettings
+    variant: str | None = None
+
+    def factory_input(self, image_size: int) -> dict[str, Any]:
+        """What the spec's factory is called with."""
+        extra = {"variant": self.variant} if self.variant is not None else {}
+        return {**self.hyperparameters, "image_size": image_size, **extra}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "training": self.training.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelPlan:
+        known = set(TrainingSettings.keys())
+        training = TrainingSettings(**{k: v for k, v in data["training"].items() if k in known})
+        return cls(data["name"], data.get("plugin", ""), data.get("family", ""), dict(data["hyperparameters"]),
+                   training, data.get("variant"))
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """What is segmented and from where: dataset, task, data root, the size images are resized to, the
+    mask threshold for non-binary masks (None: only binary masks are accepted), and for k-fold
+    cross-validation the folds file and the fold that is the test split (`segbench.data.folds`)."""
+
+    dataset: str
+    task: str
+    root: str | None
+    image_size: int
+    mask_threshold: int | None
+    folds: str | None = None
+    fold: int | None = None
+
+    def options(self, seed: int) -> DatasetOptions:
+        return DatasetOptions(task=self.task, root=Path(self.root).expanduser() if self.root else None,
+                              size=self.image_size, seed=seed, mask_threshold=self.mask_threshold)
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """How every model is evaluated: test images (all, or a seeded subset of `samples`), the prediction
+    batch cap (speed only), the ensemble size and the threshold."""
+
+    samples: int | None
+    batch_size: int
+    ensemble: int
+    threshold: float
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run does. `device` and `precision` are resolved ("cuda", "bf16"); the requested
+    values are kept beside them for the report."""
+
+    seed: int
+    preset: str
+    preset_requested: str
+    device: str
+    precision: str | None
+    precision_requested: str | None
+    compile: bool
+    checkpoint_every: float
+    data: DataPlan
+    evaluation: EvaluationPlan
+    models: tuple[ModelPlan, ...]
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def model(self, name: str) -> ModelPlan:
+        for plan in self.models:
+            if plan.name == name:
+                return plan
+        raise SegbenchError(f"the run has no model {name!r}; it has: {', '.join(self.model_names)}")
+
+    def with_threshold(self, threshold: float) -> RunPlan:
+        return replace(self, evaluation=replace(self.evaluation, threshold=threshold))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("data", "evaluation", "models")},
+                "data": asdict(self.data), "evaluation": asdict(self.evaluation),
+                "models": [m.to_json() for m in self.models]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunPlan:
+        scalars = {f.name: data.get(f.name) for f in fields(cls) if f.name not in ("data", "evaluation", "models")}
+        return cls(**scalars, data=DataPlan(**data["data"]), evaluation=EvaluationPlan(**data["evaluation"]),
+                   models=tuple(ModelPlan.from_json(m) for m in data["models"]))
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings results depend on, in config.json's JSON form: what `--resume` must find unchanged
+        (not the device index, the batch cap, checkpoint timing or compiling, which change speed only)."""
+        return as_json({
+            "task": self.data.task, "dataset": self.data.dataset, "image_size": self.data.image_size,
+            "mask_threshold": self.data.mask_threshold, "fold": self.data.fold, "seed": self.seed, "preset": self.preset,
+            "precision": self.precision, "eval_samples": self.evaluation.samples, "ensemble": self.evaluation.ensemble,
+            "threshold": self.evaluation.threshold, "models": self.model_names,
+            "hyperparameters": {m.name: m.hyperparameters for m in self.models},
+            "training": {m.name: m.training.to_json() for m in self.models},
+        })
+
+
+def as_json(value: Any) -> Any:
+    """`value` as config.json holds it once read back (tuples become lists): the one form settings compare in."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def first_difference(old: Any, new: Any, path: str) -> str | None:
+    """The first key path at which two JSON values differ, as "path: old -> new"; None when equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            found = first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    return None if old == new else f"{path}: {json.dumps(old)} -> {json.dumps(new)}"

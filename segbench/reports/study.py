@@ -1,0 +1,203 @@
+"""The study report: per dataset, each model's metric over seeds (mean, SD, every seed, a CI from seeds
+and images), the paired comparison with the baseline, all metrics, and a figure of the per-seed values.
+
+The content is built once as plain-text sections (`study_sections`); each built-in format lays them out
+(`render_md`, `render_latex`, `render_html`, `render_csv`, registered as their FormatSpec's render_study).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from html import escape as html_escape
+
+import pandas as pd
+
+from segbench.reports import latex, markdown
+from segbench.reports.comparison import PREFERRED_METRIC, fmt_p
+from segbench.reports.table import fmt
+from segbench.study.results import StudyResults
+from segbench.study.statistics import METHOD
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table of text cells, with a note under it."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+def compared_metric(results: StudyResults) -> str:
+    return PREFERRED_METRIC if PREFERRED_METRIC in results.metrics else results.metrics[0]
+
+
+def _ci(low: float, high: float) -> str:
+    return f"[{fmt(low)}, {fmt(high)}]"
+
+
+def header_items(results: StudyResults) -> list[tuple[str, str]]:
+    cells = sum(len(seeds) for seeds in results.frames.values())
+    items = [("Study", results.name), ("Datasets", ", ".join(f"{d} ({t})" for d, t in results.datasets.items())),
+             ("Models", ", ".join(results.entries)), ("Baseline", results.baseline),
+             ("Runs with results", str(cells)), ("Method", METHOD)]
+    if results.missing:
+        items.append(("Not finished (left out)", ", ".join(results.missing)))
+    return items
+
+
+def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> list[Section]:
+    metric = compared_metric(results)
+    higher = higher_is_better.get(metric, True)
+    sections = []
+    for dataset in results.datasets:
+        entries = [e for e in results.entries if results.seeds(dataset, e)]
+        seeds = sorted({s for e in entries for s in results.seeds(dataset, e)})
+        rows = []
+        for entry in entries:
+            summary = results.summary(dataset, entry, metric)
+            by_seed = dict(zip(summary.seeds, summary.seed_means))
+            rows.append([entry, f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", fmt(summary.sd),
+                         *(fmt(by_seed.get(s, math.nan)) for s in seeds)])
+        sections.append(Section(f"{dataset}: per-image {metric}, over seeds",
+                                ["Model", "Mean over seeds [95% CI]", "SD across seeds", *(f"seed {s}" for s in seeds)],
+                                rows, "Each seed's value is that run's per-image mean; the CI resamples seeds, then "
+                                      "images (two-level bootstrap)."))
+        comparisons = [(e, results.paired(dataset, e, metric, higher)) for e in entries if e != results.baseline]
+        rows = [[entry, f"{fmt(p.difference.mean)} {_ci(p.difference.ci_low, p.difference.ci_high)}",
+                 f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value), verdict(entry, results.baseline, p)]
+                for entry, p in comparisons if p is not None]
+        if rows:
+            sections.append(Section(f"{dataset}: against {results.baseline} (per-image {metric}, paired by seed and image)",
+                                    ["Model", f"Difference to {results.baseline} [95% CI]", "Seeds it beats the baseline",
+                                     "p (paired t-test over seeds)", "Verdict"], rows))
+        all_rows = []
+        for name in results.metrics:
+            cells = []
+            for entry in entries:
+                s = results.summary(dataset, entry, name)
+                cells.append(f"{fmt(s.mean)} {_ci(s.ci_low, s.ci_high)}")
+            all_rows.append([name, *cells])
+        sections.append(Section(f"{dataset}: every metric, mean over seeds [95% CI]", ["Metric", *entries], all_rows))
+    return sections
+
+
+def verdict(entry: str, baseline: str, paired) -> str:
+    seeds = len(paired.difference.seeds)
+    if not paired.separated:
+        return f"not separated at {seeds} seeds"
+    better = paired.difference.mean > 0
+    return f"{'above' if better else 'below'} {baseline} at {seeds} seeds (CI excludes 0)"
+
+
+def seed_figure(results: StudyResults):
+    """The per-seed figure as a ReportFigure (None without results)."""
+    from segbench.reports.figures import ReportFigure
+
+    made = _seed_plot(results)
+    return None if made is None else ReportFigure("seeds", made[1], made[0])
+
+
+def _seed_plot(results: StudyResults) -> tuple[bytes, str] | None:
+    """One panel per dataset: every seed's value per model (dots) and their mean (bar)."""
+    from matplotlib.figure import Figure
+
+    from segbench.reports.figures import to_png
+
+    metric = compared_metric(results)
+    datasets = [d for d in results.datasets if any(results.seeds(d, e) for e in results.entries)]
+    if not datasets:
+        return None
+    figure = Figure(figsize=(0.8 + 1.2 * max(len(results.entries), 2) * len(datasets), 3.2))
+    axes = figure.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        entries = [e for e in results.entries if results.seeds(dataset, e)]
+        for x, entry in enumerate(entries):
+            summary = results.summary(dataset, entry, metric)
+            ax.hlines(summary.mean, x - 0.3, x + 0.3, color="black", linewidth=1.5)
+            ax.scatter([x] * len(summary.seed_means), summary.seed_means, s=18, zorder=3)
+        ax.set_xticks(range(len(entries)), entries, rotation=20 if len(entries) > 3 else 0, fontsize=8)
+        ax.set_title(dataset, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"per-image {metric} (one dot per seed)")
+    figure.tight_layout()
+    caption = (f"Per-image mean {metric} of every seed (dots) and their mean over seeds (line), per model "
+               "and dataset.")
+    return to_png(figure), caption
+
+
+# ---- formats ----
+
+def render_md(results: StudyResults, options: dict) -> str:
+    lines = [f"# segbench study: {results.name}", ""]
+    lines += [f"- **{label}**: {value}" for label, value in header_items(results)]
+    for section in study_sections(results, options.get("higher_is_better", {})):
+        lines += ["", f"## {section.title}", "", markdown._row(section.header),
+                  markdown._row(["---", *["---:"] * (len(section.header) - 1)]),
+                  *(markdown._row(row) for row in section.rows)]
+        if section.note:
+            lines += ["", section.note]
+    for figure in [f for f in options.get("figures") or [] if f.path]:
+        lines += ["", "## Figure", "", f"![{figure.name}]({figure.path})", "", figure.caption]
+    return "\n".join(lines) + "\n"
+
+
+def render_latex(results: StudyResults, options: dict) -> str:
+    lines = [f"% segbench study report: {results.name}; needs \\usepackage{{booktabs}}."]
+    lines += [f"% {label}: {value}" for label, value in header_items(results)]
+    for i, section in enumerate(study_sections(results, options.get("higher_is_better", {}))):
+        body = [latex._row([latex.escape(h) for h in section.header]), r"\midrule",
+                *(latex._row([latex.escape(c).replace("-", "$-$") if c[:1] in "-0123456789[" else latex.escape(c)
+                              for c in row]) for row in section.rows)]
+        caption = latex.escape(section.title + (". " + section.note if section.note else ""))
+        lines += ["", *latex._table("l" + "r" * (len(section.header) - 1), body, caption, f"tab:study-{i}")]
+    figures = [f for f in options.get("figures") or [] if f.path]
+    for figure in figures:
+        lines += [r"\begin{figure}[htbp]", r"\centering", rf"\includegraphics[width=\linewidth]{{{figure.path}}}",
+                  rf"\caption{{{latex.escape(figure.caption)}}}", r"\end{figure}"]
+    body = "\n".join(lines) + "\n"
+    if not options.get("standalone"):
+        return body
+    packages = [r"\usepackage{booktabs}", *([r"\usepackage{graphicx}"] if figures else [])]
+    return "\n".join([r"\documentclass{article}", *packages, r"\begin{document}", body, r"\end{document}"]) + "\n"
+
+
+def render_html(results: StudyResults, options: dict) -> str:
+    from segbench.reports.html import STYLE, _table
+
+    title = html_escape(f"segbench study: {results.name}")
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{title}</title>",
+             f"<style>{STYLE}</style>", "</head>", "<body>", f"<h1>{title}</h1>", "<dl>"]
+    parts += [f"<dt>{html_escape(label)}</dt><dd>{html_escape(value)}</dd>" for label, value in header_items(results)]
+    parts.append("</dl>")
+    for section in study_sections(results, options.get("higher_is_better", {})):
+        parts += [f"<h2>{html_escape(section.title)}</h2>",
+                  *_table(section.header, [[html_escape(c) for c in row] for row in section.rows])]
+        if section.note:
+            parts.append(f'<p class="note">{html_escape(section.note)}</p>')
+    for figure in options.get("figures") or []:
+        data = base64.b64encode(figure.png).decode("ascii")
+        parts += ["<figure>", f'<img alt="{html_escape(figure.name)}" src="data:image/png;base64,{data}">',
+                  f"<figcaption>{html_escape(figure.caption)}</figcaption>", "</figure>"]
+    return "\n".join([*parts, "</body>", "</html>"]) + "\n"
+
+
+def render_csv(results: StudyResults, options: dict) -> str:
+    """One row per dataset, model and metric: mean over seeds, CI, SD, seeds, and each seed's value."""
+    rows = []
+    for dataset in results.datasets:
+        for entry in results.entries:
+            for metric in results.metrics:
+                s = results.summary(dataset, entry, metric)
+                if s is None:
+                    continue
+                rows.append({"dataset": dataset, "model": entry, "metric": metric, "mean": s.mean, "ci_low": s.ci_low,
+                             "ci_high": s.ci_high, "sd": s.sd, "seeds": " ".join(map(str, s.seeds)),
+                             "seed_means": " ".join(f"{v:.10g}" for v in s.seed_means)})
+    buffer = io.StringIO()
+    pd.DataFrame(rows).to_csv(buffer, index=False, float_format="%.10g", lineterminator="\n")
+    return buffer.getvalue()

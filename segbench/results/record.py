@@ -1,0 +1,134 @@
+"""A run directory's records, typed: config.json (the run plan and the facts of the run) and models.json.
+
+config.json format 2 holds {"format": 2, "plan": <RunPlan>, <facts>}; runs made before format 2 held one
+flat dict (the request's options, "hyperparameters" per model with the training settings mixed in) and
+are read into the same types, so old run directories still report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from segbench.errors import SegbenchError
+from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan
+from segbench.plan.training import SettingError, TrainingSettings
+
+CONFIG_FORMAT = 2
+CONFIG_FILE = "config.json"
+MODELS_FILE = "models.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What config.json holds: the plan, and what was found when the run started."""
+
+    plan: RunPlan
+    command: str = ""
+    device_name: str = ""  # e.g. "cuda (NVIDIA H200)"
+    train_samples: int | None = None
+    eval_samples_used: int | None = None
+    empty_mask_policy: str = ""
+    dataset_synthetic: str = ""  # the dataset's own note when its data are generated (DatasetSpec.synthetic)
+    versions: dict[str, str] = field(default_factory=dict)
+    git_sha: str = ""
+    trained_in: str = ""  # `segbench evaluate`: the run directory whose trained models were evaluated
+
+    def to_json(self) -> dict[str, Any]:
+        facts = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plan"}
+        return {"format": CONFIG_FORMAT, "plan": self.plan.to_json(), **facts}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        if data.get("format") == CONFIG_FORMAT:
+            facts = {f.name: data[f.name] for f in fields(cls) if f.name != "plan" and f.name in data}
+            return cls(RunPlan.from_json(data["plan"]), **facts)
+        return _legacy(data)
+
+    def with_threshold(self, threshold: float) -> RunRecord:
+        return replace(self, plan=self.plan.with_threshold(threshold))
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One model's entry in models.json: status ("done" or "failed", with `error`), size, training and speed."""
+
+    status: str = "failed"
+    error: str | None = None
+    parameters: int | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    losses: list[float] = field(default_factory=list)
+    train_seconds: float | None = None
+    ema_decay_used: float | None = None
+    accumulation_parts: int | None = None
+    compile_seconds: float | None = None
+    predict_seconds: float | None = None
+    masks_per_second: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != []}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRecord:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SegbenchError(f"{path} cannot be read: {exc}") from exc
+
+
+def read_record(run_dir: Path) -> RunRecord:
+    """config.json of `run_dir`; a folder without one is a clear error."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise SegbenchError(f"{run_dir} is not a segbench run directory (no {CONFIG_FILE})")
+    try:
+        return RunRecord.from_json(_read_json(path))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SegbenchError(f"{path} is not a config.json segbench can read ({type(exc).__name__}: {exc})") from None
+
+
+def read_models(run_dir: Path) -> dict[str, ModelRecord]:
+    """models.json of `run_dir` by model name (empty before any model finished)."""
+    path = Path(run_dir) / MODELS_FILE
+    return {name: ModelRecord.from_json(entry) for name, entry in _read_json(path).items()} if path.exists() else {}
+
+
+def _legacy(c: dict[str, Any]) -> RunRecord:
+    """A config.json written before format 2, as a record."""
+    training_keys = set(TrainingSettings.keys())
+
+    def model_plan(name: str) -> ModelPlan:
+        flat = dict(c.get("hyperparameters", {}).get(name, {}))
+        variant = flat.pop("variant", None)
+        try:
+            training = TrainingSettings.layered({k: v for k, v in flat.items() if k in training_keys})
+        except (SettingError, TypeError):
+            training = TrainingSettings()
+        return ModelPlan(name, c.get("plugins", {}).get(name, ""), "",
+                         {k: v for k, v in flat.items() if k not in training_keys}, training, variant)
+
+    device = str(c.get("device", ""))
+    plan = RunPlan(
+        seed=c.get("seed", 0), preset=c.get("preset", ""), preset_requested=c.get("preset_requested", c.get("preset", "")),
+        device=device.split(" (", 1)[0], precision=c.get("precision"), precision_requested=c.get("precision_requested"),
+        compile=bool(c.get("compile", False)), checkpoint_every=c.get("checkpoint_every", 300.0),
+        data=DataPlan(c.get("dataset", ""), c.get("task", ""), c.get("data_root"), c.get("image_size", 64),
+                      c.get("mask_threshold")),
+        evaluation=EvaluationPlan(c.get("eval_samples"), c.get("eval_batch_size") or 32, c.get("ensemble", 1),
+                                  c.get("threshold", 0.5)),
+        models=tuple(model_plan(name) for name in c.get("models", [])),
+    )
+    return RunRecord(plan, command=c.get("command", ""), device_name=device, train_samples=c.get("train_samples"),
+                     eval_samples_used=c.get("eval_samples_used"), empty_mask_policy=c.get("empty_mask_policy", ""),
+                     versions=c.get("versions", {}), git_sha=c.get("git_sha", ""))
