@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned together so pip cannot swap the torch build; override for another CUDA/CPU build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test test-slow test-all reports clean-cache
+.PHONY: install run test test-slow test-all reports study-report clean-cache
 
 $(BIN)/segbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ reports: install
 	    $(BIN)/segbench report runs/reports-$$task --no-timings --standalone --format $${format%%:*} \
 	      --out reports/$$task/$${format#*:}; \
 	  done; \
+	done
+
+# The example study in reports/study-infection/ (the README's headline table): diff-add, sde-add and unet
+# on phantom infection over run seeds 0-2, small preset, CPU (~35 min on 2 idle cores). Resumable: rerun
+# to continue an interrupted one; a finished study only renders the report again.
+STUDY_DIR ?= runs/study-phantom-infection
+
+study-report: install
+	$(BIN)/segbench study run studies/phantom-infection.toml --out $(STUDY_DIR)
+	set -e; for format in md:report.md latex:report.tex html:report.html csv:summary.csv; do \
+	  $(BIN)/segbench report $(STUDY_DIR) --standalone --format $${format%%:*} \
+	    --out reports/study-infection/$${format#*:}; \
 	done
 
 clean-cache:

@@ -6,6 +6,7 @@ On one CUDA device, for diff-add in the paper preset (218 M parameters):
 - a user's run end to end, `segbench run --task lung --models diff-add --preset paper` on the
   phantom (in a subprocess, first, while this process holds no GPU memory): wall time, Dice,
   the micro-batches its batch of 512 needed and the EMA decay it used;
+- with 2 or more GPUs, the same model trained and sampled by 1 GPU and by all of them under torchrun;
 - the bf16 GEMM peak measured now (8192^3 matrix products), the yardstick for achieved FLOP/s;
 - one training step at batch 64 (bf16 autocast, AdamW): seconds and peak memory;
 - DDIM sampling of 64 masks and of `--masks` masks in bf16: masks/s, FLOP/s, fraction of peak, peak memory;
@@ -139,8 +140,35 @@ def rates(masks: int, seconds: float, flop_per_mask: float, peak_tflops: float) 
             "fraction_of_peak": achieved / peak_tflops, "peak_memory_gib": peak_memory_gib()}
 
 
-SECTIONS = ("paper_run", "train", "sample", "batches", "agreement", "reference", "profile", "channels_last", "compile",
-            "cudagraphs")
+SECTIONS = ("paper_run", "distributed", "train", "sample", "batches", "agreement", "reference", "profile",
+            "channels_last", "compile", "cudagraphs")
+
+
+def distributed_scaling(preset: str, steps: int = 20, samples: int = 64) -> dict[str, Any]:
+    """diff-add trained `steps` steps and sampled on `samples` masks by 1 GPU and by every GPU of the
+    node under torchrun (segbench/engine/distributed.py): images/s, masks/s and their ratios."""
+    import os
+    import subprocess
+    import sys
+
+    gpus = torch.cuda.device_count()
+    if gpus < 2:
+        return {"skipped": f"{gpus} GPU(s) here; the section needs 2 or more"}
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for processes in (1, gpus):
+            out = Path(tmp) / str(processes)
+            launcher = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m",
+                         "segbench"] if processes > 1 else [sys.executable, "-m", "segbench"])
+            subprocess.run([*launcher, "run", "--task", "lung", "--models", "diff-add", "--preset", preset, "--steps",
+                            str(steps), "--eval-samples", str(samples), "--quiet", "--out", str(out)], check=True,
+                           env={**os.environ, "SEGBENCH_CACHE": str(Path(tmp) / "cache")})
+            info = read_models(out)["diff-add"]
+            rows[processes] = {"train_images_per_second": steps * 512 / info.train_seconds,
+                               "masks_per_second": info.masks_per_second}
+    return {"gpus": gpus, "by_processes": rows,
+            "train_speedup": rows[gpus]["train_images_per_second"] / rows[1]["train_images_per_second"],
+            "sampling_speedup": rows[gpus]["masks_per_second"] / rows[1]["masks_per_second"]}
 
 
 def main() -> None:
@@ -173,6 +201,8 @@ def main() -> None:
             row = run_task("lung", "diff-add", Path(tmp), "--preset", args.preset)
             info = read_models(Path(tmp) / "lung")["diff-add"]
             save("paper_run", {**row, **{k: getattr(info, k) for k in ("accumulation_parts", "ema_decay_used")}})
+    if "distributed" in only and DEVICE.type == "cuda":
+        save("distributed", distributed_scaling(args.preset))
     save("gemm_bf16_tflops", gemm_peak_tflops(8192 if DEVICE.type == "cuda" else 1024))
     model, _ = build(load_plugins(), "diff-add", args.preset, sets={"sampling_steps": str(args.steps)}, seed=0)
     model = model.to(DEVICE)

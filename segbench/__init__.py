@@ -12,6 +12,7 @@ from segbench.specs import (
     ModelSpec,
     Prediction,
     Preset,
+    TrackerSpec,
 )
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "Prediction",
     "Preset",
     "SegbenchError",
+    "TrackerSpec",
     "__version__",
     "hookimpl",
 ]

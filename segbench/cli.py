@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from segbench.engine.stopping import REQUEST as STOP_REQUEST
+from segbench.engine.stopping import Stopped, stop_on_signals
 from segbench.errors import SegbenchError, unknown
 from segbench.plugins import Registry, load_plugins
 
@@ -24,12 +26,17 @@ out = Console()
 err = Console(stderr=True)
 _state: dict = {"debug": False, "registry": None}
 
-LIST_KINDS = ("models", "datasets", "metrics", "formats")
+LIST_KINDS = ("models", "datasets", "metrics", "formats", "trackers")
 
 
 def _say(label: str, style: str, message: str) -> None:
     """One line on stderr; the message is printed verbatim (no rich markup)."""
     err.print(Text.assemble((label, style), ": ", message), soft_wrap=True)
+
+
+def _names(text: str | None) -> list[str]:
+    """A comma-separated option's names ("a, b" -> ["a", "b"]); None gives none."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def registry() -> Registry:
@@ -52,8 +59,8 @@ def main_options(
 
 
 @app.command("list")
-def list_(kind: Annotated[str, typer.Argument(help="models, datasets, metrics or formats")] = "models") -> None:
-    """List registered models, datasets, metrics or formats, each with its plugin."""
+def list_(kind: Annotated[str, typer.Argument(help="models, datasets, metrics, formats or trackers")] = "models") -> None:
+    """List registered models, datasets, metrics, formats or trackers, each with its plugin."""
     if kind not in LIST_KINDS:
         raise unknown("list kind", kind, LIST_KINDS)
     reg = registry()
@@ -144,6 +151,14 @@ def run(
     folds: Annotated[Optional[str], typer.Option(
         help="k-fold cross-validation: a folds file (as a study writes one); with --fold.")] = None,
     fold: Annotated[Optional[int], typer.Option(help="The fold of --folds that is the test split.")] = None,
+    track: Annotated[Optional[str], typer.Option(
+        help="Experiment trackers, comma-separated, e.g. tensorboard,mlflow (segbench list trackers).")] = None,
+    dist_backend: Annotated[str, typer.Option(
+        help="Under torchrun/srun: torch.distributed backend, auto (nccl on CUDA, else gloo), nccl or gloo.")] = "auto",
+    dist_timeout: Annotated[float, typer.Option(
+        help="Under torchrun/srun: seconds a collective waits for a rank (one that hangs or died) before failing.")] = 600.0,
+    sync_batchnorm: Annotated[bool, typer.Option(
+        "--sync-batchnorm", help="Under torchrun/srun: BatchNorm statistics over the global batch (CNN baselines).")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
@@ -155,13 +170,17 @@ def run(
     from segbench.runner import run as run_benchmark
 
     request = RunRequest(
-        task=task, models=[m.strip() for m in models.split(",") if m.strip()], dataset=dataset,
+        task=task, models=_names(models), dataset=dataset,
         data_root=data_root, preset=preset, seed=seed, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
         eval_samples=eval_samples, eval_batch_size=eval_batch_size, ensemble=ensemble, image_size=image_size,
         device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile, precision=precision,
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
+        track=_names(track), dist_backend=dist_backend, dist_timeout=dist_timeout, sync_batchnorm=sync_batchnorm,
     )
-    path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
+    with stop_on_signals():
+        path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
+    if not main_process():
+        return
     results = load_run(path)
     out.print(f"\n[bold]{task}[/] on {dataset}, per-image mean [95% CI]:")
     out.print("\n".join(mean_table(build_table(results))), markup=False, highlight=False)
@@ -177,10 +196,13 @@ def evaluate(
     ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Threshold of the probabilities (default: the run's).")] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="A seeded subset of N test images (default: the run's).")] = None,
-    eval_batch_size: Annotated[Optional[int], typer.Option(help="Most masks per prediction batch (speed only).")] = None,
+    eval_batch_size: Annotated[Optional[int], typer.Option(
+        help="The network's batch shape when predicting (default: the run's on its kind of device).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
     out_dir: Annotated[Optional[str], typer.Option("--out", help="The new run directory (default runs/<task>-<time>).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted evaluation in --out.")] = False,
+    dist_backend: Annotated[str, typer.Option(help="Under torchrun/srun: auto, nccl or gloo.")] = "auto",
+    dist_timeout: Annotated[float, typer.Option(help="Under torchrun/srun: seconds a collective waits.")] = 600.0,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Evaluate a finished run's trained models another way (sampler, steps, ensemble, threshold) without training."""
@@ -189,11 +211,48 @@ def evaluate(
     from segbench.progress import Progress
 
     request = EvaluateRequest(
-        run_dir=str(run_dir), models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        run_dir=str(run_dir), models=_names(models) or None,
         sets=list(set_ or []), ensemble=ensemble, threshold=threshold, eval_samples=eval_samples,
-        eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume)
-    path = evaluate_run(request, registry(), Progress(err, quiet=quiet))
-    out.print(f"results in {path}/ (report.md, summary.csv, per_image.csv, predictions/)")
+        eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume, dist_backend=dist_backend,
+        dist_timeout=dist_timeout)
+    with stop_on_signals():
+        path = evaluate_run(request, registry(), Progress(err, quiet=quiet))
+    if main_process():
+        out.print(f"results in {path}/ (report.md, summary.csv, per_image.csv, predictions/)")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory whose model finished.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files or folders of them (PNG, JPEG, ...; grey or RGB).",
+                                                metavar="INPUT...")],
+    model: Annotated[str, typer.Option(help="The run's model to predict with.")],
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the masks, maps, overlays and index.csv.")],
+    ids_relative_to: Annotated[Optional[str], typer.Option(
+        help="Sample ids (which seed each image's draws) are file paths relative to this folder, without "
+             "extension (default: the folder above each file's folder: images/<stem>, as the folder dataset).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="How the model samples, MODEL.KEY=VALUE (repeatable), e.g. diff-add.sampling_steps=50.")] = None,
+    ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="The network's batch shape (default: the run's; another may change the last bits).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Segment image files with a run's trained (EMA) model, resized, seeded and sampled as the run did."""
+    from segbench.prediction.predict import PredictRequest
+    from segbench.prediction.predict import predict as predict_images
+    from segbench.progress import Progress
+
+    request = PredictRequest(run_dir=str(run_dir), model=model, inputs=list(inputs), out=out_dir,
+                             ids_relative_to=ids_relative_to, sets=list(set_ or []), ensemble=ensemble,
+                             batch_size=batch_size, device=device)
+    outcome = predict_images(request, registry(), Progress(err, quiet=quiet))
+    for problem in outcome.problems:
+        _say("error", "red", problem)
+    out.print(f"{outcome.written} masks in {out_dir}/ (index: {outcome.index})", markup=False, highlight=False)
+    if outcome.problems:
+        raise typer.Exit(1)
 
 
 study_app = typer.Typer(help="Grids of runs over datasets, models, seeds and folds, from a TOML study file.",
@@ -269,6 +328,8 @@ def report(
     transpose: Annotated[bool, typer.Option(help="Models as rows, metrics as columns.")] = False,
     figures: Annotated[bool, typer.Option(help="Figures: embedded in html, written beside --out for md/latex.")] = True,
     timings: Annotated[bool, typer.Option(help="Training time and masks/s; --no-timings for byte-reproducible reports.")] = True,
+    by: Annotated[Optional[str], typer.Option(
+        "--by", help="Break the results down by a metadata column of per_image.csv (e.g. group).")] = None,
 ) -> None:
     """Render the comparison of one or more runs, with paired tests and figures; re-score without re-running."""
     from segbench.io import atomic_write_text
@@ -278,7 +339,7 @@ def report(
     text, notes = compose_report(
         registry(), list(run_dirs), format, out_file=out_file, standalone=standalone, transpose=transpose,
         baseline=baseline, metrics=names or None, threshold=threshold, figures=figures,
-        timings=timings,
+        timings=timings, by=by,
     )
     for note in notes:
         _say("note", "yellow", note)
@@ -302,10 +363,22 @@ def plugins() -> None:
         out.print(Text.assemble((p.name, "bold"), ": ", p.error), soft_wrap=True)
 
 
+def main_process() -> bool:
+    """Whether this process prints results: the only one, or rank 0 of a torchrun/srun launch."""
+    from segbench.engine.distributed import launcher_environment
+
+    found = launcher_environment()
+    return found is None or found[0] == 0
+
+
 def main() -> None:
     """Console entry point: SegbenchError -> one line and exit 2; other errors -> one line and exit 1."""
     try:
         app()
+    except Stopped as exc:
+        _say("stopped", "yellow", f"{STOP_REQUEST.name or 'stop requested'} {exc}; what was done is committed: "
+                                  "run the same command with --resume to continue")
+        sys.exit(128 + (STOP_REQUEST.signal or 15))
     except SegbenchError as exc:
         if _state["debug"]:
             raise

@@ -11,15 +11,25 @@ import torch
 
 from segbench import environment
 from segbench.engine.device import Runtime, describe, eval_batch_cap, resolve_device
+from segbench.engine.distributed import on_main, start, stop
 from segbench.errors import SegbenchError
-from segbench.plan.build import parse_sets, replan_model
+from segbench.plan.build import parse_sets, refuse_training_sets, replan_model
+from segbench.plan.request import check_counts
 from segbench.plan.run_plan import EvaluationPlan, ModelPlan, RunPlan
 from segbench.plugins import Registry
 from segbench.progress import Progress
 from segbench.results import ModelRecord, RunRecord, read_models, read_record
-from segbench.results.directory import check_resume, open_run_directory
+from segbench.results.directory import open_run_directory
 from segbench.results.trained import load_weights
-from segbench.runner import RunContext, build_network, evaluate_model, for_each_model, in_run_directory, load_data
+from segbench.runner import (
+    RunContext,
+    build_network,
+    evaluate_model,
+    for_each_model,
+    in_run_directory,
+    load_data,
+    start_record,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class EvaluateRequest:
     device: str = "auto"
     out: str | None = None
     resume: bool = False
+    dist_backend: str = "auto"
+    dist_timeout: float = 600.0
 
 
 def evaluate(request: EvaluateRequest, registry: Registry, progress: Progress) -> Path:
@@ -49,27 +61,32 @@ def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, 
     source = read_record(source_dir)
     trained = read_models(source_dir)
     plan = evaluation_plan(request, source, trained, registry)
-    networks = {m.name: _network(registry, m, plan, source_dir) for m in plan.models}
-    store, resume = open_run_directory(request.out, plan.data.task, request.resume, held, progress.log)
-    _, test_data = load_data(registry, plan, progress)
-    runtime = Runtime(torch.device(plan.device), plan.precision)
-    record = replace(source, plan=plan, command=environment.command_line(), device_name=describe(runtime.device),
-                     eval_samples_used=len(test_data), versions=environment.versions(), git_sha=environment.git_sha(),
-                     trained_in=str(source_dir.resolve()))
-    if resume:
-        check_resume(store, record)
-    store.write_record(record)
-    metrics = {name: registry.metric(name) for name in registry.names("metrics")}
-    context = RunContext(plan, runtime, store, None, test_data, metrics, registry, progress, resume)
+    dist, device = start(torch.device(plan.device), request.dist_backend, request.dist_timeout)
+    try:
+        plan = replace(plan, device=str(device), processes=dist.world)
+        progress = progress if dist.main else progress.silenced()
+        networks = {m.name: _network(registry, m, plan, source_dir) for m in plan.models}
+        store, resume = on_main(lambda: open_run_directory(request.out, plan.data.task, request.resume, held,
+                                                           progress.log), dist)
+        _, test_data = load_data(registry, plan, progress)
+        record = replace(source, plan=plan, command=environment.command_line(), device_name=describe(device),
+                         eval_samples_used=len(test_data), versions=environment.versions(),
+                         git_sha=environment.git_sha(), trained_in=str(source_dir.resolve()))
+        on_main(lambda: start_record(store, record, resume), dist)
+        metrics = {name: registry.metric(name) for name in registry.names("metrics")}
+        context = RunContext(plan, Runtime(device, plan.precision, dist), store, None, test_data, metrics, registry,
+                             progress, resume)
 
-    def evaluated(model: ModelPlan) -> ModelRecord:
-        # the run's size and training, without its evaluation
-        training = replace(trained[model.name], status="failed", error=None, compile_seconds=None,
-                           predict_seconds=None, masks_per_second=None)
-        return evaluate_model(model, networks[model.name], context, training)
+        def evaluated(model: ModelPlan) -> ModelRecord:
+            # the run's size and training, without its evaluation
+            training = replace(trained[model.name], status="failed", error=None, compile_seconds=None,
+                               predict_seconds=None, masks_per_second=None, eval_batch_size_used=None)
+            return evaluate_model(model, networks[model.name], context, training)
 
-    for_each_model(context, evaluated)
-    return store.path
+        for_each_model(context, evaluated)
+        return store.path
+    finally:
+        stop(dist)
 
 
 def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[str, ModelRecord],
@@ -84,28 +101,24 @@ def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[s
                                 f"finished: {', '.join(done) or 'none'}")
     sets = parse_sets(request.sets, names)
     models = tuple(_replanned(registry, plan.model(name), plan, sets.get(name, {})) for name in names)
-    for option, value in (("--ensemble", request.ensemble), ("--eval-samples", request.eval_samples),
-                          ("--eval-batch-size", request.eval_batch_size)):
-        if value is not None and value < 1:
-            raise SegbenchError(f"{option} must be at least 1, got {value}")
+    check_counts(("--ensemble", request.ensemble), ("--eval-samples", request.eval_samples),
+                 ("--eval-batch-size", request.eval_batch_size))
     if request.threshold is not None and not 0 < request.threshold <= 1:
         raise SegbenchError(f"--threshold must be in (0, 1], got {request.threshold}")
     device = resolve_device(request.device)
     evaluation = EvaluationPlan(
         samples=plan.evaluation.samples if request.eval_samples is None else request.eval_samples,
-        batch_size=request.eval_batch_size or eval_batch_cap(device),
+        batch_size=request.eval_batch_size or (plan.evaluation.batch_size if device.type == torch.device(plan.device).type
+                                               else eval_batch_cap(device)),  # the run's, on its kind of device
         ensemble=plan.evaluation.ensemble if request.ensemble is None else request.ensemble,
         threshold=plan.evaluation.threshold if request.threshold is None else request.threshold,
     )
-    return replace(plan, device=str(device), models=models, evaluation=evaluation)
+    return replace(plan, device=str(device), models=models, evaluation=evaluation, track=())  # evaluate tracks nothing
 
 
 def _replanned(registry: Registry, model: ModelPlan, plan: RunPlan, sets: dict[str, str]) -> ModelPlan:
     changed = replan_model(registry.model(model.name), model, plan.data.image_size, sets)
-    training = [key for key in sets if key in changed.training.to_json()]
-    if training:
-        raise SegbenchError(f"--set {model.name}.{training[0]}: a training setting; evaluate reuses the trained "
-                            "weights, so only how the model samples can change (run again to train differently)")
+    refuse_training_sets(model.name, sets, "evaluate")
     return changed
 
 

@@ -37,9 +37,24 @@ def register_executors(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_trackers(register: Callable[..., None]) -> None:
+    """Register experiment trackers, the names `--track` accepts: `register(TrackerSpec(...))`. The plugin
+    tracks in its lifecycle hooks the runs whose `record.plan.track` names its tracker."""
+
+
+@hookspec
 def on_run_start(run_dir: str, record: Any) -> None:
     """A run starts; `record` is what config.json holds, typed (`segbench.results.RunRecord`: the run plan
     with every model's resolved hyperparameters and training settings, and the facts of the run)."""
+
+
+@hookspec
+def on_train_step(model_name: str, step: Any) -> None:
+    """Model `model_name` finished an optimiser step; `step` (`segbench.engine.training.TrainingStep`) has
+    `epoch` and `step` (in the epoch), both from 0, `done` (steps done, from 1), `total`, `loss` (the batch's
+    mean) and `lr` (the step's learning rate). Called on every step, so keep it cheap (buffer, write in
+    batches); when no plugin implements it the runner does not call it. A resumed run repeats, with
+    identical values, the steps done after its last checkpoint."""
 
 
 @hookspec

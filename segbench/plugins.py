@@ -21,7 +21,7 @@ import pluggy
 
 from segbench import hookspecs
 from segbench.errors import SegbenchError, unknown
-from segbench.specs import SPEC_TYPES, DatasetSpec, ExecutorSpec, FormatSpec, MetricSpec, ModelSpec
+from segbench.specs import SPEC_TYPES, DatasetSpec, ExecutorSpec, FormatSpec, MetricSpec, ModelSpec, TrackerSpec
 
 GROUP = "segbench"
 
@@ -44,6 +44,7 @@ class Registry:
     pm: pluggy.PluginManager
     plugins: list[PluginInfo] = field(default_factory=list)
     specs: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in SPEC_TYPES})
+    hook_failures: set[tuple[str, str]] = field(default_factory=set)  # (plugin, hook) already reported
 
     @property
     def failures(self) -> list[PluginInfo]:
@@ -75,7 +76,15 @@ class Registry:
         return self._get("datasets", name)
 
     def metric(self, name: str) -> MetricSpec:
-        return self._get("metrics", name)
+        """The spec of `name`; "nsd:2" is the variant "2" of the spec "nsd" (see MetricSpec.variants)."""
+        head, _, text = name.partition(":")
+        spec = self.specs["metrics"].get(head)
+        if spec is not None and not text:
+            return spec
+        if spec is not None and spec.variants is not None:
+            return spec.variants(text)
+        raise unknown("metric", name, [*self.specs["metrics"], *(f"{n}:{s.variant_help}" for n, s in
+                                                                self.specs["metrics"].items() if s.variants)])
 
     def format(self, name: str) -> FormatSpec:
         return self._get("formats", name)
@@ -83,13 +92,22 @@ class Registry:
     def executor(self, name: str) -> ExecutorSpec:
         return self._get("executors", name)
 
+    def tracker(self, name: str) -> TrackerSpec:
+        return self._get("trackers", name)
+
+    def implements(self, hook: str) -> bool:
+        """Whether any plugin implements `hook` (a caller may skip building its arguments)."""
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
+
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook; a plugin that raises is reported, not fatal."""
+        """Call a lifecycle hook; a plugin that raises is reported (once per plugin and hook), not fatal."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
             except Exception as exc:  # noqa: BLE001 - a logger must not end a run
-                print(f"warning: plugin {impl.plugin_name!r} failed in {hook}: {exc}", file=sys.stderr)
+                if (impl.plugin_name, hook) not in self.hook_failures:
+                    self.hook_failures.add((impl.plugin_name, hook))
+                    print(f"warning: plugin {impl.plugin_name!r} failed in {hook}: {exc}", file=sys.stderr)
 
 
 def _split_env(var: str) -> list[str]:

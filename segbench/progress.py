@@ -25,12 +25,18 @@ class Bar:
 class Progress:
     """Shows bars with loss, rate and ETA on `console`; `quiet` shows only log lines."""
 
-    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+    def __init__(self, console: Console | None = None, quiet: bool = False, silent: bool = False) -> None:
         self.console = console or Console(stderr=True)
-        self.quiet = quiet
+        self.quiet = quiet or silent
+        self.silent = silent
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        if not self.silent:
+            self.console.print(message)
+
+    def silenced(self) -> Progress:
+        """No bars and no log lines: what every process of a run but rank 0 shows."""
+        return Progress(self.console, silent=True)
 
     @contextmanager
     def task(self, description: str, total: float) -> Iterator[Bar]:

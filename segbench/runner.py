@@ -18,9 +18,11 @@ from segbench.data import SplitData, load_split
 from segbench.data.folds import fold_splits
 from segbench.engine.compiling import compile_children, compile_seconds
 from segbench.engine.device import Runtime, describe
+from segbench.engine.distributed import SINGLE, Distributed, on_main, start, stop
 from segbench.engine.evaluation import predict_split
 from segbench.engine.random_state import seed_everything
-from segbench.engine.training import Checkpointing, TrainingDiverged, train
+from segbench.engine.stopping import REQUEST as STOP_REQUEST
+from segbench.engine.training import Checkpointing, TrainingDiverged, TrainingStep, train
 from segbench.errors import SegbenchError
 from segbench.io import WriteError, atomic_write_text
 from segbench.metrics import EMPTY_MASK_POLICY
@@ -28,8 +30,9 @@ from segbench.plan.build import build_plan
 from segbench.plan.request import RunRequest
 from segbench.plan.run_plan import ModelPlan, RunPlan
 from segbench.plugins import Registry
-from segbench.progress import Progress
+from segbench.progress import Bar, Progress
 from segbench.protocol import bootstrap_seed, eval_subset, score
+from segbench.reports.compose import analysis_options
 from segbench.results import ModelRecord, RunRecord, RunStore, load_run
 from segbench.results.committed import CommittedBatches
 from segbench.results.directory import check_resume, clear_partial, open_run_directory
@@ -78,43 +81,75 @@ def in_run_directory(work: Callable[[contextlib.ExitStack], Path]) -> Path:
 
 def _run(request: RunRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
     plan = build_plan(request, registry)
-    networks = {m.name: build_network(registry, m, plan) for m in plan.models}  # a factory's error comes first
-    store, resume = open_run_directory(request.out, plan.data.task, request.resume, held, progress.log)
-    train_data, test_data = load_data(registry, plan, progress)
-    runtime = Runtime(torch.device(plan.device), plan.precision)
-    dataset = registry.dataset(plan.data.dataset)
-    record = RunRecord(plan, command=environment.command_line(), device_name=describe(runtime.device),
-                       train_samples=len(train_data), eval_samples_used=len(test_data),
-                       empty_mask_policy=EMPTY_MASK_POLICY, dataset_synthetic=dataset.synthetic,
-                       versions=environment.versions(), git_sha=environment.git_sha())
+    dist, device = start(torch.device(plan.device), request.dist_backend, request.dist_timeout)
+    try:
+        plan = replace(plan, device=str(device), processes=dist.world)
+        check_processes(plan, dist)
+        progress = progress if dist.main else progress.silenced()
+        networks = {m.name: build_network(registry, m, plan, dist) for m in plan.models}  # a factory's error first
+        store, resume = on_main(lambda: open_run_directory(request.out, plan.data.task, request.resume, held,
+                                                           progress.log), dist)
+        train_data, test_data = load_data(registry, plan, progress)
+        dataset = registry.dataset(plan.data.dataset)
+        record = RunRecord(plan, command=environment.command_line(), device_name=describe(device),
+                           train_samples=len(train_data), eval_samples_used=len(test_data),
+                           empty_mask_policy=EMPTY_MASK_POLICY, dataset_synthetic=dataset.synthetic,
+                           versions=environment.versions(), git_sha=environment.git_sha())
+        on_main(lambda: start_record(store, record, resume), dist)
+        metrics = {name: registry.metric(name) for name in registry.names("metrics")}
+        context = RunContext(plan, Runtime(device, plan.precision, dist), store, train_data, test_data, metrics,
+                             registry, progress, resume)
+        notify(context, "on_run_start", run_dir=str(store.path), record=record)
+        for_each_model(context, lambda model: run_model(model, networks[model.name], context))
+        notify(context, "on_run_end", run_dir=str(store.path))
+        return store.path
+    finally:
+        stop(dist)
+
+
+def start_record(store: RunStore, record: RunRecord, resume: bool) -> None:
+    """config.json of a new run, or of a resumed one after checking that its settings did not change."""
     if resume:
         check_resume(store, record)
     store.write_record(record)
-    registry.notify("on_run_start", run_dir=str(store.path), record=record)
-    metrics = {name: registry.metric(name) for name in registry.names("metrics")}
-    context = RunContext(plan, runtime, store, train_data, test_data, metrics, registry, progress, resume)
-    for_each_model(context, lambda model: run_model(model, networks[model.name], context))
-    registry.notify("on_run_end", run_dir=str(store.path))
-    return store.path
+
+
+def check_processes(plan: RunPlan, dist: Distributed) -> None:
+    """With several processes, every training batch splits evenly between them."""
+    for model in plan.models:
+        if dist.enabled and model.training.batch_size % dist.world:
+            raise SegbenchError(f"{model.name}: its training batch of {model.training.batch_size} does not split "
+                                f"between {dist.world} processes; use a --batch-size (or --set "
+                                f"{model.name}.batch_size=N) that {dist.world} divides, or fewer processes")
+
+
+def notify(context: RunContext, hook: str, **arguments) -> None:
+    """Call a lifecycle hook of the plugins, on rank 0 only."""
+    if context.runtime.dist.main:
+        context.registry.notify(hook, **arguments)
 
 
 def for_each_model(context: RunContext, work: Callable[[ModelPlan], ModelRecord]) -> None:
-    """`work` on every model of the plan that is not done yet, each result committed as it comes
-    (models.json; summary.csv rows for a failed model), then the run's report.md."""
-    store, status = context.store, context.store.read_models()
+    """`work` on every model of the plan that is not done yet, each result committed as it comes (by rank
+    0: models.json; summary.csv rows for a failed model), then the run's report.md."""
+    store, dist = context.store, context.runtime.dist
+    status = on_main(store.read_models, dist)
     for model in context.plan.models:
         if context.resume and model.name in status and status[model.name].done:
             context.progress.log(f"{model.name}: already done, skipped")
             continue
         status[model.name] = work(model)
+        if not dist.main:
+            continue
         if not status[model.name].done:
             store.mark_failed(model.name, status[model.name].error or "", list(context.metrics))
         store.write_models(status)
         if status[model.name].done:  # only now: a kill before this reuses the committed batches
             clear_partial(store, model.name)
-    higher = {name: spec.higher_is_better for name, spec in context.metrics.items()}
-    report = context.registry.format("md").render(load_run(store.path), {"higher_is_better": higher})
-    atomic_write_text(store.file("report.md"), report)
+    if dist.main:
+        results = load_run(store.path)
+        report = context.registry.format("md").render(results, analysis_options(context.registry, results)[0])
+        atomic_write_text(store.file("report.md"), report)
 
 
 def load_data(registry: Registry, plan: RunPlan, progress: Progress) -> tuple[SplitData, SplitData]:
@@ -132,8 +167,9 @@ def load_data(registry: Registry, plan: RunPlan, progress: Progress) -> tuple[Sp
     return train_data, test if index is None else test.subset(index)
 
 
-def build_network(registry: Registry, model: ModelPlan, plan: RunPlan) -> torch.nn.Module:
-    """The model's network, its initial weights seeded from (run seed, model name)."""
+def build_network(registry: Registry, model: ModelPlan, plan: RunPlan, dist: Distributed = SINGLE) -> torch.nn.Module:
+    """The model's network, its initial weights seeded from (run seed, model name); with several processes
+    and `plan.sync_batchnorm`, its BatchNorm layers take their statistics over the global batch."""
     spec = registry.model(model.name)
     torch.manual_seed(derive_seed("init", plan.seed, model.name))
     try:
@@ -143,6 +179,8 @@ def build_network(registry: Registry, model: ModelPlan, plan: RunPlan) -> torch.
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported with its name
         raise SegbenchError(f"model {model.name!r} (plugin {spec.plugin!r}) failed to build: "
                             f"{type(exc).__name__}: {exc}") from exc
+    if plan.sync_batchnorm and dist.enabled:
+        network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
     if plan.compile:
         compile_children(network)
     return network
@@ -179,15 +217,17 @@ def evaluate_model(model: ModelPlan, network: torch.nn.Module, context: RunConte
             predictions = predict_split(
                 network, context.test_data, evaluation, run_seed=context.plan.seed, runtime=context.runtime,
                 model_name=name, on_batch=lambda done, total: bar.step(done),
-                committed=CommittedBatches(context.store.file(partial_dir(name))),
+                committed=CommittedBatches(context.store.file(partial_dir(name))), should_stop=STOP_REQUEST.__bool__,
             )
     except SegbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's bug must not lose the others' results
         return _plugin_failure(model, exc, context, trained.parameters)
-    _write_results(name, predictions, context)
+    if context.runtime.dist.main:
+        _write_results(name, predictions, context)
     masks = len(context.test_data) * evaluation.ensemble
-    return replace(trained, status="done", predict_seconds=round(predictions.seconds, 3),
+    smaller = predictions.batch_size if predictions.batch_size != evaluation.batch_size else None
+    return replace(trained, status="done", predict_seconds=round(predictions.seconds, 3), eval_batch_size_used=smaller,
                    masks_per_second=round(masks / predictions.seconds, 3) if predictions.seconds > 0 else None)
 
 
@@ -205,10 +245,10 @@ def _train(model: ModelPlan, network: torch.nn.Module, context: RunContext) -> d
     with context.progress.task(f"{model.name} train", total=settings.total_steps(samples)) as bar:
         state = train(
             network, context.train_data, settings, seed=derive_seed("model", context.plan.seed, model.name),
-            runtime=context.runtime, checkpointing=checkpointing,
-            on_step=lambda step: bar.step(step.done, loss=step.loss),
-            on_epoch=lambda epoch, loss: context.registry.notify(
-                "on_epoch_end", model_name=model.name, epoch=epoch + 1, metrics={"loss": loss}),
+            runtime=context.runtime, checkpointing=checkpointing, should_stop=STOP_REQUEST.__bool__,
+            on_step=_step_reporter(model.name, bar, context),
+            on_epoch=lambda epoch, loss: notify(
+                context, "on_epoch_end", model_name=model.name, epoch=epoch + 1, metrics={"loss": loss}),
         )
     trained = {"epochs": state.epoch, "steps": settings.total_steps(samples), "losses": list(state.losses),
                "train_seconds": round(state.seconds, 3)}
@@ -221,15 +261,28 @@ def _train(model: ModelPlan, network: torch.nn.Module, context: RunContext) -> d
     return trained
 
 
+def _step_reporter(name: str, bar: Bar, context: RunContext) -> Callable[[TrainingStep], None]:
+    """What each training step reports: the bar, and (rank 0) the on_train_step hook when a plugin
+    implements it (looked up once per model, so a run without one pays nothing per step)."""
+    if not (context.runtime.dist.main and context.registry.implements("on_train_step")):
+        return lambda step: bar.step(step.done, loss=step.loss)
+
+    def report(step: TrainingStep) -> None:
+        bar.step(step.done, loss=step.loss)
+        context.registry.notify("on_train_step", model_name=name, step=step)
+
+    return report
+
+
 def _write_results(name: str, predictions, context: RunContext) -> None:
     """Score the predictions and commit them, the evaluated reference and the model's rows."""
     test, evaluation = context.test_data, context.plan.evaluation
     _, masks = test.tensors()
     scores = score(name, test.ids, predictions.probabilities, masks, evaluation.threshold, context.metrics,
-                   bootstrap_seed(context.plan.seed))
+                   bootstrap_seed(context.plan.seed), test.metadata)
     uncertainty = None if predictions.uncertainty is None else predictions.uncertainty[:, 0].numpy()
     context.store.write_predictions(name, test.ids, predictions.probabilities[:, 0].numpy(), uncertainty,
                                     evaluation.threshold)
     context.store.write_reference(test.ids, test.images, test.masks)
     context.store.write_model_results(name, scores.per_image, scores.summary)
-    context.registry.notify("on_evaluation_end", model_name=name, summary=scores.by_metric)
+    notify(context, "on_evaluation_end", model_name=name, summary=scores.by_metric)

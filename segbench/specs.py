@@ -1,4 +1,4 @@
-"""What plugins register: models, datasets, metrics and report formats.
+"""What plugins register: models, datasets, metrics, report formats, study executors and trackers.
 
 These are plain dataclasses with no heavy imports, so listing plugins stays fast.
 """
@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from segbench.errors import SegbenchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -110,7 +112,13 @@ class DatasetOptions:
 
 
 class SegmentationSource(Protocol):
-    """What a dataset factory returns: sample ids per split and a loader."""
+    """What a dataset factory returns: sample ids per split and a loader.
+
+    Optional: `metadata(split, sample_id) -> Mapping[str, str]`, facts about a sample (e.g. {"group":
+    "COVID-19"}), the same keys for every sample of a split; keys are lower-case names (letters, digits,
+    `_`). They are cached with the arrays (so the fingerprint must change when they would), land in
+    per_image.csv as columns, and `segbench report --by KEY` breaks the results down by them.
+    """
 
     def sample_ids(self, split: str) -> Sequence[str]:
         """Stable ids for "train", "val" or "test"; raises SegbenchError for a missing split."""
@@ -141,18 +149,38 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A per-image metric computed from confusion counts.
+    """A per-image metric, of one of two kinds (`kind`):
 
-    fn(tp, fp, fn, tn) takes float64 tensors of equal shape and returns the
-    metric per element; `both_empty` / `degenerate` follow the empty-mask policy
-    in `segbench.metrics.policy`.
+    - "counts": fn(tp, fp, fn, tn) takes float64 tensors of equal shape and returns the metric per element,
+      vectorised over all images; its 0/0 cases follow the empty-mask policy in `segbench.metrics.policy`;
+      its pooled value is fn of the counts summed over images.
+    - "masks": fn(pair) takes one image's `segbench.metrics.masks.MaskPair` (predicted and reference masks,
+      probabilities, boundary distances shared by every metric of the image) and returns a float; it has
+      no pooled value.
+
+    `empty_rule` says in words what the metric is when a mask is empty (printed in every report's policy;
+    a count metric that follows the shared policy leaves it empty). `higher_is_better` picks the bold
+    values. `variants`, if given, serves the names "<name>:<text>": variants(text) returns that metric's
+    spec (e.g. "nsd:2", NSD at a 2-pixel tolerance) or raises SegbenchError; `variant_help` says what
+    text looks like.
     """
 
     name: str
-    fn: Callable[..., torch.Tensor]
+    fn: Callable[..., Any]
     description: str
     higher_is_better: bool = True
+    kind: str = "counts"
+    empty_rule: str = ""
+    variants: Callable[[str], MetricSpec] | None = None
+    variant_help: str = ""
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in METRIC_KINDS:
+            raise SegbenchError(f"metric {self.name!r} has kind {self.kind!r}; valid: {', '.join(METRIC_KINDS)}")
+
+
+METRIC_KINDS = ("counts", "masks")
 
 
 FIGURE_MODES = ("embedded", "linked", "none")
@@ -198,10 +226,21 @@ class ExecutorSpec:
     plugin: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A registered experiment tracker: a name `--track` (and a study's `track`) accepts. The plugin that
+    registers it does the tracking in its lifecycle hooks, for runs whose `record.plan.track` names it."""
+
+    name: str
+    description: str
+    plugin: str = field(default="", compare=False)
+
+
 SPEC_TYPES: dict[str, type] = {
     "models": ModelSpec,
     "datasets": DatasetSpec,
     "metrics": MetricSpec,
     "formats": FormatSpec,
     "executors": ExecutorSpec,
+    "trackers": TrackerSpec,
 }

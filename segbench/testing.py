@@ -66,10 +66,27 @@ def check_dataset(spec: DatasetSpec, options: DatasetOptions, splits: tuple[str,
             assert image.min() >= 0 and image.max() <= 1, "float images must lie in [0, 1]"
         assert set(np.unique(mask).tolist()) <= {0, 1} or set(np.unique(mask).tolist()) <= {0, 255}, \
             "masks must hold {0, 1} or {0, 255}"
+        if hasattr(source, "metadata"):
+            _check_metadata(source, split, ids)
+
+
+def _check_metadata(source, split: str, ids: list[str]) -> None:
+    """The optional metadata: text values under valid keys, the same keys for every sample of the split."""
+    from segbench.data.prepare import METADATA_KEY
+
+    first, last = dict(source.metadata(split, ids[0])), dict(source.metadata(split, ids[-1]))
+    assert first.keys() == last.keys(), f"metadata keys must be the same for every sample of {split}"
+    for key, value in first.items():
+        assert METADATA_KEY.fullmatch(key), f"metadata key {key!r} must be lower-case letters, digits and _"
+        assert isinstance(value, str), f"metadata value of {key!r} must be a str, got {type(value).__name__}"
 
 
 def check_metric(spec: MetricSpec) -> None:
-    """A metric maps float64 count tensors to one finite value per element."""
+    """A count metric maps float64 count tensors to one finite value per element; a mask metric gives one
+    finite float per image, the same twice, on ordinary, empty, one-pixel and border-touching masks."""
+    if spec.kind == "masks":
+        _check_mask_metric(spec)
+        return
     gen = torch.Generator().manual_seed(0)
     tp, fp, fn, tn = (torch.randint(0, 50, (16,), generator=gen).double() for _ in range(4))
     values = spec.fn(tp, fp, fn, tn)
@@ -78,3 +95,22 @@ def check_metric(spec: MetricSpec) -> None:
     zero = torch.zeros(1, dtype=torch.float64)
     empty = spec.fn(zero, zero, zero, torch.full((1,), 100.0, dtype=torch.float64))
     assert torch.isfinite(empty).all(), f"{spec.name} must follow the empty-mask policy, not return NaN"
+
+
+def _check_mask_metric(spec: MetricSpec) -> None:
+    from segbench.metrics.masks import MaskPair
+
+    rng = np.random.default_rng(0)
+    empty, pixel, border = np.zeros((16, 16), bool), np.zeros((16, 16), bool), np.zeros((16, 16), bool)
+    pixel[7, 9] = True
+    border[:, :3] = True
+    pairs = [(rng.random((16, 16)) < 0.3, rng.random((16, 16)) < 0.3), (empty, empty), (empty, border),
+             (border, empty), (pixel, border), (pixel, pixel)]
+    for prediction, reference in pairs:
+        probabilities = np.where(prediction, 0.8, 0.2).astype(np.float32)
+        value = spec.fn(MaskPair(prediction, reference, probabilities))
+        again = spec.fn(MaskPair(prediction.copy(), reference.copy(), probabilities.copy()))
+        assert isinstance(value, (float, np.floating)) and np.isfinite(value), \
+            f"{spec.name} must return a finite float per image, also for empty masks (its empty_rule), got {value!r}"
+        assert value == again, f"{spec.name} must be deterministic"
+    assert spec.empty_rule, f"mask metric {spec.name} must state its empty_rule (printed in every report)"

@@ -1,7 +1,8 @@
 """Reading image files for the file-based datasets: listing, decoding, fingerprints.
 
 Listing and fingerprinting only stat files; nothing is decoded until `read_image`
-/ `read_mask`, so a run whose arrays are cached decodes nothing.
+(segbench.data.images, shared with `segbench predict`) / `read_mask`, so a run whose arrays are cached
+decodes nothing.
 """
 
 from __future__ import annotations
@@ -9,24 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from segbench import SegbenchError
+from segbench.data.images import DECODE_ERRORS, image_extensions, read_image
 from segbench.errors import unknown
-
-# Modes whose values do not fit 8 bits (16-bit and float X-rays).
-_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-@lru_cache(maxsize=1)
-def image_extensions() -> frozenset[str]:
-    """Lower-case suffixes (".png", ".tif", ...) of the formats PIL can open."""
-    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -56,20 +47,6 @@ def image_files(folder: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W) grayscale: uint8 for 8-bit files (RGB and palette via PIL's "L"),
-    float32 in [0, 1] (min-max scaled) for 16-bit and float files."""
-    try:
-        with Image.open(path) as image:
-            if image.mode in _WIDE_MODES:
-                values = np.asarray(image, dtype=np.float32)
-                low, high = float(values.min()), float(values.max())
-                return (values - low) / (high - low) if high > low else np.zeros_like(values)
-            return np.array(image.convert("L"))
-    except _DECODE_ERRORS as error:
-        raise SegbenchError(f"cannot read image {path}: {error}; replace or remove that file") from None
-
-
 def read_mask(path: Path) -> np.ndarray:
     """(H, W) uint8 as stored ({0, 1} or {0, 255}; the core validates and binarises).
 
@@ -79,7 +56,7 @@ def read_mask(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as mask:
             return np.array(mask if mask.mode == "P" else mask.convert("L"), dtype=np.uint8)
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise SegbenchError(f"cannot read mask {path}: {error}; replace or remove that file") from None
 
 
@@ -119,14 +96,18 @@ class FilePairSource:
     def sample_ids(self, split: str) -> list[str]:
         return list(self._split(split))
 
-    def load(self, split: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(image (H, W) uint8 or float32 in [0, 1], mask (H, W) uint8) at the files' own size."""
+    def _pair(self, split: str, sample_id: str) -> tuple[Path, Path]:
+        """(image path, mask path) of a sample; an unknown id is a clear error."""
         try:
-            image_path, mask_path = self._split(split)[sample_id]
+            return self._split(split)[sample_id]
         except KeyError:
             raise SegbenchError(
                 f"{self.name} has no sample {sample_id!r} in its {split} split under {self.root}"
             ) from None
+
+    def load(self, split: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image (H, W) uint8 or float32 in [0, 1], mask (H, W) uint8) at the files' own size."""
+        image_path, mask_path = self._pair(split, sample_id)
         image, mask = read_image(image_path), read_mask(mask_path)
         if image.shape != mask.shape:
             raise SegbenchError(

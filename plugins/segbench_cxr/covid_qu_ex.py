@@ -11,7 +11,8 @@ severity grading from chest X-ray images"):
 Task "lung" reads the lung set, "infection" the infection set. Images are
 256x256 8-bit PNGs, masks {0, 255} with the image's file name. A sample id is
 the image path under the root without its extension, e.g.
-"Infection Segmentation Data/Infection Segmentation Data/Test/COVID-19/images/covid_1583".
+"Infection Segmentation Data/Infection Segmentation Data/Test/COVID-19/images/covid_1583";
+its metadata `group` is the class folder (COVID-19, Non-COVID, Normal).
 """
 
 from __future__ import annotations
@@ -72,3 +73,8 @@ class CovidQuExSource(FilePairSource):
         if not pairs:
             raise SegbenchError(f"no images in the COVID-QU-Ex split folder {split_dir}")
         return dict(sorted(pairs.items()))
+
+    def metadata(self, split: str, sample_id: str) -> dict[str, str]:
+        """{"group": the sample's class folder}: COVID-19, Non-COVID or Normal."""
+        image, _ = self._pair(split, sample_id)
+        return {"group": image.parent.parent.name}

@@ -61,6 +61,7 @@ class PhantomSource:
             raise SegbenchError(f"cxr-phantom renders at sizes >= 32, not {size}")
         self.task, self.size, self.seed = task, size, seed
         self.split_sizes = {"train": train, "val": val, "test": test}
+        self._infected: dict[str, bool] = {}  # sample id -> infection present, from `load`
 
     @classmethod
     def from_options(cls, options: DatasetOptions) -> PhantomSource:
@@ -82,7 +83,15 @@ class PhantomSource:
         if sample_id != f"{split}/{index}" or not 0 <= index < count:
             raise SegbenchError(f"cxr-phantom has no {split} sample {sample_id!r}; ids: {split}/0 .. {split}/{count - 1}")
         image, lung, infection = render_phantom(self.seed, index, self.size, split)
+        self._infected[sample_id] = bool(infection.any())
         return image, lung if self.task == "lung" else infection
+
+    def metadata(self, split: str, sample_id: str) -> dict[str, str]:
+        """{"infection": "present" or "absent"}: whether the phantom's infection mask has foreground (for the
+        lung task too). Kept from `load`, which renders the phantom; rendered here when not loaded yet."""
+        if sample_id not in self._infected:
+            self.load(split, sample_id)
+        return {"infection": "present" if self._infected[sample_id] else "absent"}
 
     def fingerprint(self, split: str) -> str:
         key = [GENERATOR_VERSION, self.seed, split, self._count(split), self.size, self.task]

@@ -7,13 +7,15 @@ import json
 import os
 import sys
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from segbench.io import atomic_save, write_npz
 
-CACHE_FORMAT = 2  # stored in every file too: a file of another format is rebuilt, never misread
+CACHE_FORMAT = 3  # stored in every file too: a file of another format is rebuilt, never misread (3: metadata)
+ARRAYS = ("format", "ids", "images", "masks", "metadata_keys", "metadata")
 
 
 def cache_dir() -> Path:
@@ -37,11 +39,13 @@ def read(path: Path, size: int) -> dict[str, np.ndarray] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in ("format", "ids", "images", "masks")}
-        n = len(arrays["ids"])
-        if int(arrays["format"]) != CACHE_FORMAT:
-            problem = f"is from another segbench version (cache format {int(arrays['format'])}, this one reads {CACHE_FORMAT})"
-        elif arrays["images"].shape != (n, size, size) or arrays["masks"].shape != (n, size, size):
+            found = int(data["format"])
+            arrays = {k: data[k] for k in ARRAYS} if found == CACHE_FORMAT else {}
+        n = len(arrays.get("ids", ()))
+        if found != CACHE_FORMAT:
+            problem = f"is from another segbench version (cache format {found}, this one reads {CACHE_FORMAT})"
+        elif (arrays["images"].shape != (n, size, size) or arrays["masks"].shape != (n, size, size)
+              or arrays["metadata"].shape != (n, len(arrays["metadata_keys"]))):
             problem = "does not hold the arrays it should"
         else:
             return arrays
@@ -51,6 +55,10 @@ def read(path: Path, size: int) -> dict[str, np.ndarray] | None:
     return None
 
 
-def write(path: Path, ids: list[str], images: np.ndarray, masks: np.ndarray) -> None:
-    arrays = {"format": np.array(CACHE_FORMAT), "ids": np.array(ids, dtype=str), "images": images, "masks": masks}
+def write(path: Path, ids: list[str], images: np.ndarray, masks: np.ndarray,
+          metadata: Mapping[str, Sequence[str]]) -> None:
+    """One split's arrays; `metadata` (key -> one text per sample) as its keys and an (N, keys) text array."""
+    table = np.array([list(metadata[key]) for key in metadata], dtype=str).T.reshape(len(ids), len(metadata))
+    arrays = {"format": np.array(CACHE_FORMAT), "ids": np.array(ids, dtype=str), "images": images, "masks": masks,
+              "metadata_keys": np.array(list(metadata), dtype=str), "metadata": table}
     atomic_save(path, lambda f: write_npz(f, arrays))

@@ -71,7 +71,9 @@ def fold_splits(spec: DatasetSpec, source: SegmentationSource, options: DatasetO
                                 "no longer has; delete the folds file to write it again")
         images = np.stack([splits[s].images[index[s][i]] for s, i in members])
         masks = np.stack([splits[s].masks[index[s][i]] for s, i in members])
-        return SplitData([i for _, i in members], images, masks)
+        keys = [k for k in next(iter(splits.values())).metadata if all(k in d.metadata for d in splits.values())]
+        metadata = {key: [splits[s].metadata[key][index[s][i]] for s, i in members] for key in keys}
+        return SplitData([i for _, i in members], images, masks, metadata)
 
     test = [(s, i) for s, i, f in data["samples"] if f == fold]
     train = [(s, i) for s, i, f in data["samples"] if f != fold]

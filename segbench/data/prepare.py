@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,13 +17,18 @@ from segbench.errors import SegbenchError
 from segbench.specs import DatasetOptions, DatasetSpec, SegmentationSource
 
 
+METADATA_KEY = re.compile(r"[a-z][a-z0-9_]*")  # a dataset's metadata keys become per_image.csv columns
+
+
 @dataclass(frozen=True)
 class SplitData:
-    """A prepared split: ids (N,), images and masks uint8 (N, size, size); masks in {0, 1}."""
+    """A prepared split: ids (N,), images and masks uint8 (N, size, size); masks in {0, 1}; the dataset's
+    metadata per key, one text value per sample (empty when the dataset gives none)."""
 
     ids: list[str]
     images: np.ndarray
     masks: np.ndarray
+    metadata: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -33,7 +40,8 @@ class SplitData:
         return images, masks
 
     def subset(self, index: np.ndarray) -> "SplitData":
-        return SplitData([self.ids[i] for i in index], self.images[index], self.masks[index])
+        return SplitData([self.ids[i] for i in index], self.images[index], self.masks[index],
+                         {key: [values[i] for i in index] for key, values in self.metadata.items()})
 
 
 def binary_mask(mask: np.ndarray, where: str, threshold: int | None = None) -> np.ndarray:
@@ -78,7 +86,30 @@ def _decode(spec: DatasetSpec, source: SegmentationSource, split: str, options: 
             )
         images[i] = resize_image(image, size)
         masks[i] = resize_mask(binary_mask(np.asarray(mask), where, options.mask_threshold), size)
-    return SplitData(ids, images, masks)
+    return SplitData(ids, images, masks, _metadata(spec, source, split, ids))
+
+
+def _metadata(spec: DatasetSpec, source: SegmentationSource, split: str, ids: list[str]) -> dict[str, list[str]]:
+    """The source's optional `metadata(split, id)` as columns; bad keys or values name the sample."""
+    if not hasattr(source, "metadata"):
+        return {}
+    columns: dict[str, list[str]] = {}
+    for i, sample_id in enumerate(ids):
+        facts = dict(source.metadata(split, sample_id))
+        where = f"metadata of {spec.name}:{sample_id} (plugin {spec.plugin!r})"
+        if i == 0:
+            bad = [k for k in facts if not (isinstance(k, str) and METADATA_KEY.fullmatch(k))]
+            if bad:
+                raise SegbenchError(f"{where} has the key {bad[0]!r}; keys must be lower-case letters, digits and _")
+            columns = {key: [] for key in facts}
+        if facts.keys() != columns.keys():
+            raise SegbenchError(f"{where} has the keys {sorted(facts)}, other samples {sorted(columns)}; every "
+                                "sample of a split needs the same keys")
+        for key, value in facts.items():
+            if not isinstance(value, str):
+                raise SegbenchError(f"{where}: the value of {key!r} is {type(value).__name__}, not text")
+            columns[key].append(value)
+    return columns
 
 
 def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOptions, split: str) -> SplitData:
@@ -89,10 +120,12 @@ def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOp
     path = cache.cache_path(spec.name, options.task, split, options.size, fingerprint)
     cached = cache.read(path, options.size)
     if cached is not None:
-        return SplitData([str(i) for i in cached["ids"]], cached["images"], cached["masks"])
+        return SplitData([str(i) for i in cached["ids"]], cached["images"], cached["masks"],
+                         {str(key): [str(v) for v in column] for key, column in
+                          zip(cached["metadata_keys"], cached["metadata"].T)})
     data = _decode(spec, source, split, options)
     try:
-        cache.write(path, data.ids, data.images, data.masks)
+        cache.write(path, data.ids, data.images, data.masks, data.metadata)
     except SegbenchError as exc:  # a read-only cache slows the next run, it does not stop this one
         print(f"warning: not cached: {exc}", file=sys.stderr)
     return data

@@ -1,4 +1,4 @@
-"""Resize native images and masks to the run's square size, as uint8."""
+"""Resize native images and masks to the run's square size, as uint8 (and maps back to an image's own size)."""
 
 from __future__ import annotations
 
@@ -18,23 +18,23 @@ def to_gray_float(image: np.ndarray) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
-def _resample(array: np.ndarray, size: int) -> np.ndarray:
-    """Area averaging when shrinking (no aliasing), bilinear when enlarging."""
-    if array.shape == (size, size):
+def resample(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float32 (H, W) -> `shape`: area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    if array.shape == shape:
         return array
     t = torch.from_numpy(np.ascontiguousarray(array))[None, None]
-    if array.shape[0] >= size and array.shape[1] >= size:
-        out = F.interpolate(t, size=(size, size), mode="area")
+    if array.shape[0] >= shape[0] and array.shape[1] >= shape[1]:
+        out = F.interpolate(t, size=shape, mode="area")
     else:
-        out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+        out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
     return out[0, 0].numpy()
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """Any image -> (size, size) uint8."""
-    return np.round(_resample(to_gray_float(image), size) * 255).astype(np.uint8)
+    return np.round(resample(to_gray_float(image), (size, size)) * 255).astype(np.uint8)
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """Binary (H, W) mask in {0, 1} -> (size, size) uint8 {0, 1}: area average, then >= 0.5."""
-    return (_resample(mask.astype(np.float32), size) >= 0.5).astype(np.uint8)
+    return (resample(mask.astype(np.float32), (size, size)) >= 0.5).astype(np.uint8)

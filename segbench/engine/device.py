@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from segbench.engine.distributed import SINGLE, Distributed
 from segbench.errors import SegbenchError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -70,11 +71,12 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and in what arithmetic the network runs: a device, and a precision already resolved
-    ("fp32" or "bf16", see `resolve_precision`)."""
+    """Where and in what arithmetic the network runs: a device, a precision already resolved ("fp32" or
+    "bf16", see `resolve_precision`), and this process's place among the run's processes."""
 
     device: torch.device
     precision: str
+    dist: Distributed = SINGLE
 
     def autocast(self) -> torch.autocast:
         return autocast(self.device, self.precision)

@@ -1,4 +1,4 @@
-"""Prediction over a split with per-sample seeds, ensembles folded into the batch."""
+"""Prediction over a split: per-sample seeds, a fixed batch shape, ensembles folded into batches, shards per process."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from segbench.data import SplitData
 from segbench.engine.device import Runtime
+from segbench.engine.distributed import gather
+from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
 from segbench.plan.run_plan import EvaluationPlan
 from segbench.results.committed import CommittedBatches
@@ -20,11 +23,14 @@ from segbench.specs import Prediction
 
 @dataclass
 class SplitPredictions:
-    """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (per-pixel std) or None."""
+    """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (per-pixel std) or
+    None; seconds this process predicted; the batch shape the network ran on (smaller than asked after
+    GPU out-of-memory)."""
 
     probabilities: torch.Tensor
     uncertainty: torch.Tensor | None
     seconds: float
+    batch_size: int
 
 
 def _unpack(output: torch.Tensor | Prediction, expected: torch.Size, model_name: str) -> Prediction:
@@ -46,71 +52,76 @@ def predict_split(
     model_name: str = "model",
     on_batch: Callable[[int, int], None] | None = None,
     committed: CommittedBatches | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SplitPredictions:
-    """Predict every sample `evaluation.ensemble` times; members of all samples are folded into batches
-    of at most `evaluation.batch_size`.
+    """Predict every sample `evaluation.ensemble` times; members of all samples are folded into batches.
 
-    Member k of sample i is predicted with seed sample_seed(run_seed, id_i, k), so
-    the result of a sample does not depend on the batch size or its batch neighbours.
-    With ensemble > 1 the probabilities are the members' mean and the uncertainty
-    their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
-    With `committed`, each batch is committed to it as it finishes, and batches it already
-    holds are read back instead of predicted, so a resumed evaluation is bit-identical.
-    The batch size is a cap: a batch that runs out of GPU memory is halved and redone.
-    The network runs in `runtime`'s precision, as in training.
+    Member k of sample i is predicted with seed sample_seed(run_seed, id_i, k), and the network always
+    runs on batches of exactly `evaluation.batch_size` masks (the last one padded with copies of its first
+    mask, whose outputs are discarded), so every mask sees the same kernels: a sample's probabilities do
+    not depend on which samples share its batch, its position, the evaluated subset or the process count.
+    With several processes (`runtime.dist`) each predicts the samples i with i % world == rank and the
+    results are gathered in sample order. With ensemble > 1 the probabilities are the members' mean and
+    the uncertainty their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
+    With `committed`, each batch is committed as it finishes and committed masks are read back instead of
+    predicted, so a resumed evaluation (with any process count) is bit-identical. A batch that runs out of
+    GPU memory is halved and redone (a smaller batch shape, which may change the last bits; the caller
+    records `SplitPredictions.batch_size`). `should_stop()` is asked between batches: True raises Stopped.
     """
-    ensemble, batch_size, device = evaluation.ensemble, evaluation.batch_size, runtime.device
+    ensemble, batch_size, dist = evaluation.ensemble, evaluation.batch_size, runtime.dist
     if ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
     if batch_size < 1:
         raise SegbenchError(f"--eval-batch-size must be at least 1, got {batch_size}")
-    model.to(device).eval()
+    model.to(runtime.device).eval()
     n = len(data)
-    # Work items ordered member-major inside each sample: (sample i, member k).
-    items = [(i, k) for i in range(n) for k in range(ensemble)]
-    seeds = torch.tensor([sample_seed(run_seed, data.ids[i], k) for i, k in items], dtype=torch.int64)
-    sample_index = torch.tensor([i for i, _ in items])
+    items = [(i, k) for i in range(n) for k in range(ensemble)]  # member-major inside each sample
+    keys = [(data.ids[i], k) for i, k in items]
+    mine = [j for j, (i, _) in enumerate(items) if i % dist.world == dist.rank]
+    results: dict[int, tuple] = {}
+    if committed is not None:
+        results = {j: found for j in mine if (found := committed.get(keys[j])) is not None}
+    todo = [j for j in mine if j not in results]
     images, _ = data.tensors()
-    size = images.shape[-2:]
-    probs = torch.empty((len(items), 1, *size), dtype=torch.float32)
-    own_uncertainty: torch.Tensor | None = None
-    network_precision = runtime.autocast()
     start = time.perf_counter()
+    network_precision = runtime.autocast()
     lo = 0
-    while lo < len(items):
-        hi = min(lo + batch_size, len(items))
-        keys = [(data.ids[i], k) for i, k in items[lo:hi]]
-        done = committed.lookup(keys) if committed is not None else None
-        if done is None:
-            batch = images[sample_index[lo:hi]].to(device)
-            try:
-                with network_precision:
-                    output = model.predict(batch, seeds[lo:hi].to(device))
-            except torch.cuda.OutOfMemoryError:
-                # the batch size is a cap: halve it and redo this batch (results do not depend on it)
-                if hi - lo == 1:
-                    raise SegbenchError(f"model {model_name!r} runs out of GPU memory on a single mask; "
-                                        "use a smaller --image-size or preset, or --device cpu") from None
-                del batch
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                batch_size = (hi - lo) // 2
-                continue
-            pred = _unpack(output, batch.shape, model_name)
-            own = pred.uncertainty.float().cpu() if pred.uncertainty is not None and ensemble == 1 else None
-            done = (pred.probabilities.float().cpu(), own)
-            if committed is not None:
-                committed.commit(lo, keys, *done)
-        probs[lo:hi] = done[0]
-        if done[1] is not None:
-            if own_uncertainty is None:
-                own_uncertainty = torch.zeros_like(probs)
-            own_uncertainty[lo:hi] = done[1]
+    while lo < len(todo):
+        if should_stop is not None and should_stop():
+            raise Stopped(f"while predicting with {model_name} ({len(results)} of {len(mine)} masks committed)")
+        batch = todo[lo:lo + batch_size]
+        padded = batch + [batch[0]] * (batch_size - len(batch))
+        seeds = torch.tensor([sample_seed(run_seed, *keys[j]) for j in padded], dtype=torch.int64)
+        inputs = images[[items[j][0] for j in padded]].to(runtime.device)
+        try:
+            with network_precision:
+                output = model.predict(inputs, seeds.to(runtime.device))
+        except torch.cuda.OutOfMemoryError:
+            # redo this batch in a smaller shape (results may change in the last bits; recorded by the caller)
+            if batch_size == 1:
+                raise SegbenchError(f"model {model_name!r} runs out of GPU memory on a single mask; "
+                                    "use a smaller --image-size or preset, or --device cpu") from None
+            del inputs
+            if runtime.device.type == "cuda":
+                torch.cuda.empty_cache()
+            batch_size //= 2
+            continue
+        pred = _unpack(output, inputs.shape, model_name)
+        probs = pred.probabilities.float().cpu()[:len(batch)]
+        own = pred.uncertainty.float().cpu()[:len(batch)] if pred.uncertainty is not None and ensemble == 1 else None
+        if committed is not None:
+            committed.commit([keys[j] for j in batch], probs, own)
+        results.update({j: (probs[b].numpy(), None if own is None else own[b].numpy()) for b, j in enumerate(batch)})
+        lo += len(batch)
         if on_batch:
-            on_batch(hi, len(items))
-        lo = hi
+            on_batch(lo + len(mine) - len(todo), len(mine))
     seconds = time.perf_counter() - start
+    merged = {j: value for part in gather({j: results[j] for j in mine}, dist) for j, value in part.items()}
+    probs = torch.from_numpy(np.stack([merged[j][0] for j in range(len(items))]))
+    own_parts = [merged[j][1] for j in range(len(items))]
+    own_uncertainty = None if any(u is None for u in own_parts) else torch.from_numpy(np.stack(own_parts))
+    size = images.shape[-2:]
     if ensemble == 1:
-        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds)
+        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds, batch_size)
     members = probs.clamp_(0, 1).view(n, ensemble, 1, *size)
-    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds)
+    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds, batch_size)

@@ -5,18 +5,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from segbench.data import SplitData
 from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
 from segbench.engine.device import Runtime
+from segbench.engine.distributed import SINGLE, Distributed, any_rank, gather, total
 from segbench.engine.random_state import rng_state, seed_everything, set_rng_state
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
+from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
 from segbench.plan.training import TrainingSettings
 from segbench.seeds import derive_seed
@@ -99,37 +103,139 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return batches
 
 
-def _accumulated_loss(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor,
-                      parts: int, network_precision: torch.autocast) -> float:
-    """Gradients of the batch's loss left in .grad, computed in `parts` near-equal micro-batches
-    (each part's mean loss weighted by its share of the batch); returns the batch's loss."""
-    total = 0.0
-    for part in torch.tensor_split(idx, min(parts, len(idx))):
-        with network_precision:
-            loss = model.training_loss(images[part], masks[part])
-        weight = len(part) / len(idx)
-        (loss * weight).backward()
-        total += loss.item() * weight
-    return total
+def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """The batches of `epoch` as one process trains them: one seeded permutation per epoch, cut at batch_size."""
+    return _batches(n, batch_size, torch.Generator().manual_seed(derive_seed("order", seed, epoch)))
 
 
-def _batch_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, masks: torch.Tensor,
-                     idx: torch.Tensor, state: TrainState, network_precision: torch.autocast) -> float:
-    """One batch's gradients in .grad, in `state.parts` micro-batches; returns the batch's loss.
-    On GPU out-of-memory the batch is redone in twice as many, from the random state it started with."""
+def rank_slice(batch: torch.Tensor, dist: Distributed = SINGLE) -> torch.Tensor:
+    """This rank's part of a global batch: near-equal contiguous slices, one per rank, no padding and no
+    duplicates, so the ranks together train on exactly the batch one process would."""
+    return torch.tensor_split(batch, dist.world)[dist.rank]
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, dist: Distributed = SINGLE) -> list[torch.Tensor]:
+    """This rank's slice of every global batch of `epoch`: what its training steps see."""
+    return [rank_slice(batch, dist) for batch in global_batches(n, batch_size, seed, epoch)]
+
+
+class _LossOf(nn.Module):
+    """A Segmenter's training_loss as a forward, so DistributedDataParallel averages its gradients."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.model.training_loss(images, masks)
+
+
+def _as_float(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of the uint8 training arrays as the Segmenter gets it: images in [0, 1], masks in {0, 1}."""
+    return images[index].unsqueeze(1).float().div_(255), masks[index].unsqueeze(1).float()
+
+
+class _Trainer:
+    """What one model's training holds: the network (wrapped for DDP with several processes), optimiser,
+    schedule, EMA, divergence guard and the checkpointed state."""
+
+    def __init__(self, model: nn.Module, data: SplitData, settings: TrainingSettings, seed: int, runtime: Runtime,
+                 checkpointing: Checkpointing | None) -> None:
+        self.model, self.settings, self.runtime, self.dist = model, settings, runtime, runtime.dist
+        self.n, self.seed = len(data), seed
+        # the whole training set on the device as uint8 (a quarter of float32); batches are converted there
+        self.images, self.masks = (torch.from_numpy(a).to(runtime.device) for a in (data.images, data.masks))
+        model.to(runtime.device).train()
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.total = settings.total_steps(self.n)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           warmup_cosine(self.total, settings.warmup_fraction))
+        decay = settings.ema_decay_used(self.n)
+        self.ema = EMA(model, decay) if decay > 0 else None
+        self.state = TrainState(losses=[], recent=[])
+        rank_seed = ("rank", self.dist.rank) if self.dist.rank else ()  # one process: the seed a run always used
+        seed_everything(derive_seed("train", seed, *rank_seed))
+        self.ckpt = checkpointing.folder / "last.pt" if checkpointing else None
+        self.every = checkpointing.every_seconds if checkpointing else None
+        if checkpointing and checkpointing.resume and self.ckpt.exists():
+            self._restore(load_checkpoint(self.ckpt))
+        self.guard = DivergenceGuard(settings.explode_factor, self.state.recent)
+        self.loss_of = (DistributedDataParallel(_LossOf(model), device_ids=[runtime.device.index]
+                                                if runtime.device.type == "cuda" else None)
+                        if self.dist.enabled else model.training_loss)
+        self.clock = self.last_save = time.perf_counter()
+
+    def step(self, batch: torch.Tensor) -> float:
+        """One optimiser step on the global batch `batch` (this rank trains its slice); returns the batch's
+        loss, the same on every rank."""
+        value = total(_batch_gradients(self, batch.to(self.runtime.device)), self.dist)
+        epoch, step = self.state.epoch, self.state.step
+        self.guard.check_loss(value, epoch, step)
+        max_norm = self.settings.grad_clip if self.settings.grad_clip > 0 else math.inf
+        # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
+        self.guard.check_gradient(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item(), epoch, step)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.guard.record(value)
+        return value
+
+    def save(self) -> None:
+        """Write last.pt (rank 0) with every rank's random state: a collective with several processes."""
+        now = time.perf_counter()
+        self.state.seconds, self.clock = self.state.seconds + now - self.clock, now
+        self.state.recent = list(self.guard.recent)
+        states = gather(rng_state(), self.dist)
+        if self.ckpt and self.dist.main:
+            save_checkpoint(self.ckpt, _snapshot(self.state, self.model, self.optimizer, self.scheduler, self.ema,
+                                                 states))
+        self.last_save = time.perf_counter()
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        ranks = saved.get("world", 1)
+        if ranks != self.dist.world:
+            raise SegbenchError(f"checkpoint {self.ckpt} was written by {ranks} process(es); resume its training "
+                                f"with {ranks} (torchrun --nproc_per_node), not {self.dist.world}")
+        self.state = _restore(saved, self.model, self.optimizer, self.scheduler, self.ema, self.dist.rank)
+
+
+def _accumulated_loss(trainer: _Trainer, batch: torch.Tensor) -> float:
+    """Gradients of the global batch's mean loss left in .grad: this rank's slice in `trainer.state.parts`
+    near-equal micro-batches, each part's mean loss weighted by its share of the batch (and by the number
+    of processes, whose gradients DistributedDataParallel averages); returns this rank's weighted part of
+    the batch's loss. A rank whose slice is empty (a batch smaller than the number of processes) still
+    joins the average, through the batch's first sample weighted by 0."""
+    world = trainer.dist.world
+    index = rank_slice(batch, trainer.dist)
+    parts = torch.tensor_split(index, min(trainer.state.parts, len(index))) if len(index) else [batch[:0]]
+    loss_total = 0.0
+    for p, part in enumerate(parts):
+        weight = len(part) / len(batch)
+        last = p == len(parts) - 1
+        with nullcontext() if last or world == 1 else trainer.loss_of.no_sync(), trainer.runtime.autocast():
+            loss = trainer.loss_of(*_as_float(trainer.images, trainer.masks, part if len(part) else batch[:1]))
+        (loss * (weight * world if world > 1 else weight)).backward()
+        loss_total += loss.item() * weight
+    return loss_total
+
+
+def _batch_gradients(trainer: _Trainer, batch: torch.Tensor) -> float:
+    """This rank's gradients of one global batch in .grad; returns its weighted loss. On GPU out-of-memory
+    the slice is redone in twice as many micro-batches, from the random state it started with."""
     before = rng_state()
     while True:
-        optimizer.zero_grad(set_to_none=True)
+        trainer.optimizer.zero_grad(set_to_none=True)
         try:
-            return _accumulated_loss(model, images, masks, idx, state.parts, network_precision)
+            return _accumulated_loss(trainer, batch)
         except torch.cuda.OutOfMemoryError:
-            if state.parts >= len(idx):
+            if trainer.state.parts >= len(rank_slice(batch, trainer.dist)):
                 raise SegbenchError(
                     "a single training image runs out of GPU memory; use a smaller --image-size or preset, "
                     "the model's gradient_checkpointing where it has one, or --device cpu") from None
-            state.parts *= 2
+            trainer.state.parts *= 2
             set_rng_state(before)  # the retry draws what the first try drew
-            if idx.is_cuda:
+            if batch.is_cuda:
                 torch.cuda.empty_cache()
 
 
@@ -143,6 +249,7 @@ def train(
     checkpointing: Checkpointing | None = None,
     on_step: Callable[[TrainingStep], None] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainState:
     """Train `model` in place with its `training_loss` for `settings.total_steps`; returns epochs done,
     per-epoch mean losses and seconds. A step budget that ends inside an epoch cuts that epoch short.
@@ -150,79 +257,52 @@ def train(
     All randomness (data order, the model's own draws) derives from `seed`, so a rerun gives identical
     weights on the same machine. With `checkpointing`, `last.pt` is written after every epoch and, with
     `every_seconds`, also inside one once that many seconds passed since the last one. It holds weights,
-    optimiser, schedule, EMA, every RNG state and the position in the epoch's data order, so a resume
-    continues exactly where it stopped: the result is bit-identical to an uninterrupted run. The EMA's
-    decay is `settings.ema_decay_used`. Raises TrainingDiverged on a NaN/Inf loss or gradient, or a loss
-    above `settings.explode_factor` times its running median; the step that diverged is never applied,
-    so last.pt stays good. The network runs in `runtime`'s precision. A batch that runs out of GPU memory
-    is redone in twice as many micro-batches, with the random state it started with, and gradients
-    accumulated: the same effective batch size (losses that pool over the batch, and BatchNorm
-    statistics, see one part at a time).
+    optimiser, schedule, EMA, every rank's RNG states and the position in the epoch's data order, so a
+    resume continues exactly where it stopped: the result is bit-identical to an uninterrupted run. The
+    EMA's decay is `settings.ema_decay_used`. Raises TrainingDiverged on a NaN/Inf loss or gradient, or a
+    loss above `settings.explode_factor` times its running median; the step that diverged is never
+    applied, so last.pt stays good. The network runs in `runtime`'s precision. A batch that runs out of
+    GPU memory is redone in twice as many micro-batches, with the random state it started with, and
+    gradients accumulated: the same effective batch size (losses that pool over the batch, and BatchNorm
+    statistics, see one part at a time). With several processes (`runtime.dist`), every step trains the
+    global batch one process would, each rank its slice, gradients averaged by DistributedDataParallel.
+    `should_stop()` is asked after every step (agreed by all ranks): True writes a checkpoint and raises
+    Stopped.
     """
-    n = len(data)
-    images, masks = (t.to(runtime.device) for t in data.tensors())
-    model.to(runtime.device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    total = settings.total_steps(n)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, settings.warmup_fraction))
-    decay = settings.ema_decay_used(n)
-    ema = EMA(model, decay) if decay > 0 else None
-    state = TrainState(losses=[], recent=[])
-    seed_everything(derive_seed("train", seed))
-    ckpt = checkpointing.folder / "last.pt" if checkpointing else None
-    if checkpointing and checkpointing.resume and ckpt.exists():
-        state = _restore(load_checkpoint(ckpt), model, optimizer, scheduler, ema)
-    guard = DivergenceGuard(settings.explode_factor, state.recent)
-    # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
-    max_norm = settings.grad_clip if settings.grad_clip > 0 else math.inf
-    every = checkpointing.every_seconds if checkpointing else None
-
-    clock = last_save = time.perf_counter()
-
-    def save() -> None:
-        nonlocal clock, last_save
-        now = time.perf_counter()
-        state.seconds, clock = state.seconds + now - clock, now
-        state.recent = list(guard.recent)
-        if ckpt:
-            save_checkpoint(ckpt, _snapshot(state, model, optimizer, scheduler, ema))
-            last_save = time.perf_counter()
-
-    network_precision = runtime.autocast()
-    per_epoch = settings.batches_per_epoch(n)
-    for epoch in range(state.epoch, settings.epochs_run(n)):
-        order = torch.Generator().manual_seed(derive_seed("order", seed, epoch))
-        batches = _batches(n, settings.batch_size, order)
-        last = min(len(batches), total - epoch * per_epoch)
+    trainer = _Trainer(model, data, settings, seed, runtime, checkpointing)
+    state, per_epoch, dist = trainer.state, settings.batches_per_epoch(trainer.n), runtime.dist
+    for epoch in range(state.epoch, settings.epochs_run(trainer.n)):
+        batches = global_batches(trainer.n, settings.batch_size, seed, epoch)
+        last = min(len(batches), trainer.total - epoch * per_epoch)
         for step in range(state.step, last):
-            value = _batch_gradients(model, optimizer, images, masks, batches[step].to(runtime.device), state,
-                                     network_precision)
-            guard.check_loss(value, epoch, step)
-            guard.check_gradient(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item(), epoch, step)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            guard.record(value)
+            lr = trainer.optimizer.param_groups[0]["lr"]
+            value = trainer.step(batches[step])
             state.step, state.loss_sum = step + 1, state.loss_sum + value
             if on_step:
-                on_step(TrainingStep(epoch, step, epoch * per_epoch + step + 1, total, value, lr))
-            if ckpt and every is not None and state.step < last and time.perf_counter() - last_save >= every:
-                save()
+                on_step(TrainingStep(epoch, step, epoch * per_epoch + step + 1, trainer.total, value, lr))
+            due = (trainer.ckpt is not None and trainer.every is not None and state.step < last
+                   and time.perf_counter() - trainer.last_save >= trainer.every)
+            due, stop = any_rank([due and dist.main, bool(should_stop and should_stop())], dist)
+            if (due or stop) and state.step < last:
+                trainer.save()
+            if stop and state.step < last:
+                raise Stopped(f"at epoch {epoch + 1}, step {state.step} of {last}")
         state.epoch = epoch + 1
         state.losses.append(state.loss_sum / last)
         state.step, state.loss_sum = 0, 0.0
-        save()
+        trainer.save()
         if on_epoch:
             on_epoch(epoch, state.losses[-1])
-    if ema is not None:
-        ema.copy_to(model)
+        if should_stop is not None and any_rank([should_stop()], dist)[0] and state.epoch < settings.epochs_run(trainer.n):
+            raise Stopped(f"after epoch {state.epoch}")
+    if trainer.ema is not None:
+        trainer.ema.copy_to(model)
     model.eval()
     return state
 
 
-def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None) -> dict[str, Any]:
+def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None, rng: list[dict]) -> dict[str, Any]:
+    """What last.pt holds; `rng`: every rank's random state (one entry with one process)."""
     return {
         "epoch": state.epoch,
         "losses": list(state.losses or []),
@@ -235,17 +315,18 @@ def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None) -
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "ema": ema.shadow if ema is not None else {},
-        "rng": rng_state(),
+        "rng": rng[0],
+        **({"world": len(rng), "rng_ranks": rng} if len(rng) > 1 else {}),
     }
 
 
-def _restore(saved: dict[str, Any], model, optimizer, scheduler, ema: EMA | None) -> TrainState:
+def _restore(saved: dict[str, Any], model, optimizer, scheduler, ema: EMA | None, rank: int = 0) -> TrainState:
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     if ema is not None and saved["ema"]:
         ema.shadow = saved["ema"]
-    set_rng_state(saved["rng"])
+    set_rng_state(saved["rng_ranks"][rank] if "rng_ranks" in saved else saved["rng"])
     return TrainState(epoch=saved["epoch"], losses=list(saved["losses"]), seconds=saved["seconds"],
                       step=saved["step"], loss_sum=saved["loss_sum"], recent=list(saved["recent_losses"]),
                       parts=saved.get("parts", 1))

@@ -1,7 +1,9 @@
-"""Registers the eight built-in metrics through the public plugin API."""
+"""Registers the built-in metrics through the public plugin API: eight from confusion counts, three boundary
+metrics from the masks."""
 
 from segbench import MetricSpec, hookimpl
 from segbench.metrics import definitions as d
+from segbench.metrics.boundary import BOUNDARY_METRICS
 
 BUILTIN_METRICS = (
     d.dice,
@@ -19,3 +21,5 @@ BUILTIN_METRICS = (
 def register_metrics(register) -> None:
     for fn in BUILTIN_METRICS:
         register(MetricSpec(name=fn.__name__, fn=fn, description=(fn.__doc__ or "").strip()))
+    for spec in BOUNDARY_METRICS:
+        register(spec)

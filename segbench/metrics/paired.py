@@ -1,4 +1,5 @@
-"""Paired comparison of two models on the same images: Wilcoxon signed-rank, Holm, median difference."""
+"""Paired comparison of two models on the same images: mean and median difference, wins / ties / losses,
+Wilcoxon signed-rank, Holm."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from segbench.metrics.statistics import BOOTSTRAP_RESAMPLES, CI_LEVEL
+from segbench.metrics.statistics import BOOTSTRAP_RESAMPLES, CI_LEVEL, bootstrap_ci
 
 PAIRED_TEST = "two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon; zero differences dropped)"
 CORRECTION = "Holm-Bonferroni"
@@ -16,12 +17,22 @@ CORRECTION = "Holm-Bonferroni"
 
 @dataclass(frozen=True)
 class PairedTest:
-    """other − baseline over n paired images: median difference with its bootstrap CI, test statistic, p-value."""
+    """other − baseline over n paired images: the mean difference with its bootstrap CI; wins, ties and
+    losses (images where other is better than, equal to, worse than the baseline, by the metric's
+    direction); the median difference with its bootstrap CI; the Wilcoxon signed-rank test, which ranks
+    only the n_tested unequal pairs (ties dropped)."""
 
     n: int
+    mean_difference: float
+    mean_ci_low: float
+    mean_ci_high: float
+    wins: int
+    ties: int
+    losses: int
     median_difference: float
-    ci_low: float
-    ci_high: float
+    median_ci_low: float
+    median_ci_high: float
+    n_tested: int
     statistic: float
     p_value: float
 
@@ -51,13 +62,17 @@ def wilcoxon_signed_rank(differences: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def paired_test(baseline: np.ndarray, other: np.ndarray, seed: int) -> PairedTest:
+def paired_test(baseline: np.ndarray, other: np.ndarray, seed: int, higher_is_better: bool = True) -> PairedTest:
     """Compare per-image values of `other` with `baseline` (both (N,), same images in the same order)."""
     differences = np.asarray(other, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     statistic, p_value = wilcoxon_signed_rank(differences)
+    better = differences * (1 if higher_is_better else -1)
+    wins, losses = int((better > 0).sum()), int((better < 0).sum())
+    mean_low, mean_high = bootstrap_ci(differences, seed)
     low, high = bootstrap_median_ci(differences, seed)
-    median = float(np.median(differences)) if differences.size else float("nan")
-    return PairedTest(int(differences.size), median, low, high, statistic, p_value)
+    mean, median = (float(f(differences)) if differences.size else float("nan") for f in (np.mean, np.median))
+    return PairedTest(int(differences.size), mean, mean_low, mean_high, wins, differences.size - wins - losses,
+                      losses, median, low, high, wins + losses, statistic, p_value)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

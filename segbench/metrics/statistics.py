@@ -34,16 +34,16 @@ def bootstrap_ci(
 
 
 def per_image(counts: ConfusionCounts, metrics: Mapping[str, MetricSpec]) -> dict[str, np.ndarray]:
-    """Each metric per image, float64 (N,)."""
+    """Each count metric per image, float64 (N,), in one vectorised pass (mask metrics: `segbench.metrics.masks`)."""
     c = counts.as_float()
-    return {name: spec.fn(*c).cpu().numpy() for name, spec in metrics.items()}
+    return {name: spec.fn(*c).cpu().numpy() for name, spec in metrics.items() if spec.kind == "counts"}
 
 
 def summarise(
-    counts: ConfusionCounts, metrics: Mapping[str, MetricSpec], seed: int
+    values: Mapping[str, np.ndarray], counts: ConfusionCounts, metrics: Mapping[str, MetricSpec], seed: int
 ) -> dict[str, dict[str, float]]:
-    """metric -> {mean, ci_low, ci_high, pooled}; pooled is the metric of the summed counts."""
-    values = per_image(counts, metrics)
+    """metric -> {mean, ci_low, ci_high, pooled} from each metric's per-image `values`; pooled is a count
+    metric of the summed counts, NaN for a mask metric (distances do not add up over images)."""
     pooled_counts = [c.to(torch.float64).sum().reshape(1) for c in counts]
     summary = {}
     for name, spec in metrics.items():
@@ -52,6 +52,6 @@ def summarise(
             "mean": float(values[name].mean()) if values[name].size else float("nan"),
             "ci_low": low,
             "ci_high": high,
-            "pooled": float(spec.fn(*pooled_counts)[0]),
+            "pooled": float(spec.fn(*pooled_counts)[0]) if spec.kind == "counts" else float("nan"),
         }
     return summary

@@ -39,7 +39,7 @@ def build_plan(request: RunRequest, registry: Registry) -> RunPlan:
                       request.folds, request.fold),
         evaluation=EvaluationPlan(request.eval_samples, request.eval_batch_size or eval_batch_cap(device),
                                   request.ensemble, THRESHOLD),
-        models=models,
+        models=models, track=tuple(dict.fromkeys(request.track)), sync_batchnorm=request.sync_batchnorm,
     )
 
 
@@ -88,6 +88,15 @@ def replan_model(spec: ModelSpec, plan: ModelPlan, image_size: int, sets: Mappin
     kinds = model_kinds(spec, plan.hyperparameters)
     values = _typed(spec, plan.name, plan.hyperparameters, kinds, "the run's config.json")
     return _with_sets(spec, plan.name, kinds, values, [plan.training.to_json()], {}, sets, image_size)
+
+
+def refuse_training_sets(name: str, sets: Mapping[str, str], command: str) -> None:
+    """`--set` for a trained model (`segbench evaluate`, `segbench predict`) may change how it samples, not
+    a training setting: that is one clear error naming the key."""
+    training = [key for key in sets if key in TRAINING_KINDS]
+    if training:
+        raise SegbenchError(f"--set {name}.{training[0]}: a training setting; {command} reuses the trained weights, "
+                            "so only how the model samples can change (run again to train differently)")
 
 
 def _typed(spec: ModelSpec, name: str, given: Mapping[str, Any], kinds: Mapping[str, Any], where: str) -> dict[str, Any]:

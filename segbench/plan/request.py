@@ -41,6 +41,17 @@ class RunRequest:
     mask_threshold: int | None = None
     folds: str | None = None  # a folds file (segbench.data.folds); with `fold`, that fold is the test split
     fold: int | None = None
+    dist_backend: str = "auto"  # torch.distributed backend under torchrun/srun: auto (nccl on CUDA, else gloo)
+    dist_timeout: float = 600.0  # seconds any collective may wait for a rank before the run fails
+    sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch
+    track: list[str] = field(default_factory=list)  # experiment trackers (`--track`), e.g. ["tensorboard"]
+
+
+def check_counts(*options: tuple[str, int | None]) -> None:
+    """Every (option, value) given (not None) must be at least 1; the first that is not is a SegbenchError."""
+    for option, value in options:
+        if value is not None and value < 1:
+            raise SegbenchError(f"{option} must be at least 1, got {value}")
 
 
 def check_request(request: RunRequest, registry: Registry) -> None:
@@ -52,6 +63,8 @@ def check_request(request: RunRequest, registry: Registry) -> None:
         raise SegbenchError(f"--models lists a model twice: {','.join(request.models)}")
     for name in request.models:
         registry.model(name)
+    for name in request.track:
+        registry.tracker(name)
     spec = registry.dataset(request.dataset)
     if request.task not in spec.tasks:
         raise SegbenchError(f"dataset {spec.name!r} does not serve task {request.task!r}; valid: {', '.join(spec.tasks)}")
@@ -62,10 +75,10 @@ def check_request(request: RunRequest, registry: Registry) -> None:
             raise SegbenchError(f"--data-root {request.data_root} is not a folder")
     if request.epochs is not None and request.steps is not None:
         raise SegbenchError("--epochs and --steps are two ways to give the training budget; give one of them")
-    for option, value in (("--eval-samples", request.eval_samples), ("--eval-batch-size", request.eval_batch_size),
-                          ("--ensemble", request.ensemble)):
-        if value is not None and value < 1:
-            raise SegbenchError(f"{option} must be at least 1, got {value}")
+    check_counts(("--eval-samples", request.eval_samples), ("--eval-batch-size", request.eval_batch_size),
+                 ("--ensemble", request.ensemble))
+    if not (request.dist_timeout > 0 and math.isfinite(request.dist_timeout)):
+        raise SegbenchError(f"--dist-timeout must be a positive number of seconds, got {request.dist_timeout}")
     if not (request.checkpoint_every >= 0 and math.isfinite(request.checkpoint_every)):
         raise SegbenchError(f"--checkpoint-every must be a number of seconds >= 0, got {request.checkpoint_every}")
     if request.mask_threshold is not None and not 0 <= request.mask_threshold < 255:

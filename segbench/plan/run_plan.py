@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,14 @@ class EvaluationPlan:
     threshold: float
 
 
+NESTED = ("data", "evaluation", "models", "track")  # RunPlan's fields that are not plain JSON scalars
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """Everything a run does. `device` and `precision` are resolved ("cuda", "bf16"); the requested
-    values are kept beside them for the report."""
+    values are kept beside them for the report. `processes` is how many processes share the run (the
+    device is rank 0's)."""
 
     seed: int
     preset: str
@@ -86,6 +90,9 @@ class RunPlan:
     data: DataPlan
     evaluation: EvaluationPlan
     models: tuple[ModelPlan, ...]
+    track: tuple[str, ...] = ()  # experiment trackers; not result-shaping, so --resume may change them
+    processes: int = 1  # torch.distributed: processes sharing the run (not result-shaping for evaluation)
+    sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch
 
     @property
     def model_names(self) -> list[str]:
@@ -101,24 +108,28 @@ class RunPlan:
         return replace(self, evaluation=replace(self.evaluation, threshold=threshold))
 
     def to_json(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("data", "evaluation", "models")},
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name not in NESTED},
                 "data": asdict(self.data), "evaluation": asdict(self.evaluation),
-                "models": [m.to_json() for m in self.models]}
+                "models": [m.to_json() for m in self.models], "track": list(self.track)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunPlan:
-        scalars = {f.name: data.get(f.name) for f in fields(cls) if f.name not in ("data", "evaluation", "models")}
+        scalars = {f.name: data.get(f.name, None if f.default is MISSING else f.default)
+                   for f in fields(cls) if f.name not in NESTED}
         return cls(**scalars, data=DataPlan(**data["data"]), evaluation=EvaluationPlan(**data["evaluation"]),
-                   models=tuple(ModelPlan.from_json(m) for m in data["models"]))
+                   models=tuple(ModelPlan.from_json(m) for m in data["models"]), track=tuple(data.get("track", ())))
 
     def shaping(self) -> dict[str, Any]:
         """The settings results depend on, in config.json's JSON form: what `--resume` must find unchanged
-        (not the device index, the batch cap, checkpoint timing or compiling, which change speed only)."""
+        (not the device index, checkpoint timing, compiling or the process count, which change speed only;
+        the prediction batch size is the network's batch shape, which can change the last bits)."""
         return as_json({
             "task": self.data.task, "dataset": self.data.dataset, "image_size": self.data.image_size,
             "mask_threshold": self.data.mask_threshold, "fold": self.data.fold, "seed": self.seed, "preset": self.preset,
             "precision": self.precision, "eval_samples": self.evaluation.samples, "ensemble": self.evaluation.ensemble,
-            "threshold": self.evaluation.threshold, "models": self.model_names,
+            "threshold": self.evaluation.threshold, "eval_batch_size": self.evaluation.batch_size,
+            "models": self.model_names,
+            **({"sync_batchnorm": True} if self.sync_batchnorm else {}),  # only when on: ids of older plans stay
             "hyperparameters": {m.name: m.hyperparameters for m in self.models},
             "training": {m.name: m.training.to_json() for m in self.models},
         })

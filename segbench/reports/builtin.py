@@ -12,4 +12,5 @@ def register_formats(register) -> None:
                         figures="linked", render_study=study.render_latex))
     register(FormatSpec("html", html.render, "html", "one self-contained HTML file with embedded figures",
                         figures="embedded", render_study=study.render_html))
-    register(FormatSpec("csv", csv_format.render, "csv", "CSV of the summary rows", render_study=study.render_csv))
+    register(FormatSpec("csv", csv_format.render, "csv", "CSV of the summary rows: all images, by stratum and subgroup",
+                        render_study=study.render_csv))

@@ -9,6 +9,8 @@ from segbench.errors import SegbenchError, unknown
 from segbench.plugins import Registry
 from segbench.reports.comparison import compared_metric
 from segbench.reports.options import ReportOptions
+from segbench.reports.strata import subgroups
+from segbench.reports.uncertainty import uncertainty_quality
 from segbench.results import RunResults, merge_runs
 from segbench.results.rescore import select_scores
 from segbench.specs import FormatSpec
@@ -30,13 +32,17 @@ def compose_report(
     threshold: float | None = None,
     figures: bool = True,
     timings: bool = True,
+    by: str | None = None,
 ) -> tuple[str, list[str]]:
     """(report text, notes for the user); figures of md/latex are written beside `out_file` when given.
 
-    timings=False leaves out wall-clock numbers, so the same runs give the same bytes.
+    timings=False leaves out wall-clock numbers, so the same runs give the same bytes; `by` breaks the
+    results down by a metadata column of per_image.csv.
     """
     spec = registry.format(format_name)
     if len(run_dirs) == 1 and is_study(run_dirs[0]):
+        if by is not None:
+            raise SegbenchError(f"--by {by}: breaks down run directories, not a study; give one of its cells' run directories")
         return compose_study_report(registry, Path(run_dirs[0]), spec, out_file=out_file, standalone=standalone,
                                     figures=figures, baseline=baseline), []
     results = select_scores(merge_runs(list(run_dirs)), metrics, threshold, registry.metric)
@@ -44,12 +50,10 @@ def compose_report(
         results = without_timings(results)
     if baseline is not None and baseline not in results.scored_models:  # before any figure is written
         raise unknown("--baseline model", baseline, results.scored_models)
-    known = registry.specs["metrics"]
-    options: ReportOptions = {
-        "standalone": standalone, "transpose": transpose, "baseline": baseline,
-        "higher_is_better": {m: known[m].higher_is_better for m in results.metric_names if m in known},
-    }
-    notes: list[str] = []
+    if by is not None:
+        subgroups(results, by)  # an unknown column fails before any figure is written
+    options, notes = analysis_options(registry, results)
+    options.update(standalone=standalone, transpose=transpose, baseline=baseline, by=by)
     embed = spec.figures == "embedded"
     if spec.figures != "none":
         made: list = []
@@ -61,6 +65,26 @@ def compose_report(
                 made = write_beside(made, Path(out_file))
         options["figures"] = made
     return spec.render(results, options), notes
+
+
+def analysis_options(registry: Registry, results: RunResults) -> tuple[ReportOptions, list[str]]:
+    """What every report of `results` (the run's report.md too) takes from the metrics' specs and the saved
+    predictions: higher_is_better, the metrics' empty-mask rules, the uncertainty table (a note when the
+    run's saved predictions do not allow it)."""
+    specs = {}
+    for name in results.metric_names:
+        try:
+            specs[name] = registry.metric(name)
+        except SegbenchError:  # a metric of a plugin no longer installed: reported as stored
+            continue
+    options: ReportOptions = {"higher_is_better": {m: s.higher_is_better for m, s in specs.items()},
+                              "empty_rules": {m: s.empty_rule for m, s in specs.items() if s.empty_rule}}
+    notes = []
+    try:
+        options["uncertainty"] = uncertainty_quality(results)
+    except SegbenchError as exc:
+        notes.append(f"no uncertainty table: {exc}")
+    return options, notes
 
 
 def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, *, out_file: Path | None,

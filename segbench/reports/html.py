@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from segbench.reports.comparison import Comparison, compare, compared_metric, fmt_p
+from segbench.reports.comparison import PAIRED_COLUMNS, Comparison, compare, compared_metric, comparison_rows
 from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
-from segbench.reports.table import Entry, Table, build_table, fmt, grid
+from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detection_rows, floor_note, images_label,
+                                     strata, subgroups)
+from segbench.reports.table import Entry, Table, build_table, fmt, grid, unpooled_note
+from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
 from segbench.results import RunResults
 
 STYLE = """
@@ -44,17 +47,42 @@ def _grid(table: Table, pooled: bool, transpose: bool) -> list[str]:
     return _table(labels, [[escape(label), *map(_entry, entries)] for label, entries in rows])
 
 
+def _text_table(labels: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    return _table(list(labels), [[escape(cell) for cell in row] for row in rows])
+
+
 def _comparison(comparison: Comparison) -> list[str]:
-    rows = [[escape(r.model), str(r.test.n),
-             f'{fmt(r.test.median_difference)} <span class="ci">[{fmt(r.test.ci_low)}, {fmt(r.test.ci_high)}]</span>',
-             fmt_p(r.test.p_value), fmt_p(r.p_holm)] for r in comparison.rows]
     return [f"<h2>Paired comparison with {escape(comparison.baseline)} (per-image {escape(comparison.metric)})</h2>",
-            *_table(["Model", "n", "Median difference [95% CI]", "p (Wilcoxon)", "p (Holm)"], rows),
+            *_text_table(PAIRED_COLUMNS, comparison_rows(comparison)),
+            "<ul>", *(f"<li>{escape(sentence)}</li>" for sentence in comparison.sentences()), "</ul>",
             f'<p class="note">Test: {escape(comparison.method)}.</p>']
 
 
+def _strata(results: RunResults, options: dict) -> list[str]:
+    found = strata(results)
+    parts = ["<h2>Images with and without foreground in the reference</h2>", f"<p>{escape(floor_note(results, found))}</p>"]
+    if found.non_empty is not None:
+        parts += [f"<h3>Images with foreground in the reference ({escape(images_label(found.non_empty))}): per-image "
+                  "mean [95% bootstrap CI]</h3>",
+                  *_grid(build_table(found.non_empty, options.get("higher_is_better")), False, bool(options.get("transpose")))]
+    if found.has_empty:
+        parts += ["<h3>Image-level detection and empty references</h3>", *_text_table(DETECTION_COLUMNS, detection_rows(found)),
+                  f'<p class="note">{escape(DETECTION_NOTE)}</p>']
+    return parts
+
+
+def _subgroups(results: RunResults, options: dict) -> list[str]:
+    column = options["by"]
+    parts = [f"<h2>Results by {escape(column)}: per-image mean [95% bootstrap CI]</h2>"]
+    for value, n, empty, part in subgroups(results, column):
+        parts += [f"<h3>{escape(column)} = {escape(value)} ({n} images, {empty} with an empty reference)</h3>",
+                  *_grid(build_table(part, options.get("higher_is_better")), False, bool(options.get("transpose")))]
+    return parts
+
+
 def render(results: RunResults, options: dict | None = None) -> str:
-    """options: transpose, baseline, higher_is_better, figures (made here when absent; see segbench.reports.options)."""
+    """options: transpose, baseline, higher_is_better, empty_rules, uncertainty, by, figures (made here when
+    absent; see segbench.reports.options)."""
     options = options or {}
     figures = options.get("figures")
     if figures is None:
@@ -67,13 +95,24 @@ def render(results: RunResults, options: dict | None = None) -> str:
     title = escape(f"segbench: {data.task} on {data.dataset}")
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{title}</title>",
              f"<style>{STYLE}</style>", "</head>", "<body>", f"<h1>{title}</h1>", "<dl>"]
-    parts += [f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>" for label, value in header_items(results)]
-    parts += ["</dl>", "<h2>Per-image mean [95% bootstrap CI]</h2>", *_grid(table, False, transpose),
+    parts += [f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>"
+              for label, value in header_items(results, options.get("empty_rules"))]
+    parts += ["</dl>", "<h2>Per-image mean [95% bootstrap CI]</h2>",
+              f"<p>All evaluated images ({escape(images_label(results))}).</p>", *_grid(table, False, transpose),
               '<p class="note">Best value per metric in bold (4 decimals).</p>',
               "<h2>Pooled over all pixels</h2>", *_grid(table, True, transpose)]
-    comparison = compare(results, options.get("baseline"))
+    if table.unpooled:
+        parts.append(f'<p class="note">{escape(unpooled_note(table))}</p>')
+    parts += _strata(results, options)
+    if options.get("by"):
+        parts += _subgroups(results, options)
+    comparison = compare(results, options.get("baseline"), options.get("higher_is_better"))
     if comparison is not None:
         parts += _comparison(comparison)
+    if options.get("uncertainty"):
+        parts += ["<h2>Uncertainty and calibration</h2>",
+                  *_text_table(UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"])),
+                  f'<p class="note">{escape(METHOD)}</p>']
     parts += ["<h2>Models</h2>", *_table(list(MODEL_COLUMNS), [[escape(x) for x in r] for r in model_rows(results)])]
     hyperparameters = hyperparameter_items(results)
     if hyperparameters:

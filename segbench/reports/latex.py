@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
-from segbench.reports.comparison import Comparison, compare, fmt_p
+from segbench.reports.comparison import PAIRED_COLUMNS, Comparison, compare, comparison_rows
 from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
-from segbench.reports.table import Entry, build_table, fmt, grid, missing
+from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detection_rows, floor_note, images_label,
+                                     strata, subgroups)
+from segbench.reports.table import Entry, Table, build_table, fmt, grid, missing, unpooled_note
+from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
 from segbench.results import RunResults
 
 _SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -34,8 +37,9 @@ def _row(cells: list[str]) -> str:
     return " & ".join(cells) + r" \\"
 
 
-def _table(spec: str, body: list[str], caption: str, label: str) -> list[str]:
-    return [r"\begin{table}[htbp]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+def _table(spec: str, body: list[str], caption: str, label: str, size: str = "small") -> list[str]:
+    """A booktabs table; `size` is the font size command (and any setting after it), without the backslash."""
+    return [r"\begin{table}[htbp]", r"\centering", f"\\{size}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
             *body, r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
             r"\end{table}", ""]
 
@@ -44,41 +48,112 @@ def _label(results: RunResults, suffix: str = "") -> str:
     return "tab:segbench-" + re.sub(r"[^A-Za-z0-9-]", "-", results.record.plan.data.task or "results") + suffix
 
 
+def _name(table: Table, label: str) -> str:
+    """Metric names read as words ("balanced accuracy"); model names stay as they are."""
+    return escape(label.replace("_", " ") if label in table.metrics else label)
+
+
 def main_table(results: RunResults, options: dict) -> list[str]:
     table = build_table(results, options.get("higher_is_better"))
     transpose = bool(options.get("transpose"))
     labels, mean_rows = grid(table, False, transpose)
-    _, pooled_rows = grid(table, True, transpose)
-
-    def name(label: str) -> str:
-        """Metric names read as words ("balanced accuracy"); model names stay as they are."""
-        return escape(label.replace("_", " ") if label in table.metrics else label)
-
-    body = [_row([labels[0], *map(name, labels[1:])]), r"\midrule"]
-    body += [_row([name(label), *map(_entry, entries)]) for label, entries in mean_rows]
+    pooled_labels, pooled_rows = grid(table, True, transpose)
+    body = [_row([labels[0], *(_name(table, label) for label in labels[1:])]), r"\midrule"]
+    body += [_row([_name(table, label), *map(_entry, entries)]) for label, entries in mean_rows]
     body += [r"\midrule", rf"\multicolumn{{{len(labels)}}}{{l}}{{\emph{{Pooled over all pixels}}}} \\"]
-    body += [_row([name(label), *map(_entry, entries)]) for label, entries in pooled_rows]
-    s = dict(header_items(results))
+    if transpose:  # metrics are the columns: one without a pooled value gets "--"
+        column = {metric: i for i, metric in enumerate(pooled_labels[1:])}
+        body += [_row([_name(table, label), *(_entry(entries[column[m]] if m in column else None) for m in labels[1:])])
+                 for label, entries in pooled_rows]
+    else:
+        body += [_row([_name(table, label), *map(_entry, entries)]) for label, entries in pooled_rows]
+    s = dict(header_items(results, options.get("empty_rules")))
     synthetic = " (synthetic data)" if results.record.dataset_synthetic else ""
     policy = s["Empty-mask policy"]
+    rules = s.get("Empty masks, metrics with their own rule")
     caption = (
         f"Segmentation of {escape(s['Task'])} on {escape(results.record.plan.data.dataset)}{synthetic}: "
         r"per-image mean with its 95\% bootstrap CI, and below, pooled over all pixels; best value per "
         f"{'column' if transpose else 'row'} in bold. {escape(s['Evaluation images'])} test images, threshold "
         f"{escape(s['Threshold'])}, ensemble size {escape(s['Ensemble size'])}, seed {escape(s['Seed'])}, preset "
         f"{escape(s['Preset'])}. {escape(policy[:1].upper() + policy[1:])}."
+        + (f" Empty masks, {escape(rules)}." if rules else "") + (f" {escape(unpooled_note(table))}" if table.unpooled else "")
     )
     return _table("l" + "r" * (len(labels) - 1), body, caption, _label(results))
 
 
+def mean_only_table(results: RunResults, part: RunResults, options: dict, caption: str, suffix: str) -> list[str]:
+    """Per-image mean [CI] of `part` (a stratum or subgroup of `results`), metrics as rows."""
+    table = build_table(part, options.get("higher_is_better"))
+    labels, rows = grid(table, False, bool(options.get("transpose")))
+    body = [_row([labels[0], *(_name(table, label) for label in labels[1:])]), r"\midrule"]
+    body += [_row([_name(table, label), *map(_entry, entries)]) for label, entries in rows]
+    return _table("l" + "r" * (len(labels) - 1), body, caption, _label(results, suffix))
+
+
+def text_table(results: RunResults, labels: tuple[str, ...], rows: list[list[str]], caption: str,
+               suffix: str, groups: list[str] | None = None) -> list[str]:
+    """A table of text cells (escaped, real minus signs, intervals small under their value), headers on two
+    lines; with `groups` (one label per row), rows come under a heading row per group instead of a column."""
+    body = [_row([_header(c) for c in labels]), r"\midrule"]
+    for i, row in enumerate(rows):
+        if groups is not None and (i == 0 or groups[i] != groups[i - 1]):
+            body += ([r"\midrule"] if i else []) + [rf"\multicolumn{{{len(labels)}}}{{l}}{{\emph{{{escape(groups[i])}}}}} \\"]
+        body.append(_row([_cell(c) for c in row]))
+    return _table("l" + "r" * (len(labels) - 1), body, _minus(caption), _label(results, suffix),
+                  r"footnotesize\setlength{\tabcolsep}{4pt}")
+
+
+def _minus(text: str) -> str:
+    return re.sub(r"(?<![\w.])-(?=\d)", "$-$", text)
+
+
+def _cell(text: str) -> str:
+    """"0.1243 [0.0075, 0.2517]" with the interval in small print below the value (a nested tabular, top
+    aligned with the row)."""
+    value, bracket, interval = escape(text).partition(" [")
+    return _minus(rf"\begin{{tabular}}[t]{{@{{}}r@{{}}}}{value}\\{{}}\scriptsize [{interval}\end{{tabular}}"
+                  if bracket else value)
+
+
+def _header(text: str) -> str:
+    """A long header broken at the space nearest its middle."""
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    if len(text) <= 8 or not spaces:
+        return escape(text)
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return rf"\shortstack{{{escape(text[:cut])}\\{{}}{escape(text[cut + 1:])}}}"  # "{}": a "[" may follow
+
+
+def strata_tables(results: RunResults, options: dict) -> list[str]:
+    found = strata(results)
+    lines = []
+    if found.non_empty is not None:
+        lines += mean_only_table(results, found.non_empty, options, escape(
+            f"Images with foreground in the reference ({images_label(found.non_empty)}): per-image mean with its "
+            f"95% bootstrap CI. {floor_note(results, found)}"), "-non-empty")
+    if found.has_empty:
+        lines += text_table(results, DETECTION_COLUMNS, detection_rows(found),
+                            escape(f"Image-level detection and empty references. {DETECTION_NOTE}"), "-detection")
+    return lines
+
+
+def subgroup_tables(results: RunResults, options: dict) -> list[str]:
+    column, lines = options["by"], []
+    for i, (value, n, empty, part) in enumerate(subgroups(results, column)):
+        lines += mean_only_table(results, part, options, escape(
+            f"{column} = {value} ({n} images, {empty} with an empty reference): per-image mean with its 95% "
+            "bootstrap CI."), f"-by-{i}")
+    return lines
+
+
 def comparison_table(results: RunResults, comparison: Comparison) -> list[str]:
-    body = [_row(["Model", "$n$", "Median difference", r"95\% CI", "$p$", r"$p$ (Holm)"]), r"\midrule"]
-    for row in comparison.rows:
-        t = row.test
-        body.append(_row([escape(row.model), str(t.n), num(t.median_difference),
-                          f"[{num(t.ci_low)}, {num(t.ci_high)}]", escape(fmt_p(t.p_value)), escape(fmt_p(row.p_holm))]))
-    caption = f"Paired comparison with {escape(comparison.baseline)}: {escape(comparison.method)}."
-    return _table("lrrrrr", body, caption, _label(results, "-paired"))
+    caption = escape(f"Paired comparison with {comparison.baseline} (per-image {comparison.metric}). "
+                     f"{' '.join(comparison.sentences())} Test: {comparison.method}.")
+    rows = comparison_rows(comparison)
+    groups = [{"all": "All images", "with foreground": "Images with foreground in the reference"}[r[1]] for r in rows]
+    return text_table(results, PAIRED_COLUMNS[:1] + PAIRED_COLUMNS[2:], [r[:1] + r[2:] for r in rows], caption,
+                      "-paired", groups)
 
 
 def models_table(results: RunResults) -> list[str]:
@@ -86,7 +161,7 @@ def models_table(results: RunResults) -> list[str]:
     body += [_row([escape(x) for x in row[:-1]]) for row in model_rows(results)]
     failed = [row[0] for row in model_rows(results) if row[-1] != "done"]
     note = f" Failed (no results): {escape(', '.join(failed))}." if failed else ""
-    s = dict(header_items(results))
+    s = dict(header_items(results, {}))
     caption = (f"Models: preset, training settings, parameter count, training time and masks per second on "
                f"{escape(s['Device'])}.{note}")
     return _table("ll" + "r" * (len(MODEL_COLUMNS) - 3), body, caption, _label(results, "-models"))
@@ -108,12 +183,17 @@ def render(results: RunResults, options: dict | None = None) -> str:
     figures = figure_blocks(results, options)
     packages = r"\usepackage{booktabs}" + (r" and \usepackage{graphicx}" if figures else "")
     lines = [f"% segbench report; needs {packages}."]
-    lines += [f"% {label}: {value}".replace("\n", " ") for label, value in header_items(results)]
+    lines += [f"% {label}: {value}".replace("\n", " ") for label, value in header_items(results, options.get("empty_rules"))]
     lines += [f"% Hyperparameters of {model}: {text}" for model, text in hyperparameter_items(results)]
-    lines += ["", *main_table(results, options)]
-    comparison = compare(results, options.get("baseline"))
+    lines += ["", *main_table(results, options), *strata_tables(results, options)]
+    if options.get("by"):
+        lines += subgroup_tables(results, options)
+    comparison = compare(results, options.get("baseline"), options.get("higher_is_better"))
     if comparison is not None:
         lines += comparison_table(results, comparison)
+    if options.get("uncertainty"):
+        lines += text_table(results, UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"]),
+                            escape(f"Uncertainty and calibration. {METHOD}"), "-uncertainty")
     lines += models_table(results)
     body = "\n".join(lines + figures)
     if not options.get("standalone"):

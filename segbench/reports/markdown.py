@@ -1,10 +1,14 @@
-"""Markdown report: settings, the comparison tables, the paired test, per-model cost and figures."""
+"""Markdown report: settings, the comparison tables, strata and subgroups, the paired comparison, uncertainty,
+per-model cost and figures."""
 
 from __future__ import annotations
 
-from segbench.reports.comparison import Comparison, compare, fmt_p
+from segbench.reports.comparison import PAIRED_COLUMNS, Comparison, compare, comparison_rows
 from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
-from segbench.reports.table import Entry, Table, build_table, fmt, grid
+from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detection_rows, floor_note, images_label,
+                                     strata, subgroups)
+from segbench.reports.table import Entry, Table, build_table, fmt, grid, unpooled_note
+from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
 from segbench.results import RunResults
 
 
@@ -35,31 +39,65 @@ def pooled_table(table: Table, transpose: bool = False) -> list[str]:
     return _grid(table, True, transpose)
 
 
+def _text_table(labels: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[str]:
+    """A table of text cells, the first column left-aligned."""
+    return [_row(list(labels)), _row(["---", *["---:"] * (len(labels) - 1)]), *(_row(r) for r in rows)]
+
+
 def comparison_section(comparison: Comparison) -> list[str]:
     lines = [f"## Paired comparison with {comparison.baseline} (per-image {comparison.metric})", "",
-             _row(["Model", "n", "Median difference [95% CI]", "p (Wilcoxon)", "p (Holm)"]),
-             _row(["---", "---:", "---:", "---:", "---:"])]
-    for row in comparison.rows:
-        t = row.test
-        lines.append(_row([row.model, str(t.n), f"{fmt(t.median_difference)} [{fmt(t.ci_low)}, {fmt(t.ci_high)}]",
-                           fmt_p(t.p_value), fmt_p(row.p_holm)]))
+             *_text_table(PAIRED_COLUMNS, comparison_rows(comparison)), ""]
+    lines += [f"- {sentence}" for sentence in comparison.sentences()]
     return [*lines, "", f"Test: {comparison.method}.", ""]
 
 
+def strata_section(results: RunResults, options: dict) -> list[str]:
+    """Images with and without foreground in the reference: the non-empty stratum's table and detection."""
+    found = strata(results)
+    lines = ["## Images with and without foreground in the reference", "", floor_note(results, found), ""]
+    if found.non_empty is not None:
+        n = images_label(found.non_empty)
+        lines += [f"### Images with foreground in the reference ({n}): per-image mean [95% bootstrap CI]", "",
+                  *mean_table(build_table(found.non_empty, options.get("higher_is_better")), bool(options.get("transpose"))), ""]
+    if found.has_empty:
+        lines += ["### Image-level detection and empty references", "",
+                  *_text_table(DETECTION_COLUMNS, detection_rows(found)), "", DETECTION_NOTE, ""]
+    return lines
+
+
+def subgroup_section(results: RunResults, options: dict) -> list[str]:
+    column = options["by"]
+    lines = [f"## Results by {column}: per-image mean [95% bootstrap CI]", ""]
+    for value, n, empty, part in subgroups(results, column):
+        lines += [f"### {column} = {value} ({n} images, {empty} with an empty reference)", "",
+                  *mean_table(build_table(part, options.get("higher_is_better")), bool(options.get("transpose"))), ""]
+    return lines
+
+
 def render(results: RunResults, options: dict | None = None) -> str:
-    """options: transpose, baseline, higher_is_better, figures (see segbench.reports.options)."""
+    """options: transpose, baseline, higher_is_better, empty_rules, uncertainty, by, figures (see
+    segbench.reports.options)."""
     options = options or {}
     table = build_table(results, options.get("higher_is_better"))
     transpose = bool(options.get("transpose"))
     data = results.record.plan.data
     lines = [f"# segbench: {data.task} on {data.dataset}", ""]
-    lines += [f"- **{label}**: {value}" for label, value in header_items(results)]
-    lines += ["", "## Per-image mean [95% bootstrap CI]", "", *mean_table(table, transpose), ""]
+    lines += [f"- **{label}**: {value}" for label, value in header_items(results, options.get("empty_rules"))]
+    lines += ["", "## Per-image mean [95% bootstrap CI]", "", f"All evaluated images ({images_label(results)}).", "",
+              *mean_table(table, transpose), ""]
     lines += ["Best value per metric in bold (4 decimals).", "", "## Pooled over all pixels", "",
               *pooled_table(table, transpose), ""]
-    comparison = compare(results, options.get("baseline"))
+    if table.unpooled:
+        lines += [unpooled_note(table), ""]
+    lines += strata_section(results, options)
+    if options.get("by"):
+        lines += subgroup_section(results, options)
+    comparison = compare(results, options.get("baseline"), options.get("higher_is_better"))
     if comparison is not None:
         lines += comparison_section(comparison)
+    if options.get("uncertainty"):
+        lines += ["## Uncertainty and calibration", "", *_text_table(UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"])),
+                  "", METHOD, ""]
     lines += ["## Models", "", _row(list(MODEL_COLUMNS)), _row(["---", "---", *["---:"] * (len(MODEL_COLUMNS) - 3), "---"])]
     lines += [_row(list(r)) for r in model_rows(results)]
     hyperparameters = hyperparameter_items(results)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from segbench.reports.figures import ReportFigure
+    from segbench.reports.uncertainty import UncertaintyQuality
 
 
 class ReportOptions(TypedDict, total=False):
@@ -16,4 +17,7 @@ class ReportOptions(TypedDict, total=False):
     transpose: bool  # models as rows, metrics as columns
     baseline: str | None  # the model the paired comparison uses (default: the first)
     higher_is_better: dict[str, bool]  # per metric, from its MetricSpec; default True
+    empty_rules: dict[str, str]  # per metric that states one (MetricSpec.empty_rule), printed with the policy
+    uncertainty: list[UncertaintyQuality]  # the uncertainty table, when the saved predictions allow it
+    by: str | None  # a metadata column to break the results down by (`--by`)
     figures: list[ReportFigure]  # rendered figures; `path` set when written beside the report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from segbench.results import RunRecord, RunResults
@@ -33,8 +33,9 @@ def dataset_label(results: RunResults) -> str:
     return record.plan.data.dataset + note
 
 
-def header_items(results: RunResults) -> list[tuple[str, str]]:
-    """The settings a reader needs to interpret the numbers, as (label, value)."""
+def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The settings a reader needs to interpret the numbers, as (label, value); `empty_rules`: per metric
+    that states one, its rule for empty masks (ReportOptions["empty_rules"])."""
     plan = results.record.plan
     items = [
         ("Task", plan.data.task),
@@ -47,6 +48,7 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
         ("Ensemble size", _setting(results, lambda r: _text(r.plan.evaluation.ensemble))),
         ("Threshold", _setting(results, lambda r: _text(r.plan.evaluation.threshold))),
         ("Empty-mask policy", _setting(results, lambda r: r.empty_mask_policy)),
+        *_rule_items(empty_rules or {}),
         ("Device", _setting(results, lambda r: r.device_name)),
         ("Versions", _setting(results, lambda r: ", ".join(f"{k} {v}" for k, v in r.versions.items()))),
     ]
@@ -73,6 +75,15 @@ def header_items(results: RunResults) -> list[tuple[str, str]]:
     if len(runs) > 1:
         items.append(("Runs", ", ".join(runs)))
     return items
+
+
+def _rule_items(empty_rules: Mapping[str, str]) -> list[tuple[str, str]]:
+    """One item listing each metric's own empty-mask rule, metrics with the same rule together."""
+    by_rule: dict[str, list[str]] = {}
+    for metric, rule in empty_rules.items():
+        by_rule.setdefault(rule, []).append(metric)
+    text = "; ".join(f"{', '.join(metrics)}: {rule}" for rule, metrics in by_rule.items())
+    return [("Empty masks, metrics with their own rule", text)] if text else []
 
 
 def _recorded(results: RunResults, key: str) -> dict[str, Any]:

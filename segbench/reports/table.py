@@ -28,6 +28,11 @@ class Table:
     best: dict[str, set[str]]
     best_pooled: dict[str, set[str]]
 
+    @property
+    def unpooled(self) -> list[str]:
+        """Metrics without a pooled value (mask metrics: pooling sums confusion counts over images)."""
+        return [m for m in self.metrics if all(missing(c.pooled) for c in self.cells[m].values())]
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -72,7 +77,7 @@ Rows = list[tuple[str, list["Entry | None"]]]
 
 
 def grid(table: Table, pooled: bool = False, transpose: bool = False) -> tuple[list[str], Rows]:
-    """(column labels, rows of (label, entries)) for the mean [CI] or the pooled values.
+    """(column labels, rows of (label, entries)) for the mean [CI] or the pooled values (metrics that have one).
 
     Metrics are rows and models columns, as in the seed paper's tables; `transpose` swaps them.
     """
@@ -85,8 +90,15 @@ def grid(table: Table, pooled: bool = False, transpose: bool = False) -> tuple[l
             return Entry(cell.pooled, None, model in table.best_pooled[metric])
         return Entry(cell.mean, (cell.ci_low, cell.ci_high), model in table.best[metric])
 
+    metrics = [m for m in table.metrics if not (pooled and m in table.unpooled)]
     if transpose:
-        return (["Model", *table.metrics],
-                [(model, [entry(metric, model) for metric in table.metrics]) for model in table.models])
-    return (["Metric", *table.models],
-            [(metric, [entry(metric, model) for model in table.models]) for metric in table.metrics])
+        return (["Model", *metrics], [(model, [entry(metric, model) for metric in metrics]) for model in table.models])
+    return (["Metric", *table.models], [(metric, [entry(metric, model) for model in table.models]) for metric in metrics])
+
+
+def unpooled_note(table: Table) -> str:
+    """The sentence under the pooled table naming the metrics it leaves out, or ""."""
+    if not table.unpooled:
+        return ""
+    return (f"Not pooled: {', '.join(table.unpooled)} (computed from the masks of each image; pooling sums "
+            "confusion counts over images): see their per-image means.")

@@ -19,6 +19,11 @@ class StoredPredictions(NamedTuple):
     probabilities: np.ndarray
     uncertainty: np.ndarray | None
 
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether an uncertainty map with any non-zero value is stored (an all-zero map carries nothing)."""
+        return self.uncertainty is not None and bool(self.uncertainty.any())
+
 
 class Reference(NamedTuple):
     """ids (N,); images and masks uint8 (N, H, W), masks in {0, 1}: the evaluated samples."""

@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from segbench.io import atomic_save, write_npz
+from segbench.seeds import stable_digest
 
 Key = tuple[str, int]  # (sample id, ensemble member)
 
 
 class CommittedBatches:
-    """One model's finished prediction batches, `folder`/batch-<first item>.npz, keyed by sample id.
+    """One model's finished prediction batches, `folder`/batch-<digest of first item>.npz, keyed by item.
 
     Each file holds sample_id and member (b,), probabilities float32 (b, 1, H, W) exactly as
     predicted, and the model's own uncertainty (same shape) or an empty array.
@@ -38,20 +39,20 @@ class CommittedBatches:
     def __len__(self) -> int:
         return len(self._done)
 
-    def lookup(self, keys: list[Key]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        """(probabilities, own uncertainty or None) of a batch whose items are all committed, else None."""
-        if not all(key in self._done for key in keys):
-            return None
-        probs = torch.from_numpy(np.stack([self._done[key][0] for key in keys]))
-        own = [self._done[key][1] for key in keys]
-        return probs, None if any(u is None for u in own) else torch.from_numpy(np.stack(own))
+    def get(self, key: Key) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """(probabilities (1, H, W), own uncertainty or None) of a committed item, else None."""
+        return self._done.get(key)
 
-    def commit(self, first: int, keys: list[Key], probabilities: torch.Tensor, uncertainty: torch.Tensor | None) -> None:
-        """Durably record one batch (`first`: its first item's position in the evaluation order)."""
+    def commit(self, keys: list[Key], probabilities: torch.Tensor, uncertainty: torch.Tensor | None) -> None:
+        """Durably record one batch of items (named after its first item, which no other batch file starts
+        with: a batch is formed from uncommitted items only)."""
         arrays = {
             "sample_id": np.array([key[0] for key in keys], dtype=str),
             "member": np.array([key[1] for key in keys], dtype=np.int64),
             "probabilities": probabilities.numpy(),
             "uncertainty": uncertainty.numpy() if uncertainty is not None else np.empty((0,), np.float32),
         }
-        atomic_save(self.folder / f"batch-{first:08d}.npz", lambda f: write_npz(f, arrays))
+        name = stable_digest(*keys[0], size=8).hex()
+        atomic_save(self.folder / f"batch-{name}.npz", lambda f: write_npz(f, arrays))
+        for j, key in enumerate(keys):
+            self._done[key] = (arrays["probabilities"][j], arrays["uncertainty"][j] if uncertainty is not None else None)

@@ -67,6 +67,7 @@ class ModelRecord:
     compile_seconds: float | None = None
     predict_seconds: float | None = None
     masks_per_second: float | None = None
+    eval_batch_size_used: int | None = None  # the prediction batch shape, where GPU memory made it smaller
 
     @property
     def done(self) -> bool:

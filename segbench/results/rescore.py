@@ -48,6 +48,7 @@ def rescore(results: RunResults, metrics: Mapping[str, MetricSpec], threshold: f
     references: dict[Path, Reference] = {}
     per_image_frames, summary_frames = [], []
     records: dict[str, RunRecord] = dict(results.model_records)
+    kept = results.metadata_columns  # the dataset's metadata, carried over from the run's rows
     for model in dict.fromkeys(results.summary["model"]):
         run_dir, record = results.run_dir(model), results.record_of(model)
         cut = float(record.plan.evaluation.threshold if threshold is None else threshold)
@@ -56,8 +57,10 @@ def rescore(results: RunResults, metrics: Mapping[str, MetricSpec], threshold: f
             references[run_dir] = read_reference(run_dir)
         reference = references[run_dir]
         index = align(reference.ids, predictions.ids, f"{run_dir / REFERENCE_FILE}")
+        rows = results.per_image[results.per_image["model"] == model].set_index("sample_id")
+        metadata = {column: rows[column].reindex(predictions.ids, fill_value="").tolist() for column in kept}
         scores = score(model, predictions.ids, predictions.probabilities, reference.masks[index], cut, metrics,
-                       bootstrap_seed(record.plan.seed))
+                       bootstrap_seed(record.plan.seed), metadata)
         per_image_frames.append(scores.per_image)
         summary_frames.append(scores.summary)
         records[model] = record.with_threshold(cut)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from segbench.errors import SegbenchError
 from segbench.io import atomic_save, atomic_write_text, write_npz
-from segbench.protocol import COUNT_COLUMNS
+from segbench.protocol import COUNT_COLUMNS, REFERENCE_EMPTY, reference_is_empty
 from segbench.results.record import CONFIG_FILE, MODELS_FILE, ModelRecord, RunRecord, read_models, read_record
 
 SUMMARY_COLUMNS = ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
@@ -21,9 +21,11 @@ FLOAT_FORMAT = "%.10g"
 REFERENCE_FILE = "predictions/_reference.npz"
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """A run CSV: names stay text (a sample id "0007" is not the number 7), empty numbers are NaN."""
-    return pd.read_csv(path, keep_default_na=False, dtype=dict.fromkeys(("model", "sample_id", "metric", STATUS_COLUMN), str),
+def _read_table(path: Path, text: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A run CSV: names and the `text` columns stay text (a sample id "0007" is not the number 7), empty
+    numbers are NaN."""
+    return pd.read_csv(path, keep_default_na=False,
+                       dtype=dict.fromkeys(("model", "sample_id", "metric", STATUS_COLUMN, *text), str),
                        na_values=dict.fromkeys(SUMMARY_COLUMNS[2:], [""]))
 
 
@@ -84,6 +86,11 @@ class RunResults:
     @property
     def metric_names(self) -> list[str]:
         return list(dict.fromkeys(self.summary["metric"])) if len(self.summary) else []
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        """The dataset's metadata columns of per_image.csv (e.g. "group"), in file order."""
+        return metadata_columns(self.per_image.columns, self.metric_names)
 
     def run_dir(self, model: str) -> Path:
         """The directory holding `model`'s predictions."""
@@ -192,14 +199,9 @@ def load_run(path: str | Path) -> RunResults:
     record = read_record(path)
     models = read_models(path)
 
-    def read_csv(name: str, columns: list[str]) -> pd.DataFrame:
-        file = path / name
-        if not file.exists():
-            return pd.DataFrame(columns=columns)
-        return _read_table(file)
-
-    per_image = read_csv("per_image.csv", ["model", "sample_id", *COUNT_COLUMNS])
-    summary = read_csv("summary.csv", SUMMARY_COLUMNS)
+    file = path / "summary.csv"
+    summary = _read_table(file) if file.exists() else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    per_image = _read_per_image(path / "per_image.csv", list(dict.fromkeys(summary["metric"])))
     if STATUS_COLUMN in summary:  # failed models' rows carry no numbers; models.json tells why
         failed = summary[STATUS_COLUMN].str.startswith("failed")
         summary = summary[~failed].drop(columns=STATUS_COLUMN).reset_index(drop=True)
@@ -207,6 +209,26 @@ def load_run(path: str | Path) -> RunResults:
         summary[column] = pd.to_numeric(summary[column], errors="coerce")
     return RunResults(path, record, per_image, summary, models, dict.fromkeys(models, path),
                       dict.fromkeys(models, record))
+
+
+def metadata_columns(columns, metrics: list[str]) -> list[str]:
+    """Which of per_image.csv's `columns` are the dataset's metadata: all but the fixed ones and the metrics."""
+    fixed = {"model", "sample_id", *COUNT_COLUMNS, REFERENCE_EMPTY, *metrics}
+    return [c for c in columns if c not in fixed]
+
+
+def empty_references(per_image: pd.DataFrame) -> pd.Series:
+    """Per row, whether the image's reference is empty, from its counts: the fact per_image.csv's
+    reference_empty column states, so runs made before that column existed report the same."""
+    return reference_is_empty(per_image["tp"], per_image["fn"]).astype(bool)
+
+
+def _read_per_image(file: Path, metrics: list[str]) -> pd.DataFrame:
+    """per_image.csv with the dataset's metadata columns read as text."""
+    if not file.exists():
+        return pd.DataFrame(columns=["model", "sample_id", *COUNT_COLUMNS])
+    header = pd.read_csv(file, nrows=0).columns
+    return _read_table(file, tuple(metadata_columns(header, metrics)))
 
 
 def merge_runs(paths: list[str | Path]) -> RunResults:

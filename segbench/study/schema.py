@@ -22,7 +22,8 @@ RUN_OPTIONS: dict[str, tuple[type, ...]] = {
     "device": (str,), "precision": (str,), "checkpoint_every": (int, float), "mask_threshold": (int,),
     "compile": (bool,),
 }
-TOP_KEYS = ("name", "seeds", "baseline", "datasets", "models", "folds", "evaluations", "executor", *RUN_OPTIONS)
+TOP_KEYS = ("name", "seeds", "baseline", "datasets", "models", "folds", "evaluations", "executor", "track",
+            *RUN_OPTIONS)
 DATASET_KEYS = ("dataset", "task", "root", "image_size", "mask_threshold")
 MODEL_KEYS = ("model", "set")
 EVALUATION_KEYS = ("models", "set", "ensemble", "threshold", "eval_samples")
@@ -158,6 +159,11 @@ def read_study(path: str | Path) -> Study:
     datasets = _datasets(reader, data.get("datasets"))
     models = _models(reader, data.get("models"))
     options = {k: reader.typed(v, k, RUN_OPTIONS[k]) for k, v in data.items() if k in RUN_OPTIONS}
+    if "track" in data:  # experiment trackers of every cell, as `--track`
+        track = data["track"]
+        if not isinstance(track, list) or not all(isinstance(name, str) for name in track):
+            raise reader.fail("track", f'must be a list of tracker names, e.g. track = ["tensorboard"]; got {track!r}')
+        options["track"] = track
     baseline = reader.typed(data.get("baseline", models[0].label), "baseline", (str,))
     if baseline not in {m.label for m in models}:
         raise reader.fail("baseline", f"is not one of the study's models; valid: {', '.join(m.label for m in models)}")

@@ -119,3 +119,54 @@ def test_rgb_becomes_luma():
     rgb = np.zeros((2, 2, 3), np.uint8)
     rgb[..., 1] = 255
     assert to_gray_float(rgb)[0, 0] == pytest.approx(0.587, abs=1e-6)
+
+
+class MetadataSource(CountingSource):
+    """A source whose samples carry metadata; `facts` maps id -> its dict."""
+
+    def __init__(self, facts, **kwargs) -> None:
+        super().__init__(ids=list(facts), **kwargs)
+        self.facts = facts
+
+    def metadata(self, split, sample_id):
+        return self.facts[sample_id]
+
+
+def test_metadata_survives_the_cache_and_the_subset(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = MetadataSource({"a": {"group": "Normal", "site": "1"}, "b": {"group": "COVID-19", "site": "007"},
+                             "c": {"group": "", "site": "2"}})
+    first = load_split(_spec(source), source, OPTIONS, "train")
+    assert first.metadata == {"group": ["Normal", "COVID-19", ""], "site": ["1", "007", "2"]}
+    again = load_split(_spec(source), source, OPTIONS, "train")
+    assert source.loads == 3 and again.metadata == first.metadata  # from the cache, text kept as text
+    assert first.subset(np.array([2, 0])).metadata == {"group": ["", "Normal"], "site": ["2", "1"]}
+    plain = CountingSource()
+    assert load_split(_spec(plain), plain, OPTIONS, "train").metadata == {}
+
+
+@pytest.mark.parametrize(("facts", "message"), [
+    ({"a": {"Group": "x"}, "b": {"Group": "y"}}, r"metadata of counting:a \(plugin ''\) has the key 'Group'; keys must be"),
+    ({"a": {"group": "x"}, "b": {"site": "y"}}, r"metadata of counting:b .* has the keys \['site'\], other samples \['group'\]"),
+    ({"a": {"group": 1}, "b": {"group": 2}}, r"metadata of counting:a .*: the value of 'group' is int, not text"),
+])
+def test_bad_metadata_is_one_clear_error(tmp_path, monkeypatch, facts, message):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = MetadataSource(facts)
+    with pytest.raises(SegbenchError, match=message):
+        load_split(_spec(source), source, OPTIONS, "train")
+
+
+def test_a_cache_file_of_the_previous_format_is_rebuilt_with_one_warning(tmp_path, monkeypatch, capsys):
+    """Format 2 files held no metadata; one found under the current name is named and rebuilt."""
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    source = MetadataSource({"a": {"group": "x"}, "b": {"group": "y"}})
+    load_split(_spec(source), source, OPTIONS, "train")
+    (path,) = tmp_path.glob("*.npz")
+    np.savez(path, format=np.array(2), ids=np.array(["a", "b"]), images=np.zeros((2, 16, 16), np.uint8),
+             masks=np.zeros((2, 16, 16), np.uint8))
+    again = load_split(_spec(source), source, OPTIONS, "train")
+    warning = capsys.readouterr().err.strip()
+    assert warning == (f"warning: cache file {path} is from another segbench version (cache format 2, this one "
+                       f"reads {data_cache.CACHE_FORMAT}); rebuilding it from the data")
+    assert again.metadata == {"group": ["x", "y"]} and source.loads == 4

@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
+from segbench import MetricSpec
 from segbench.metrics import bootstrap_ci, confusion_counts
 from segbench.metrics.builtin import BUILTIN_METRICS
 from segbench.metrics.statistics import per_image, summarise
@@ -61,7 +62,7 @@ def computed():
     preds = torch.tensor(np.stack([p for p, _ in cases]), dtype=torch.float32)
     refs = torch.tensor(np.stack([r for _, r in cases]), dtype=torch.float32)
     counts = confusion_counts(preds, refs)
-    specs = {fn.__name__: type("S", (), {"fn": staticmethod(fn)})() for fn in BUILTIN_METRICS}
+    specs = {fn.__name__: MetricSpec(fn.__name__, fn, "") for fn in BUILTIN_METRICS}
     return cases, counts, per_image(counts, specs), specs
 
 
@@ -94,7 +95,7 @@ def test_pooled_equals_metric_of_summed_counts(computed):
     cases, counts, _, specs = computed
     pred = np.concatenate([p.ravel() for p, _ in cases])
     ref = np.concatenate([r.ravel() for _, r in cases])
-    summary = summarise(counts, specs, seed=0)
+    summary = summarise(per_image(counts, specs), counts, specs, seed=0)
     assert summary["dice"]["pooled"] == pytest.approx(skm.f1_score(ref, pred))
     assert summary["mcc"]["pooled"] == pytest.approx(skm.matthews_corrcoef(ref, pred))
 

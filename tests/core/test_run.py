@@ -77,11 +77,15 @@ def test_same_command_twice_gives_identical_results(first_run, tmp_path, run_cli
 
 
 @pytest.mark.parametrize("batch", ["1", "7"])
-def test_eval_batch_size_changes_nothing(first_run, tmp_path, run_cli, batch):
+def test_another_batch_shape_moves_probabilities_only_in_rounding(first_run, tmp_path, run_cli, batch):
+    """--eval-batch-size is the network's batch shape: another one may change the last bits (here within
+    1e-3, the saved float16's resolution), never which samples a sample's result depends on."""
     out = tmp_path / batch
     code, _, stderr = run_cli(*RUN, "--out", str(out), "--eval-batch-size", batch)
     assert code == 0, stderr
-    assert (out / "per_image.csv").read_bytes() == (first_run[0] / "per_image.csv").read_bytes()
+    with np.load(out / "predictions/toy-cnn.npz") as a, np.load(first_run[0] / "predictions/toy-cnn.npz") as b:
+        difference = np.abs(a["probabilities"].astype(np.float32) - b["probabilities"].astype(np.float32))
+    assert difference.max() <= 1e-3
 
 
 def test_ensemble_stores_uncertainty(tmp_path, run_cli):

@@ -153,3 +153,16 @@ def test_unknown_split_sample_and_task(root: Path) -> None:
         source.load("val", f"{LUNG_SET}/Test/Normal/images/Normal (1)")
     with pytest.raises(SegbenchError, match="valid: infection, lung"):
         CovidQuExSource(root, "heart")
+
+
+def test_metadata_group_is_the_class_folder_and_passes_the_contract(root: Path) -> None:
+    from segbench.plugins import load_plugins
+    from segbench.testing import check_dataset
+
+    source = CovidQuExSource(root, "infection")
+    groups = {i: source.metadata("test", i)["group"] for i in source.sample_ids("test")}
+    assert groups == {i: i.split("/")[-3] for i in groups}
+    assert sorted(groups.values()) == ["COVID-19", "COVID-19", "Non-COVID", "Normal", "Normal"]
+    with pytest.raises(SegbenchError, match="has no sample 'nope' in its test split"):
+        source.metadata("test", "nope")
+    check_dataset(load_plugins().dataset("covid-qu-ex"), DatasetOptions("infection", root, 32, 0))

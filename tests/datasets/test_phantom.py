@@ -173,3 +173,12 @@ def test_plugin_registers_the_three_datasets() -> None:
     for name in ("covid-qu-ex", "folder"):
         with pytest.raises(SegbenchError, match="needs --data-root"):
             by_name[name].factory(DatasetOptions("lung", None, 64, 0))
+
+
+def test_metadata_says_which_phantoms_have_infection() -> None:
+    lung, infection = PhantomSource("lung", 64), PhantomSource("infection", 64)
+    ids = lung.sample_ids("test")[:24]
+    flags = [lung.metadata("test", i)["infection"] for i in ids]  # rendered on demand
+    masks = [infection.load("test", i)[1] for i in ids]
+    assert flags == ["present" if m.any() else "absent" for m in masks] and {"present", "absent"} == set(flags)
+    assert [infection.metadata("test", i) for i in ids] == [{"infection": f} for f in flags]  # kept from load

@@ -18,7 +18,7 @@ from tests.reliability.conftest import cli, killed_run
 RUN = ("run", "--task", "lung", "--dataset", "toy", "--models", "toy-cnn", "--quiet", "--image-size", "32",
        "--epochs", "1")
 RAW_WRITE = re.compile(r"write_text\(|write_bytes\(|open\([^)]*['\"][wax]b?\+?['\"]|np\.save|torch\.save\(|"
-                       r"to_csv\(|savefig\(|json\.dump\(|pickle\.dump")
+                       r"to_csv\(|savefig\(|json\.dump\(|pickle\.dump\(")
 
 
 def test_every_write_in_segbench_and_plugins_goes_through_atomic_write():

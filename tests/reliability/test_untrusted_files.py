@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from segbench.data.cache import cache_dir
+from segbench.data.cache import CACHE_FORMAT, cache_dir
 from tests.reliability.conftest import cli
 
 RUN = ("run", "--task", "lung", "--dataset", "toy", "--models", "toy-cnn", "--quiet", "--image-size", "16",
@@ -69,7 +69,7 @@ def test_cache_with_a_pickle_is_rebuilt_not_unpickled(finished, tmp_path, monkey
     marker = tmp_path / "pwned"
     assert cli(*RUN, "--out", str(tmp_path / "a"))[0] == 0
     for path in cache_dir().glob("*.npz"):
-        np.savez(path, format=np.array(2), ids=np.array([Payload(marker)], dtype=object),
+        np.savez(path, format=np.array(CACHE_FORMAT), ids=np.array([Payload(marker)], dtype=object),
                  images=np.zeros((1, 16, 16), np.uint8), masks=np.zeros((1, 16, 16), np.uint8))
     code, _, stderr = cli(*RUN, "--out", str(tmp_path / "b"))
     assert code == 0, stderr

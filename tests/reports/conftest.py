@@ -88,31 +88,68 @@ def write_run(path: Path, models: dict[str, float], *, dataset: str = "toy", see
     ids = [f"test/{i}" for i in range(n)]
     store = RunStore(path)
     metrics = builtin_metrics()
-    info = {}
     for model, noise in models.items():
         probabilities = np.clip(masks + rng.normal(0, noise, masks.shape), 0, 1).astype(np.float32)
         counts = confusion_counts(torch.from_numpy(probabilities), torch.from_numpy(masks), 0.5)
         frame = pd.DataFrame({"model": model, "sample_id": ids, **{k: v.numpy() for k, v in counts._asdict().items()}})
-        for name, values in per_image(counts, metrics).items():
-            frame[name] = values
-        summary = summarise(counts, metrics, seed=seed)
+        values = per_image(counts, metrics)
+        for name, column in values.items():
+            frame[name] = column
+        summary = summarise(values, counts, metrics, seed=seed)
         store.write_model_results(model, frame, pd.DataFrame([{"model": model, "metric": m, **s}
                                                               for m, s in summary.items()]))
         store.write_predictions(model, ids, probabilities,
                                 rng.uniform(0, noise, masks.shape).astype(np.float32) if uncertainty else None)
-        info[model] = {"status": "done", "parameters": 1000, "epochs": 2, "losses": [0.6, 0.3],
-                       "train_seconds": 1.5, "masks_per_second": 100.0}
     if reference:
         store.write_reference(ids, images, masks)
-    # config.json and models.json as segbench wrote them before format 2: old run directories still report
+    return _write_records(path, list(models), dataset=dataset, seed=seed, n=n, size=size)
+
+
+def _write_records(path: Path, models: list[str], *, dataset: str, seed: int, n: int, size: int) -> Path:
+    """config.json and models.json as segbench wrote them before format 2: old run directories still report."""
     (path / "config.json").write_text(json.dumps({
-        "task": "lung", "dataset": dataset, "models": list(models), "preset": "tiny", "preset_requested": "tiny",
+        "task": "lung", "dataset": dataset, "models": models, "preset": "tiny", "preset_requested": "tiny",
         "seed": seed, "train_samples": 24, "eval_samples_used": n, "image_size": size, "ensemble": 1,
         "threshold": 0.5, "empty_mask_policy": EMPTY_MASK_POLICY, "device": "cpu", "versions": {"segbench": "0.1.0"},
         "hyperparameters": {m: {"epochs": 2, "batch_size": 4, "lr": 0.01} for m in models},
     }))
+    info = {m: {"status": "done", "parameters": 1000, "epochs": 2, "losses": [0.6, 0.3], "train_seconds": 1.5,
+                "masks_per_second": 100.0} for m in models}
     (path / "models.json").write_text(json.dumps(info))
     return path
+
+
+GROUPS = ("alpha", "beta", "gamma")
+
+
+def scored_run(path: Path, models: dict[str, float], *, n: int = 30, size: int = 24, seed: int = 0,
+               uncertainty: tuple[str, ...] = ()) -> Path:
+    """A run directory scored as `segbench run` scores one now (segbench.protocol.score, every built-in
+    metric): every third image has an empty reference, each image a metadata `group`; models maps name ->
+    noise level; the models in `uncertainty` store an uncertainty map."""
+    from segbench.plugins import load_plugins
+    from segbench.protocol import bootstrap_seed, score
+
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        if i % 3:
+            y, x = rng.integers(1, size // 2, 2)
+            masks[i, y : y + size // 3, x : x + size // 2] = 1
+    images = (60 + 120 * masks + rng.integers(0, 40, masks.shape)).astype(np.uint8)
+    ids = [f"test/{i}" for i in range(n)]
+    registry = load_plugins()
+    metrics = {name: registry.metric(name) for name in registry.names("metrics")}
+    metadata = {"group": [GROUPS[i % 5 % 3] for i in range(n)]}
+    store = RunStore(path)
+    for model, noise in models.items():
+        probabilities = np.clip(masks + rng.normal(0, noise, masks.shape), 0, 1).astype(np.float32)
+        scores = score(model, ids, probabilities, masks, 0.5, metrics, bootstrap_seed(seed), metadata)
+        store.write_model_results(model, scores.per_image, scores.summary)
+        spread = np.abs(probabilities - 0.5) if model in uncertainty else None
+        store.write_predictions(model, ids, probabilities, None if spread is None else (0.5 - spread).astype(np.float32))
+    store.write_reference(ids, images, masks)
+    return _write_records(path, list(models), dataset="toy", seed=seed, n=n, size=size)
 
 
 @pytest.fixture(scope="session")

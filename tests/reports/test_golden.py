@@ -40,6 +40,10 @@ def test_golden_content_is_what_the_issue_asks():
     assert "| dice | 0.8450 [0.7783, 0.9067] | **0.8667** [0.8083, 0.9183] |" in md
     assert "Holm" in md and "Wilcoxon signed-rank" in md and "synthetic" in md and "Empty-mask policy" in md
     assert "failed: training diverged" in md
+    # the paired effect beside the test, and the strata note (no reference of the literal results is empty)
+    assert "| diff-add | all | 6 | 0.0217 [0.0050, 0.0383] | 5 / 0 / 1 | 6 | 0.0200 [0.0000, 0.0450] | 0.0938 |" in md
+    assert "- diff-add against unet: over all 6 images, per-image dice is higher by 0.0217 on average" in md
+    assert "Every evaluated reference has foreground" in md and "All evaluated images (6 images)." in md
     tex = (GOLDEN / "report.tex").read_text()
     assert r"\textbf{0.8667}" in tex and r"smp:FPN:res\_net" in tex and r"balanced accuracy" in tex
     assert r"\toprule" in tex and r"\caption{" in tex and r"\label{tab:segbench-infection}" in tex

@@ -30,15 +30,16 @@ def test_wilcoxon_matches_scipy_with_ties_and_zeros(seed):
 def test_identical_models_give_p_one_and_zero_difference():
     values = np.array([0.9, 0.8, 0.7])
     result = paired_test(values, values, seed=0)
-    assert (result.n, result.median_difference, result.p_value) == (3, 0.0, 1.0)
-    assert (result.ci_low, result.ci_high) == (0.0, 0.0)
+    assert (result.n, result.median_difference, result.mean_difference, result.p_value) == (3, 0.0, 0.0, 1.0)
+    assert (result.median_ci_low, result.median_ci_high, result.mean_ci_low, result.mean_ci_high) == (0.0,) * 4
+    assert (result.wins, result.ties, result.losses, result.n_tested) == (0, 3, 0, 0)
 
 
 def test_paired_test_is_other_minus_baseline():
     baseline = np.zeros(15)
     result = paired_test(baseline, DIFFERENCES, seed=0)
     assert result.median_difference == np.median(DIFFERENCES) == 24.0
-    assert result.p_value == pytest.approx(0.041259765625) and result.ci_low <= 24.0 <= result.ci_high
+    assert result.p_value == pytest.approx(0.041259765625) and result.median_ci_low <= 24.0 <= result.median_ci_high
 
 
 def test_holm_known_values_in_input_order():

@@ -39,7 +39,7 @@ def test_html_is_one_self_contained_file(toy_run, run_cli, tmp_path):
     html = target.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert_self_contained(html)
-    assert html.count("<img ") == 3  # qualitative grid, per-image Dice, training losses
+    assert html.count("<img ") == 4  # qualitative grid, per-image Dice, training losses, uncertainty against error
     assert "Empty-mask policy" in html and "toy-cnn std" not in html  # titles are inside the PNGs
     assert list(tmp_path.iterdir()) == [target]  # nothing written beside an HTML report
 

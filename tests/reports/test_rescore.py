@@ -13,12 +13,13 @@ from segbench.metrics import confusion_counts
 from segbench.results import load_run
 from segbench.results.rescore import rescore, select_scores
 from segbench.results.store import COUNT_COLUMNS, float16_keeping_threshold
+from segbench.plugins import load_plugins
 from tests.reports.conftest import builtin_metrics
 
 
 def test_rescoring_at_the_run_threshold_reproduces_the_run(toy_run):
     run = load_run(toy_run)
-    again = rescore(run, {name: builtin_metrics()[name] for name in run.metric_names}, threshold=None)
+    again = rescore(run, {name: load_plugins().metric(name) for name in run.metric_names}, threshold=None)
     assert again.per_image[COUNT_COLUMNS].equals(run.per_image[COUNT_COLUMNS])
     assert list(again.per_image["sample_id"]) == list(run.per_image["sample_id"])
     for metric in run.metric_names:
@@ -48,7 +49,7 @@ def test_metrics_the_run_has_need_no_rescoring(toy_run, tmp_path):
     assert chosen.metric_names == ["mcc", "dice"]
     assert {"mcc", "dice"} <= set(chosen.per_image.columns) and "jaccard" not in chosen.per_image.columns
     with pytest.raises(Exception, match="_reference.npz"):
-        select_scores(load_run(old), None, 0.4, builtin_metrics().__getitem__)
+        select_scores(load_run(old), None, 0.4, load_plugins().metric)
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.3, 0.123, 1.0])

@@ -1,4 +1,5 @@
-"""A minimal third-party segbench plugin: one model, `template-fcn`.
+"""A minimal third-party segbench plugin: one model, `template-fcn`, and one metric read from the masks,
+`components`.
 
 Copy this folder, rename the package and the model, then `pip install -e .`:
 segbench finds the plugin through the "segbench" entry-point group.
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench import ModelSpec, hookimpl
+from segbench import MetricSpec, ModelSpec, hookimpl
 
 
 class TemplateFCN(nn.Module):
@@ -48,4 +49,26 @@ def register_models(register) -> None:
         },
         description="template plugin: a small fully convolutional network",
         reference="https://github.com/your/segbench-template",
+    ))
+
+
+def components(pair) -> float:
+    """|connected components predicted - in the reference| (8-connected): how many lesions a prediction
+    splits, merges, misses or invents. `pair` is a segbench.metrics.masks.MaskPair: bool (H, W) `prediction`
+    and `reference`, and the `probabilities`."""
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(2, 2)
+    return float(abs(ndimage.label(pair.prediction, structure)[1] - ndimage.label(pair.reference, structure)[1]))
+
+
+@hookimpl
+def register_metrics(register) -> None:
+    register(MetricSpec(
+        name="components",
+        fn=components,
+        description="difference in the number of connected components (8-connected)",
+        higher_is_better=False,
+        kind="masks",  # fn gets one image's masks; "counts" metrics get TP, FP, FN, TN of all images
+        empty_rule="an empty mask has no components: both empty 0, one empty the other's count",
     ))

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, Agg): qualitative masks, per-image metric distribution, training losses."""
+"""Report figures (matplotlib, Agg): qualitative masks, per-image metric distribution, training losses,
+uncertainty against error."""
 
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ def to_png(figure) -> bytes:
 
 def make_figures(results: RunResults, metric: str | None) -> tuple[list[ReportFigure], list[str]]:
     """Every figure the results allow, and a note for each one they do not (e.g. an old run without images)."""
-    from segbench.reports.figures import distribution, losses, qualitative
+    from segbench.reports.figures import distribution, losses, qualitative, uncertainty
 
     makers: list[tuple[str, Callable]] = [
         ("qualitative", qualitative.plot),
         ("distribution", lambda r: distribution.plot(r, metric)),
         ("losses", losses.plot),
+        ("uncertainty", uncertainty.plot),
     ]
     figures, notes = [], []
     for name, plot in makers:

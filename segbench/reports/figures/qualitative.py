@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from segbench.seeds import derive_seed
 from segbench.errors import SegbenchError
 from segbench.results import RunResults
-from segbench.results.arrays import StoredPredictions, align, read_predictions, read_reference
+from segbench.results.arrays import align, read_predictions, read_reference
 
 SAMPLES = 4
 
@@ -17,11 +17,6 @@ def choose_samples(ids: list[str], seed: int, count: int = SAMPLES) -> list[str]
     """A seeded choice of `count` ids, in their original order: the same run always shows the same images."""
     rng = np.random.default_rng(derive_seed("qualitative", seed))
     return [ids[i] for i in np.sort(rng.choice(len(ids), size=min(count, len(ids)), replace=False))]
-
-
-def _shows_uncertainty(predictions: StoredPredictions) -> bool:
-    """Diffusion models (and ensembles) store a per-pixel std; all-zero maps carry nothing to show."""
-    return predictions.uncertainty is not None and bool(predictions.uncertainty.any())
 
 
 def plot(results: RunResults) -> tuple[Figure, str]:
@@ -41,7 +36,7 @@ def plot(results: RunResults) -> tuple[Figure, str]:
         index = align(pred.ids, chosen, f"predictions of {model}")
         threshold = results.record_of(model).plan.evaluation.threshold
         columns.append((model, (pred.probabilities[index].astype(np.float32) >= threshold).astype(np.uint8), "gray"))
-        if _shows_uncertainty(pred):
+        if pred.has_uncertainty:
             columns.append((f"{model} std", pred.uncertainty[index].astype(np.float32), "magma"))
     figure = Figure(figsize=(1.5 * len(columns), 1.55 * len(chosen) + 0.3))
     axes = figure.subplots(len(chosen), len(columns), squeeze=False)
@@ -60,6 +55,6 @@ def plot(results: RunResults) -> tuple[Figure, str]:
     thresholds = sorted({results.record_of(m).plan.evaluation.threshold for m in models})
     caption = (f"Image, ground truth and each model's mask (threshold {', '.join(f'{t:g}' for t in thresholds)}) "
                f"on {len(chosen)} test images chosen with the run seed.")
-    if any(_shows_uncertainty(p) for p in predictions.values()):
+    if any(p.has_uncertainty for p in predictions.values()):
         caption += " Columns marked std: per-pixel standard deviation of the sampled masks (uncertainty)."
     return figure, caption
