@@ -160,9 +160,9 @@ def load_data(registry: Registry, plan: RunPlan, progress: Progress) -> tuple[Sp
     options = data.options(plan.seed)
     source = spec.factory(options)
     if data.folds is not None:
-        train_data, test = fold_splits(spec, source, options, Path(data.folds), data.fold)
+        train_data, test = fold_splits(spec, source, options, Path(data.folds), data.fold, progress)
     else:
-        train_data, test = (load_split(spec, source, options, split) for split in ("train", "test"))
+        train_data, test = (load_split(spec, source, options, split, progress) for split in ("train", "test"))
     index = eval_subset(len(test), plan.evaluation.samples, plan.seed)
     return train_data, test if index is None else test.subset(index)
 

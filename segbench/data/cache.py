@@ -62,3 +62,32 @@ def write(path: Path, ids: list[str], images: np.ndarray, masks: np.ndarray,
     arrays = {"format": np.array(CACHE_FORMAT), "ids": np.array(ids, dtype=str), "images": images, "masks": masks,
               "metadata_keys": np.array(list(metadata), dtype=str), "metadata": table}
     atomic_save(path, lambda f: write_npz(f, arrays))
+    for part in parts(path):
+        part.unlink(missing_ok=True)
+
+
+def part_path(path: Path, start: int) -> Path:
+    """Where a build of `path` keeps the samples decoded from `start` on, until the whole split is cached."""
+    return path.with_name(f"{path.stem}.part-{start:08d}.npz")
+
+
+def parts(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"{path.stem}.part-*.npz"))
+
+
+def read_part(path: Path, start: int, ids: list[str], size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The images and masks of `ids` (samples `start`... of the split) that an interrupted build of `path`
+    saved, or None (absent, damaged, or of other samples: decoded again)."""
+    try:
+        with np.load(part_path(path, start), allow_pickle=False) as data:
+            images, masks = data["images"], data["masks"]
+            if [str(i) for i in data["ids"]] == ids and images.shape == masks.shape == (len(ids), size, size):
+                return images, masks
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        pass
+    return None
+
+
+def write_part(path: Path, start: int, ids: list[str], images: np.ndarray, masks: np.ndarray) -> None:
+    arrays = {"format": np.array(CACHE_FORMAT), "ids": np.array(ids, dtype=str), "images": images, "masks": masks}
+    atomic_save(part_path(path, start), lambda f: write_npz(f, arrays))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from segbench.data.prepare import SplitData, load_split
+from segbench.progress import Progress
 from segbench.errors import SegbenchError
 from segbench.io import atomic_write_text
 from segbench.seeds import stable_digest
@@ -56,12 +57,13 @@ def read_folds(path: Path) -> dict:
 
 
 def fold_splits(spec: DatasetSpec, source: SegmentationSource, options: DatasetOptions, path: Path,
-                fold: int) -> tuple[SplitData, SplitData]:
+                fold: int, progress: Progress | None = None) -> tuple[SplitData, SplitData]:
     """(train, test) of fold `fold`: the test split is that fold, training is every other fold."""
     data = read_folds(path)
     if not 0 <= fold < data["k"]:
         raise SegbenchError(f"--fold {fold} is not a fold of {path}; valid: 0 to {data['k'] - 1}")
-    splits = {split: load_split(spec, source, options, split) for split in {s for s, _, _ in data["samples"]}}
+    splits = {split: load_split(spec, source, options, split, progress)
+              for split in sorted({s for s, _, _ in data["samples"]})}
     index = {split: {sample_id: i for i, sample_id in enumerate(split_data.ids)} for split, split_data in splits.items()}
 
     def gather(members: list[tuple[str, str]]) -> SplitData:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,10 +17,12 @@ import torch
 from segbench.data import cache
 from segbench.data.resize import resize_image, resize_mask
 from segbench.errors import SegbenchError
+from segbench.progress import Progress
 from segbench.specs import DatasetOptions, DatasetSpec, SegmentationSource
 
 
 METADATA_KEY = re.compile(r"[a-z][a-z0-9_]*")  # a dataset's metadata keys become per_image.csv columns
+PART = 2048  # samples a cache build decodes between two saved parts (images and masks: 17 MB at 64x64)
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,7 @@ def binary_mask(mask: np.ndarray, where: str, threshold: int | None = None) -> n
     )
 
 
-def _decode(spec: DatasetSpec, source: SegmentationSource, split: str, options: DatasetOptions) -> SplitData:
-    size = options.size
-    ids = list(source.sample_ids(split))
+def _check_ids(spec: DatasetSpec, split: str, ids: list[str]) -> None:
     if not ids:
         raise SegbenchError(f"split {split!r} of dataset {spec.name!r} is empty; check the data it reads")
     if len(set(ids)) != len(ids):
@@ -74,19 +77,52 @@ def _decode(spec: DatasetSpec, source: SegmentationSource, split: str, options: 
             f"dataset {spec.name!r} has duplicate sample id {dup!r} in split {split!r}; every sample needs its "
             f"own id (plugin {spec.plugin!r} must list each sample once)"
         )
-    images = np.empty((len(ids), size, size), np.uint8)
-    masks = np.empty((len(ids), size, size), np.uint8)
-    for i, sample_id in enumerate(ids):
-        image, mask = source.load(split, sample_id)
-        where = f"{spec.name}:{sample_id}" + (f" (under {options.root})" if options.root else "")
-        if np.asarray(image).shape[:2] != np.asarray(mask).shape[:2]:
-            raise SegbenchError(
-                f"mask of {where} has size {np.asarray(mask).shape[:2]} but its image has "
-                f"{np.asarray(image).shape[:2]}; they must match (fix or remove that sample)"
-            )
-        images[i] = resize_image(image, size)
-        masks[i] = resize_mask(binary_mask(np.asarray(mask), where, options.mask_threshold), size)
+
+
+def _decode_one(spec: DatasetSpec, source: SegmentationSource, split: str, options: DatasetOptions,
+                sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = source.load(split, sample_id)
+    where = f"{spec.name}:{sample_id}" + (f" (under {options.root})" if options.root else "")
+    if np.asarray(image).shape[:2] != np.asarray(mask).shape[:2]:
+        raise SegbenchError(
+            f"mask of {where} has size {np.asarray(mask).shape[:2]} but its image has "
+            f"{np.asarray(image).shape[:2]}; they must match (fix or remove that sample)"
+        )
+    return (resize_image(image, options.size),
+            resize_mask(binary_mask(np.asarray(mask), where, options.mask_threshold), options.size))
+
+
+def _decode(spec: DatasetSpec, source: SegmentationSource, split: str, options: DatasetOptions, path: Path,
+            progress: Progress) -> SplitData:
+    """Every sample at options.size. A split of more than PART samples is decoded PART at a time, each part
+    saved beside the cache file, so a killed build goes on from its last part; with a progress bar."""
+    ids = list(source.sample_ids(split))
+    _check_ids(spec, split, ids)
+    images = np.empty((len(ids), options.size, options.size), np.uint8)
+    masks = np.empty_like(images)
+    chunked = len(ids) > PART
+    with progress.task(f"decoding {split}", total=len(ids)) if chunked else nullcontext(None) as bar:
+        for start in range(0, len(ids), PART):
+            part = slice(start, min(start + PART, len(ids)))
+            found = cache.read_part(path, start, ids[part], options.size) if chunked else None
+            if found is None:
+                for i in range(part.start, part.stop):
+                    images[i], masks[i] = _decode_one(spec, source, split, options, ids[i])
+                if chunked:
+                    _cache_quietly(cache.write_part, path, start, ids[part], images[part], masks[part])
+            else:
+                images[part], masks[part] = found
+            if bar is not None:
+                bar.step(part.stop)
     return SplitData(ids, images, masks, _metadata(spec, source, split, ids))
+
+
+def _cache_quietly(write: Callable[..., None], *args: Any) -> None:
+    """Write to the cache; a read-only cache slows the next run, it does not stop this one."""
+    try:
+        write(*args)
+    except SegbenchError as exc:
+        print(f"warning: not cached: {exc}", file=sys.stderr)
 
 
 def _metadata(spec: DatasetSpec, source: SegmentationSource, split: str, ids: list[str]) -> dict[str, list[str]]:
@@ -112,8 +148,10 @@ def _metadata(spec: DatasetSpec, source: SegmentationSource, split: str, ids: li
     return columns
 
 
-def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOptions, split: str) -> SplitData:
-    """The split at options.size, from the cache when its sources are unchanged."""
+def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOptions, split: str,
+               progress: Progress | None = None) -> SplitData:
+    """The split at options.size, from the cache when its sources are unchanged; a build shows a bar on
+    `progress`."""
     fingerprint = source.fingerprint(split)
     if options.mask_threshold is not None:
         fingerprint += f"/mask>{options.mask_threshold}"
@@ -123,9 +161,6 @@ def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOp
         return SplitData([str(i) for i in cached["ids"]], cached["images"], cached["masks"],
                          {str(key): [str(v) for v in column] for key, column in
                           zip(cached["metadata_keys"], cached["metadata"].T)})
-    data = _decode(spec, source, split, options)
-    try:
-        cache.write(path, data.ids, data.images, data.masks, data.metadata)
-    except SegbenchError as exc:  # a read-only cache slows the next run, it does not stop this one
-        print(f"warning: not cached: {exc}", file=sys.stderr)
+    data = _decode(spec, source, split, options, path, progress or Progress(silent=True))
+    _cache_quietly(cache.write, path, data.ids, data.images, data.masks, data.metadata)
     return data

@@ -170,3 +170,47 @@ def test_a_cache_file_of_the_previous_format_is_rebuilt_with_one_warning(tmp_pat
     assert warning == (f"warning: cache file {path} is from another segbench version (cache format 2, this one "
                        f"reads {data_cache.CACHE_FORMAT}); rebuilding it from the data")
     assert again.metadata == {"group": ["x", "y"]} and source.loads == 4
+
+
+class FailingSource(CountingSource):
+    """Fails (as a kill would stop it) at its `fail_at`th decode."""
+
+    fail_at = 0
+
+    def load(self, split, sample_id):
+        if self.loads + 1 == self.fail_at:
+            raise KeyboardInterrupt
+        return super().load(split, sample_id)
+
+
+def test_an_interrupted_cache_build_goes_on_from_its_last_part(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr("segbench.data.prepare.PART", 4)
+    source = FailingSource(ids=[f"s{i:02d}" for i in range(10)])
+    source.fail_at = 7  # parts 0-3 saved, the second part stopped at its third sample
+    with pytest.raises(KeyboardInterrupt):
+        load_split(_spec(source), source, OPTIONS, "train")
+    assert len(list(tmp_path.glob("*.part-*.npz"))) == 1 and not list(tmp_path.glob("*[!0-9].npz"))
+    source.fail_at, source.loads = 0, 0
+    rebuilt = load_split(_spec(source), source, OPTIONS, "train")
+    assert source.loads == 6  # samples 4-9, not the part saved before
+    assert rebuilt.ids == source.ids and rebuilt.images.shape == (10, 16, 16)
+    assert not list(tmp_path.glob("*.part-*.npz"))  # the whole split cached, its parts gone
+    fresh = CountingSource(ids=source.ids)
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "fresh"))
+    again = load_split(_spec(fresh), fresh, OPTIONS, "train")
+    assert np.array_equal(again.images, rebuilt.images) and np.array_equal(again.masks, rebuilt.masks)
+
+
+def test_a_cache_build_shows_its_samples_on_a_bar(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from segbench.progress import Progress
+
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr("segbench.data.prepare.PART", 4)
+    console = Console(record=True, width=120, force_terminal=False)
+    source = CountingSource(ids=[f"s{i:02d}" for i in range(10)])
+    load_split(_spec(source), source, OPTIONS, "train", Progress(console))
+    shown = console.export_text()
+    assert "decoding train" in shown and "10/10" in shown
