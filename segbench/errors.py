@@ -1,5 +1,7 @@
 """The one exception type the CLI turns into a clear, one-line message."""
 
+import difflib
+
 
 class SegbenchError(Exception):
     """A problem the user can fix: bad input, missing data, an unknown name.
@@ -8,7 +10,14 @@ class SegbenchError(Exception):
     """
 
 
+def did_you_mean(name: str, valid: "list[str] | tuple[str, ...]") -> str:
+    """"; did you mean 'x'?" for the valid name closest to `name` (case aside), or ""."""
+    by_lower = {v.lower(): v for v in valid}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
+
+
 def unknown(kind: str, name: str, valid: "list[str] | tuple[str, ...]") -> SegbenchError:
-    """Error for an unknown name, listing the valid choices."""
+    """Error for an unknown name, with the closest valid name and the valid choices."""
     choices = ", ".join(sorted(valid)) or "(none registered)"
-    return SegbenchError(f"unknown {kind} {name!r}; valid: {choices}")
+    return SegbenchError(f"unknown {kind} {name!r}{did_you_mean(name, valid) or ';'} valid: {choices}")

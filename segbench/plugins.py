@@ -1,19 +1,24 @@
 """Plugin manager: discovers plugins, collects their specs, and isolates their failures.
 
 Plugins come from the entry-point group "segbench" (built-ins too), from
-`--plugin MODULE` and from `SEGBENCH_PLUGINS=mod1,mod2`; `SEGBENCH_DISABLE_PLUGINS`
-blocks names. A plugin that fails to import or register is recorded and
-reported once; the rest keep working.
+`--plugin MODULE` and from `SEGBENCH_PLUGINS=mod1,mod2` (a module importable from
+the current folder or the environment, or the path of a .py file);
+`SEGBENCH_DISABLE_PLUGINS` blocks names. A named plugin that cannot be found is an
+error; a plugin that fails to import or register is recorded and reported once,
+and the rest keep working. A module loaded by its entry point and named again is
+registered once.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -118,6 +123,39 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _NotFound(Exception):
+    """A plugin named by --plugin or SEGBENCH_PLUGINS that does not exist."""
+
+
+def _is_file(module: str) -> bool:
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+
+def import_named(module: str) -> ModuleType:
+    """A plugin named by the user: the path of a .py file, or a module name importable from the current
+    folder (which a console script does not put on sys.path) or the environment."""
+    if _is_file(module):
+        path = Path(module).expanduser().resolve()
+        if not path.is_file():
+            raise _NotFound(f"plugin file {module} does not exist; give the path of a plugin's .py file, or a "
+                            "module name importable from the current folder or the environment")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = loaded  # dataclasses and pickling look their module up by name
+        spec.loader.exec_module(loaded)
+        return loaded
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):  # a module the plugin itself imports
+            raise
+        raise _NotFound(f"plugin {module!r} not found: no module {exc.name!r} in the current folder ({os.getcwd()}) "
+                        f"or the environment; run segbench in the folder that holds {module}.py, pass the file's "
+                        f"path (--plugin path/to/{module}.py), or pip install the plugin") from None
+
+
 def load_plugins(modules: Iterable[str] = (), *, entry_points_group: str = GROUP) -> Registry:
     """Load every plugin and collect what it registers.
 
@@ -136,7 +174,8 @@ def load_plugins(modules: Iterable[str] = (), *, entry_points_group: str = GROUP
         info = PluginInfo(ep.name, "entry point", dist.name if dist else "", dist.version if dist else "")
         candidates.append((info, ep.load))
     for module in [*_split_env("SEGBENCH_PLUGINS"), *modules]:
-        candidates.append((PluginInfo(module, "module"), lambda m=module: importlib.import_module(m)))
+        name = Path(module).stem if _is_file(module) else module
+        candidates.append((PluginInfo(name, "module"), lambda m=module: import_named(m)))
 
     for info, load in candidates:
         if info.name in disabled or pm.get_plugin(info.name) is not None:
@@ -144,8 +183,13 @@ def load_plugins(modules: Iterable[str] = (), *, entry_points_group: str = GROUP
         registry.plugins.append(info)
         try:
             plugin: ModuleType = load()
+            if pm.is_registered(plugin):  # already loaded through its entry point
+                registry.plugins.remove(info)
+                continue
             pm.register(plugin, name=info.name)
             pm.check_pending()
+        except _NotFound as exc:
+            raise SegbenchError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the CLI down
             info.error = _describe(exc)
             if pm.get_plugin(info.name) is not None:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segbench.errors import SegbenchError
+from segbench.errors import SegbenchError, did_you_mean
 from segbench.plugins import Registry
 
 MAX_IMAGE_SIZE = 4096  # a typo such as 64000 would otherwise end in an out-of-memory error
@@ -67,7 +67,8 @@ def check_request(request: RunRequest, registry: Registry) -> None:
         registry.tracker(name)
     spec = registry.dataset(request.dataset)
     if request.task not in spec.tasks:
-        raise SegbenchError(f"dataset {spec.name!r} does not serve task {request.task!r}; valid: {', '.join(spec.tasks)}")
+        raise SegbenchError(f"dataset {spec.name!r} does not serve task {request.task!r}"
+                            f"{did_you_mean(request.task, spec.tasks) or ';'} valid: {', '.join(spec.tasks)}")
     if spec.needs_root:
         if not request.data_root:
             raise SegbenchError(f"dataset {spec.name!r} needs --data-root (the folder holding the data)")

@@ -74,3 +74,14 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: unknown model 'nope'")
+
+
+@pytest.mark.parametrize(("args", "suggestion"), [
+    ((*BASE, "--models", "unett"), "unknown model 'unett'; did you mean 'unet'?"),
+    ((*BASE, "--models", "UNet"), "unknown model 'UNet'; did you mean 'unet'?"),
+    (("run", "--task", "Lung", "--models", "unet", "--quiet"), "does not serve task 'Lung'; did you mean 'lung'?"),
+    (("report", ".", "--format", "htm"), "unknown format 'htm'; did you mean 'html'?"),
+])
+def test_a_mistyped_name_gets_the_closest_valid_one(run_cli, args, suggestion):
+    code, _, stderr = run_cli(*args)
+    assert code == 2 and suggestion in stderr and stderr.count("\n") == 1, stderr
