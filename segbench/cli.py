@@ -16,6 +16,8 @@ from segbench.engine.stopping import Stopped, stop_on_signals
 from segbench.errors import SegbenchError, unknown
 from segbench.plugins import Registry, load_plugins
 
+# Typer's parse errors derive from click's UsageError (from the click that Typer >= 0.17 vendors, else click)
+USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
 app = typer.Typer(
     help="Compare image segmenters (diffusion and U-Net) under one fixed-seed protocol.",
     no_args_is_help=True,
@@ -88,16 +90,17 @@ def list_(kind: Annotated[str, typer.Argument(help="models, datasets, metrics, f
 @app.command()
 def info(
     model: Annotated[str, typer.Argument(help="A model name, e.g. diff-add or smp:FPN:resnet34.")],
-    preset: Annotated[str, typer.Option(help="tiny, small or paper.")] = "small",
+    preset: Annotated[str, typer.Option(help="auto (as run: paper on CUDA, else small), tiny, small or paper.")] = "auto",
     task: Annotated[str, typer.Option(help="Task for task-specific preset values.")] = "infection",
     image_size: Annotated[int, typer.Option(help="Image size the model is built for.")] = 64,
+    device: Annotated[str, typer.Option(help="The device `auto` resolves for: auto, cpu, cuda, mps.")] = "auto",
 ) -> None:
     """Show a model's resolved hyperparameters and parameter count."""
+    from segbench.engine.device import resolve_device
     from segbench.plan.build import plan_model
-    from segbench.presets import PRESETS
+    from segbench.presets import resolve_preset
 
-    if preset not in PRESETS:
-        raise SegbenchError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    preset = resolve_preset(preset, resolve_device(device).type)
     spec = registry().model(model)
     plan = plan_model(spec, model, preset, task, image_size)
     net = spec.factory(plan.factory_input(image_size))
@@ -335,6 +338,9 @@ def report(
     from segbench.io import atomic_write_text
     from segbench.reports.compose import compose_report
 
+    if out_file is None and figures and sys.stdout.isatty() and registry().format(format).figures == "embedded":
+        raise SegbenchError(f"--format {format} embeds its figures as base64, not for a terminal; pass "
+                            f"--out FILE, or --no-figures to print it here")
     names = [m.strip() for item in metrics or [] for m in item.split(",") if m.strip()]
     text, notes = compose_report(
         registry(), list(run_dirs), format, out_file=out_file, standalone=standalone, transpose=transpose,
@@ -374,7 +380,16 @@ def main_process() -> bool:
 def main() -> None:
     """Console entry point: SegbenchError -> one line and exit 2; other errors -> one line and exit 1."""
     try:
-        app()
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(code)
+            sys.exit(code)
+    except USAGE_ERROR as exc:  # Typer's own parse errors: one line, as ours
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _say("error", "red", exc.format_message() + where)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("interrupted")
+        sys.exit(130)
     except Stopped as exc:
         _say("stopped", "yellow", f"{STOP_REQUEST.name or 'stop requested'} {exc}; what was done is committed: "
                                   "run the same command with --resume to continue")

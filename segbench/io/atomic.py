@@ -16,6 +16,13 @@ class WriteError(SegbenchError):
     """A file could not be written (full disk, read-only folder); the old file, if any, is intact."""
 
 
+def _file_mode() -> int:
+    """The mode open() gives a new file under the process's umask (mkstemp's files are 0600 whatever it is)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces `path` atomically."""
@@ -29,6 +36,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), _file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_folder(path.parent)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from segbench.errors import SegbenchError
-from segbench.io.lock import run_lock
+from segbench.io.lock import LOCK_FILE, run_lock
 from segbench.plan.run_plan import first_difference
 from segbench.results.record import RunRecord
 from segbench.results.store import RunStore, partial_dir
@@ -22,7 +22,9 @@ def open_run_directory(out: str | None, task: str, resume: bool, held: contextli
     path = Path(out or f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S')}")
     store = RunStore(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.mkdir(parents=True)
+            held.callback(_remove_if_unused, path)  # after the lock is released
         held.enter_context(run_lock(path))  # creating the lock file also proves the folder writable
     except OSError as exc:
         raise SegbenchError(f"--out {path} is not writable: {exc.strerror or exc}") from None
@@ -32,6 +34,13 @@ def open_run_directory(out: str | None, task: str, resume: bool, held: contextli
         note(f"--resume: {path} holds no run yet; starting it")
         return store, False
     return store, resume
+
+
+def _remove_if_unused(path: Path) -> None:
+    """Remove a run directory this run created when the run wrote nothing into it (it failed first)."""
+    if [p.name for p in path.iterdir()] == [LOCK_FILE]:
+        (path / LOCK_FILE).unlink()
+        path.rmdir()
 
 
 def check_resume(store: RunStore, record: RunRecord) -> None:

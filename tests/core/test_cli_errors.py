@@ -76,6 +76,20 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.stderr.strip().startswith("error: unknown model 'nope'")
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (("run", "--tsk", "lung"), "error: No such option: --tsk (Possible options: --set, --task, --track) "
+                               "(see `segbench run --help`)"),
+    (("run", "--task", "lung", "--epochs", "x"), "error: Invalid value for '--epochs': "),
+    (("nope",), "error: No such command 'nope'. (see `segbench --help`)"),
+])
+def test_typers_own_parse_errors_are_one_line(tmp_path, args, expected):
+    result = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'segbench'; "
+                             "from segbench.cli import main; main()", *args],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(expected), result.stderr
+
+
 @pytest.mark.parametrize(("args", "suggestion"), [
     ((*BASE, "--models", "unett"), "unknown model 'unett'; did you mean 'unet'?"),
     ((*BASE, "--models", "UNet"), "unknown model 'UNet'; did you mean 'unet'?"),
@@ -85,3 +99,13 @@ def test_console_script_prints_no_traceback(tmp_path):
 def test_a_mistyped_name_gets_the_closest_valid_one(run_cli, args, suggestion):
     code, _, stderr = run_cli(*args)
     assert code == 2 and suggestion in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_a_run_that_fails_on_its_data_leaves_no_folder(run_cli, tmp_path):
+    (tmp_path / "data/images").mkdir(parents=True)
+    (tmp_path / "data/masks").mkdir()
+    out = tmp_path / "runs/first"
+    code, _, stderr = run_cli("run", "--task", "lung", "--dataset", "folder", "--data-root", str(tmp_path / "data"),
+                              "--models", "toy-cnn", "--quiet", "--out", str(out))
+    assert code == 2 and stderr.startswith("error: "), stderr
+    assert not out.exists()

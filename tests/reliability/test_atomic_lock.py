@@ -92,3 +92,15 @@ def test_lock_error_is_a_segbench_error(tmp_path):
     with run_lock(tmp_path), pytest.raises(SegbenchError, match="in use"):
         with run_lock(tmp_path):
             pass
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_files_are_written_with_the_umasks_permissions(tmp_path, umask, mode):
+    import os
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "summary.csv", "a\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "summary.csv").stat().st_mode & 0o777 == mode

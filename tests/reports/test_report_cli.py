@@ -165,3 +165,20 @@ def test_no_timings_gives_the_same_bytes_whatever_the_wall_clock(toy_run, run_cl
     assert b"left out (--no-timings)" in texts[0]
     code, with_times, _ = run_cli("report", str(slower), "--no-figures")
     assert code == 0 and "| 0.50 |" in with_times  # the default report shows them
+
+
+def test_html_to_a_terminal_asks_for_out(toy_run):
+    """`report --format html` on a terminal would print its base64 figures: one line asking for --out."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, terminal = pty.openpty()
+    done = subprocess.run([sys.executable, "-c", "from segbench.cli import main; main()", "--plugin", "tests.toy_plugin",
+                           "report", str(toy_run), "--format", "html"], stdout=terminal, stderr=subprocess.PIPE,
+                          text=True, timeout=300)
+    os.close(terminal)
+    os.close(main)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: --format html embeds its figures as base64") and "--out FILE" in done.stderr
