@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -165,11 +166,9 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
-    from segbench.progress import Progress
-    from segbench.reports.markdown import mean_table
-    from segbench.reports.table import build_table
     from segbench.plan.request import RunRequest
-    from segbench.results import load_run
+    from segbench.progress import Progress
+    from segbench.reports.terminal import print_finished
     from segbench.runner import run as run_benchmark
 
     request = RunRequest(
@@ -180,14 +179,12 @@ def run(
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
         track=_names(track), dist_backend=dist_backend, dist_timeout=dist_timeout, sync_batchnorm=sync_batchnorm,
     )
+    started = time.monotonic()
     with stop_on_signals():
         path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
-    if not main_process():
-        return
-    results = load_run(path)
-    out.print(f"\n[bold]{task}[/] on {dataset}, per-image mean [95% CI]:")
-    out.print("\n".join(mean_table(build_table(results))), markup=False, highlight=False)
-    out.print(f"\nresults in {path}/ (report.md, summary.csv, per_image.csv, predictions/, checkpoints/)")
+    if main_process():
+        print_finished(out, registry(), path, f"{task} on {dataset}, per-image mean [95% CI]",
+                       time.monotonic() - started)
 
 
 @app.command()
@@ -212,16 +209,19 @@ def evaluate(
     from segbench.evaluate import EvaluateRequest
     from segbench.evaluate import evaluate as evaluate_run
     from segbench.progress import Progress
+    from segbench.reports.terminal import print_finished
 
     request = EvaluateRequest(
         run_dir=str(run_dir), models=_names(models) or None,
         sets=list(set_ or []), ensemble=ensemble, threshold=threshold, eval_samples=eval_samples,
         eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume, dist_backend=dist_backend,
         dist_timeout=dist_timeout)
+    started = time.monotonic()
     with stop_on_signals():
         path = evaluate_run(request, registry(), Progress(err, quiet=quiet))
     if main_process():
-        out.print(f"results in {path}/ (report.md, summary.csv, per_image.csv, predictions/)")
+        print_finished(out, registry(), path, f"{run_dir} evaluated again, per-image mean [95% CI]",
+                       time.monotonic() - started)
 
 
 @app.command()

@@ -10,6 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 
 
+SPEED_WINDOW = 300.0
+
+
 class Bar:
     """One task's bar: `step(completed, loss=...)`."""
 
@@ -44,8 +47,9 @@ class Progress:
             yield Bar(None, None)
             return
         columns = (
-            TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
         )
-        with RichProgress(*columns, console=self.console, transient=False) as bars:
+        # the ETA from the rate over the last SPEED_WINDOW s (rich's default, 30 s, swings with each epoch's end)
+        with RichProgress(*columns, console=self.console, transient=False, speed_estimate_period=SPEED_WINDOW) as bars:
             yield Bar(bars, bars.add_task(description, total=total, loss=""))

@@ -123,6 +123,12 @@ def check_processes(plan: RunPlan, dist: Distributed) -> None:
                                 f"{model.name}.batch_size=N) that {dist.world} divides, or fewer processes")
 
 
+def position(context: RunContext, name: str) -> str:
+    """"(2 of 4)": where model `name` stands in the run's models."""
+    names = [m.name for m in context.plan.models]
+    return f"({names.index(name) + 1} of {len(names)})"
+
+
 def notify(context: RunContext, hook: str, **arguments) -> None:
     """Call a lifecycle hook of the plugins, on rank 0 only."""
     if context.runtime.dist.main:
@@ -213,7 +219,8 @@ def evaluate_model(model: ModelPlan, network: torch.nn.Module, context: RunConte
     name, evaluation = model.name, context.plan.evaluation
     seed_everything(derive_seed("model", context.plan.seed, name))
     try:
-        with context.progress.task(f"{name} predict", total=len(context.test_data) * evaluation.ensemble) as bar:
+        with context.progress.task(f"{name} predict {position(context, name)}",
+                                   total=len(context.test_data) * evaluation.ensemble) as bar:
             predictions = predict_split(
                 network, context.test_data, evaluation, run_seed=context.plan.seed, runtime=context.runtime,
                 model_name=name, on_batch=lambda done, total: bar.step(done),
@@ -242,7 +249,8 @@ def _train(model: ModelPlan, network: torch.nn.Module, context: RunContext) -> d
     settings, samples = model.training, len(context.train_data)
     checkpointing = Checkpointing(context.store.file(checkpoint_dir(model.name)), context.resume,
                                   context.plan.checkpoint_every)
-    with context.progress.task(f"{model.name} train", total=settings.total_steps(samples)) as bar:
+    with context.progress.task(f"{model.name} train {position(context, model.name)}",
+                               total=settings.total_steps(samples)) as bar:
         state = train(
             network, context.train_data, settings, seed=derive_seed("model", context.plan.seed, model.name),
             runtime=context.runtime, checkpointing=checkpointing, should_stop=STOP_REQUEST.__bool__,

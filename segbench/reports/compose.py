@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from segbench.reports.strata import subgroups
 from segbench.reports.uncertainty import uncertainty_quality
 from segbench.results import RunResults, merge_runs
 from segbench.results.rescore import select_scores
-from segbench.specs import FormatSpec
+from segbench.specs import FormatSpec, MetricSpec
 from segbench.study.directory import is_study
 
 TIMING_KEYS = ("train_seconds", "predict_seconds", "masks_per_second", "compile_seconds")
@@ -67,16 +68,21 @@ def compose_report(
     return spec.render(results, options), notes
 
 
+def metric_specs(registry: Registry, results: RunResults) -> dict[str, MetricSpec]:
+    """The specs of the run's metrics that are still registered (one of a plugin no longer installed is
+    reported as stored, higher taken as better)."""
+    specs = {}
+    for name in results.metric_names:
+        with contextlib.suppress(SegbenchError):
+            specs[name] = registry.metric(name)
+    return specs
+
+
 def analysis_options(registry: Registry, results: RunResults) -> tuple[ReportOptions, list[str]]:
     """What every report of `results` (the run's report.md too) takes from the metrics' specs and the saved
     predictions: higher_is_better, the metrics' empty-mask rules, the uncertainty table (a note when the
     run's saved predictions do not allow it)."""
-    specs = {}
-    for name in results.metric_names:
-        try:
-            specs[name] = registry.metric(name)
-        except SegbenchError:  # a metric of a plugin no longer installed: reported as stored
-            continue
+    specs = metric_specs(registry, results)
     options: ReportOptions = {"higher_is_better": {m: s.higher_is_better for m, s in specs.items()},
                               "empty_rules": {m: s.empty_rule for m, s in specs.items() if s.empty_rule}}
     notes = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,16 @@ def test_run_directory_layout(first_run):
         assert npz["probabilities"].dtype == np.float16 and npz["probabilities"].shape == (10, 32, 32)
         assert list(npz["sample_id"]) == list(per_image["sample_id"])
     assert "toy-cnn" in stdout and "dice" in stdout and str(out) in stdout
+
+
+def test_the_end_of_a_run_is_a_table_with_the_time_and_the_next_command(first_run):
+    out, stdout, _ = first_run
+    assert "|" not in stdout and "**" not in stdout  # a terminal table, not raw Markdown
+    dice = next(line for line in stdout.splitlines() if line.strip().startswith("dice"))
+    summary = pd.read_csv(out / "summary.csv").set_index(["model", "metric"])
+    assert f"{summary.loc[('toy-cnn', 'dice'), 'mean']:.4f}" in dice
+    assert re.search(r"done in \d+ min \d\d s; results in ", stdout)
+    assert f"segbench report {out} --format html --out {out}/report.html" in stdout
 
 
 def test_model_learns_the_toy_task(first_run):
