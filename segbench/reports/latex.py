@@ -13,12 +13,13 @@ from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertaint
 from segbench.results import RunResults
 
 _SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}", "–": "--"}
+            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}", "–": "--",
+            "<": r"\textless{}", ">": r"\textgreater{}"}  # bare < and > print as ¡ and ¿ in LaTeX's default font
 
 
 def escape(text: object) -> str:
     """Escape LaTeX's special characters in plain text."""
-    return re.sub(r"[&%$#_{}~^\\–]", lambda m: _SPECIAL[m.group()], str(text))
+    return re.sub(r"[&%$#_{}~^\\–<>]", lambda m: _SPECIAL[m.group()], str(text))
 
 
 def num(value: float) -> str:
@@ -37,10 +38,15 @@ def _row(cells: list[str]) -> str:
     return " & ".join(cells) + r" \\"
 
 
+# A table wider than the text is scaled down to \linewidth (graphicx's \resizebox, whose \width is the
+# table's natural width); a narrower one keeps its size.
+FIT_OPEN = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+
+
 def _table(spec: str, body: list[str], caption: str, label: str, size: str = "small") -> list[str]:
     """A booktabs table; `size` is the font size command (and any setting after it), without the backslash."""
-    return [r"\begin{table}[htbp]", r"\centering", f"\\{size}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-            *body, r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+    return [r"\begin{table}[htbp]", r"\centering", f"\\{size}", FIT_OPEN, rf"\begin{{tabular}}{{{spec}}}",
+            r"\toprule", *body, r"\bottomrule", r"\end{tabular}}", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
             r"\end{table}", ""]
 
 
@@ -181,8 +187,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     options = options or {}
     # The full settings as comments: a reader of the .tex sees them, the typeset page does not.
     figures = figure_blocks(results, options)
-    packages = r"\usepackage{booktabs}" + (r" and \usepackage{graphicx}" if figures else "")
-    lines = [f"% segbench report; needs {packages}."]
+    lines = [r"% segbench report; needs \usepackage{booktabs} and \usepackage{graphicx}."]
     lines += [f"% {label}: {value}".replace("\n", " ") for label, value in header_items(results, options.get("empty_rules"))]
     lines += [f"% Hyperparameters of {model}: {text}" for model, text in hyperparameter_items(results)]
     lines += ["", *main_table(results, options), *strata_tables(results, options)]
@@ -198,7 +203,5 @@ def render(results: RunResults, options: dict | None = None) -> str:
     body = "\n".join(lines + figures)
     if not options.get("standalone"):
         return body
-    preamble = [r"\documentclass{article}", r"\usepackage{booktabs}"]
-    if figures:
-        preamble.append(r"\usepackage{graphicx}")
+    preamble = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage{graphicx}"]
     return "\n".join([*preamble, r"\begin{document}", "", body, r"\end{document}"]) + "\n"

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import pypdf
 import pytest
 
 from tests.reports.conftest import write_run
@@ -124,7 +125,7 @@ def test_latex_escapes_every_special_character_in_names(tmp_path):
     from tests.reports.conftest import literal_results
 
     results = literal_results()
-    odd = "a_b&c%d$e#f{g}h~i^j\\k"
+    odd = "a_b&c%d$e#f{g}h~i^j\\k<l>m"
     results.summary["model"] = results.summary["model"].replace("unet", odd)
     results.per_image["model"] = results.per_image["model"].replace("unet", odd)
     plan = results.record.plan
@@ -135,6 +136,9 @@ def test_latex_escapes_every_special_character_in_names(tmp_path):
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "odd.tex"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(tmp_path / "odd.pdf").pages)
+    assert "¡" not in text and "¿" not in text  # what a bare < and > print as
+    assert "<l>m" in text.replace(" ", "")
 
 
 def test_lower_is_better_metric_bolds_the_lowest(two_runs, run_cli):
@@ -182,3 +186,39 @@ def test_html_to_a_terminal_asks_for_out(toy_run):
     os.close(main)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: --format html embeds its figures as base64") and "--out FILE" in done.stderr
+
+
+def _results_with(models: int):
+    """literal_results' unet, repeated under `models` long names (as a study's labels are)."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tests.reports.conftest import literal_results
+
+    results = literal_results()
+    names = [f"diff-add-ddim50-{i}" for i in range(models)]
+    for frame in ("summary", "per_image"):
+        table = getattr(results, frame)
+        setattr(results, frame, pd.concat([table[table["model"] == "unet"].assign(model=n) for n in names],
+                                          ignore_index=True))
+    plan = results.record.plan
+    unet = plan.model("unet")
+    results.record = replace(results.record, plan=replace(plan, models=tuple(replace(unet, name=n) for n in names)))
+    results.models = {n: results.models["unet"] for n in names}
+    return results
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex missing: apt-get install texlive-latex-base texlive-latex-recommended")
+@pytest.mark.parametrize("models", [2, 4, 8])
+@pytest.mark.parametrize("transpose", [False, True], ids=["metrics-as-rows", "transposed"])
+def test_latex_tables_fit_the_text_width(tmp_path, models, transpose):
+    from segbench.reports import latex
+
+    (tmp_path / "t.tex").write_text(latex.render(_results_with(models), {"standalone": True, "transpose": transpose}))
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    log = (tmp_path / "t.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
