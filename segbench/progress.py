@@ -35,7 +35,7 @@ class Progress:
 
     def log(self, message: str) -> None:
         if not self.silent:
-            self.console.print(message)
+            self.console.print(message, soft_wrap=True)  # a path stays on one line
 
     def silenced(self) -> Progress:
         """No bars and no log lines: what every process of a run but rank 0 shows."""

@@ -160,7 +160,7 @@ class MetricSpec:
 
     `empty_rule` says in words what the metric is when a mask is empty (printed in every report's policy;
     a count metric that follows the shared policy leaves it empty). `higher_is_better` picks the bold
-    values. `variants`, if given, serves the names "<name>:<text>": variants(text) returns that metric's
+    values. `label` is how report tables name it ("Dice", "HD95 (px)"; default: `name`, which CSV keeps). `variants`, if given, serves the names "<name>:<text>": variants(text) returns that metric's
     spec (e.g. "nsd:2", NSD at a 2-pixel tolerance) or raises SegbenchError; `variant_help` says what
     text looks like.
     """
@@ -173,6 +173,7 @@ class MetricSpec:
     empty_rule: str = ""
     variants: Callable[[str], MetricSpec] | None = None
     variant_help: str = ""
+    label: str = ""
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

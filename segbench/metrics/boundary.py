@@ -67,7 +67,7 @@ def nsd_spec(name: str = "nsd", tolerance: float = DEFAULT_TOLERANCE) -> MetricS
     more = " (nsd:<tolerance> for another, e.g. nsd:2)" if default else ""
     return MetricSpec(name, partial(nsd, tolerance=tolerance), f"normalised surface Dice at {tolerance:g} px{more}",
                       kind="masks", empty_rule=NSD_RULE, variants=nsd_variant if default else None,
-                      variant_help="<tolerance in px>" if default else "")
+                      variant_help="<tolerance in px>" if default else "", label=f"NSD ({tolerance:g} px)")
 
 
 def nsd_variant(text: str) -> MetricSpec:
@@ -84,8 +84,8 @@ def nsd_variant(text: str) -> MetricSpec:
 
 BOUNDARY_METRICS = (
     MetricSpec("hd95", hd95, "95th-percentile Hausdorff distance between the boundaries (px)", higher_is_better=False,
-               kind="masks", empty_rule=DISTANCE_RULE),
+               kind="masks", empty_rule=DISTANCE_RULE, label="HD95 (px)"),
     MetricSpec("assd", assd, "average symmetric surface distance (px)", higher_is_better=False, kind="masks",
-               empty_rule=DISTANCE_RULE),
+               empty_rule=DISTANCE_RULE, label="ASSD (px)"),
     nsd_spec(),
 )

@@ -15,11 +15,13 @@ BUILTIN_METRICS = (
     d.precision,
     d.mcc,
 )
+LABELS = {"balanced_accuracy": "Balanced accuracy", "mcc": "MCC"}  # the others: the name, capitalised
 
 
 @hookimpl
 def register_metrics(register) -> None:
     for fn in BUILTIN_METRICS:
-        register(MetricSpec(name=fn.__name__, fn=fn, description=(fn.__doc__ or "").strip()))
+        register(MetricSpec(name=fn.__name__, fn=fn, description=(fn.__doc__ or "").strip(),
+                            label=LABELS.get(fn.__name__, fn.__name__.capitalize())))
     for spec in BOUNDARY_METRICS:
         register(spec)

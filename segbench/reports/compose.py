@@ -14,7 +14,7 @@ from segbench.reports.strata import subgroups
 from segbench.reports.uncertainty import uncertainty_quality
 from segbench.results import RunResults, merge_runs
 from segbench.results.rescore import select_scores
-from segbench.specs import FormatSpec, MetricSpec
+from segbench.specs import FormatSpec
 from segbench.study.directory import is_study
 
 TIMING_KEYS = ("train_seconds", "predict_seconds", "masks_per_second", "compile_seconds")
@@ -68,23 +68,23 @@ def compose_report(
     return spec.render(results, options), notes
 
 
-def metric_specs(registry: Registry, results: RunResults) -> dict[str, MetricSpec]:
-    """The specs of the run's metrics that are still registered (one of a plugin no longer installed is
-    reported as stored, higher taken as better)."""
+def metric_options(registry: Registry, results: RunResults) -> ReportOptions:
+    """What the tables take from the specs of the run's metrics: higher_is_better, labels and empty-mask
+    rules (a metric of a plugin no longer installed is reported as stored, by its name, higher better)."""
     specs = {}
     for name in results.metric_names:
         with contextlib.suppress(SegbenchError):
             specs[name] = registry.metric(name)
-    return specs
+    return {"higher_is_better": {m: s.higher_is_better for m, s in specs.items()},
+            "labels": {m: s.label for m, s in specs.items() if s.label},
+            "empty_rules": {m: s.empty_rule for m, s in specs.items() if s.empty_rule}}
 
 
 def analysis_options(registry: Registry, results: RunResults) -> tuple[ReportOptions, list[str]]:
     """What every report of `results` (the run's report.md too) takes from the metrics' specs and the saved
     predictions: higher_is_better, the metrics' empty-mask rules, the uncertainty table (a note when the
     run's saved predictions do not allow it)."""
-    specs = metric_specs(registry, results)
-    options: ReportOptions = {"higher_is_better": {m: s.higher_is_better for m, s in specs.items()},
-                              "empty_rules": {m: s.empty_rule for m, s in specs.items() if s.empty_rule}}
+    options = metric_options(registry, results)
     notes = []
     try:
         options["uncertainty"] = uncertainty_quality(results)

@@ -64,7 +64,7 @@ def _strata(results: RunResults, options: dict) -> list[str]:
     if found.non_empty is not None:
         parts += [f"<h3>Images with foreground in the reference ({escape(images_label(found.non_empty))}): per-image "
                   "mean [95% bootstrap CI]</h3>",
-                  *_grid(build_table(found.non_empty, options.get("higher_is_better")), False, bool(options.get("transpose")))]
+                  *_grid(build_table(found.non_empty, options), False, bool(options.get("transpose")))]
     if found.has_empty:
         parts += ["<h3>Image-level detection and empty references</h3>", *_text_table(DETECTION_COLUMNS, detection_rows(found)),
                   f'<p class="note">{escape(DETECTION_NOTE)}</p>']
@@ -76,7 +76,7 @@ def _subgroups(results: RunResults, options: dict) -> list[str]:
     parts = [f"<h2>Results by {escape(column)}: per-image mean [95% bootstrap CI]</h2>"]
     for value, n, empty, part in subgroups(results, column):
         parts += [f"<h3>{escape(column)} = {escape(value)} ({n} images, {empty} with an empty reference)</h3>",
-                  *_grid(build_table(part, options.get("higher_is_better")), False, bool(options.get("transpose")))]
+                  *_grid(build_table(part, options), False, bool(options.get("transpose")))]
     return parts
 
 
@@ -89,7 +89,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
         from segbench.reports.figures import make_figures
 
         figures = make_figures(results, compared_metric(results))[0]
-    table = build_table(results, options.get("higher_is_better"))
+    table = build_table(results, options)
     transpose = bool(options.get("transpose"))
     data = results.record.plan.data
     title = escape(f"segbench: {data.task} on {data.dataset}")
@@ -106,7 +106,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     parts += _strata(results, options)
     if options.get("by"):
         parts += _subgroups(results, options)
-    comparison = compare(results, options.get("baseline"), options.get("higher_is_better"))
+    comparison = compare(results, options.get("baseline"), options)
     if comparison is not None:
         parts += _comparison(comparison)
     if options.get("uncertainty"):

@@ -55,12 +55,12 @@ def _label(results: RunResults, suffix: str = "") -> str:
 
 
 def _name(table: Table, label: str) -> str:
-    """Metric names read as words ("balanced accuracy"); model names stay as they are."""
+    """A metric without a label reads as words ("my metric"); model names stay as they are."""
     return escape(label.replace("_", " ") if label in table.metrics else label)
 
 
 def main_table(results: RunResults, options: dict) -> list[str]:
-    table = build_table(results, options.get("higher_is_better"))
+    table = build_table(results, options)
     transpose = bool(options.get("transpose"))
     labels, mean_rows = grid(table, False, transpose)
     pooled_labels, pooled_rows = grid(table, True, transpose)
@@ -90,7 +90,7 @@ def main_table(results: RunResults, options: dict) -> list[str]:
 
 def mean_only_table(results: RunResults, part: RunResults, options: dict, caption: str, suffix: str) -> list[str]:
     """Per-image mean [CI] of `part` (a stratum or subgroup of `results`), metrics as rows."""
-    table = build_table(part, options.get("higher_is_better"))
+    table = build_table(part, options)
     labels, rows = grid(table, False, bool(options.get("transpose")))
     body = [_row([labels[0], *(_name(table, label) for label in labels[1:])]), r"\midrule"]
     body += [_row([_name(table, label), *map(_entry, entries)]) for label, entries in rows]
@@ -193,7 +193,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     lines += ["", *main_table(results, options), *strata_tables(results, options)]
     if options.get("by"):
         lines += subgroup_tables(results, options)
-    comparison = compare(results, options.get("baseline"), options.get("higher_is_better"))
+    comparison = compare(results, options.get("baseline"), options)
     if comparison is not None:
         lines += comparison_table(results, comparison)
     if options.get("uncertainty"):

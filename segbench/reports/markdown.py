@@ -58,7 +58,7 @@ def strata_section(results: RunResults, options: dict) -> list[str]:
     if found.non_empty is not None:
         n = images_label(found.non_empty)
         lines += [f"### Images with foreground in the reference ({n}): per-image mean [95% bootstrap CI]", "",
-                  *mean_table(build_table(found.non_empty, options.get("higher_is_better")), bool(options.get("transpose"))), ""]
+                  *mean_table(build_table(found.non_empty, options), bool(options.get("transpose"))), ""]
     if found.has_empty:
         lines += ["### Image-level detection and empty references", "",
                   *_text_table(DETECTION_COLUMNS, detection_rows(found)), "", DETECTION_NOTE, ""]
@@ -70,7 +70,7 @@ def subgroup_section(results: RunResults, options: dict) -> list[str]:
     lines = [f"## Results by {column}: per-image mean [95% bootstrap CI]", ""]
     for value, n, empty, part in subgroups(results, column):
         lines += [f"### {column} = {value} ({n} images, {empty} with an empty reference)", "",
-                  *mean_table(build_table(part, options.get("higher_is_better")), bool(options.get("transpose"))), ""]
+                  *mean_table(build_table(part, options), bool(options.get("transpose"))), ""]
     return lines
 
 
@@ -78,7 +78,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     """options: transpose, baseline, higher_is_better, empty_rules, uncertainty, by, figures (see
     segbench.reports.options)."""
     options = options or {}
-    table = build_table(results, options.get("higher_is_better"))
+    table = build_table(results, options)
     transpose = bool(options.get("transpose"))
     data = results.record.plan.data
     lines = [f"# segbench: {data.task} on {data.dataset}", ""]
@@ -92,7 +92,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     lines += strata_section(results, options)
     if options.get("by"):
         lines += subgroup_section(results, options)
-    comparison = compare(results, options.get("baseline"), options.get("higher_is_better"))
+    comparison = compare(results, options.get("baseline"), options)
     if comparison is not None:
         lines += comparison_section(comparison)
     if options.get("uncertainty"):

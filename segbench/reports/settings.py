@@ -7,7 +7,7 @@ from typing import Any
 
 from segbench.results import RunRecord, RunResults
 
-MODEL_COLUMNS = ("Model", "Preset", "Epochs", "Steps", "Batch size", "LR", "Parameters", "Training (s)", "Masks/s",
+MODEL_COLUMNS = ("Model", "Preset", "Epochs", "Steps", "Batch size", "LR", "Parameters (M)", "Training (s)", "Masks/s",
                  "Status")
 
 
@@ -103,10 +103,11 @@ def _compile_setting(results: RunResults) -> str:
 
 
 def _count(n: int | None) -> str:
-    """A parameter count: 1.23 M, 45.6 k or 789."""
+    """A parameter count in millions, the column's one unit: 24.43, 0.37, or two significant digits
+    below 0.1 M (0.0096)."""
     if not n:
         return "–"
-    return f"{n / 1e6:.2f} M" if n >= 1e6 else (f"{n / 1e3:.1f} k" if n >= 1e3 else str(n))
+    return f"{n / 1e6:.2f}" if n >= 1e5 else f"{n / 1e6:.2g}"
 
 
 def model_rows(results: RunResults) -> list[tuple[str, ...]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from segbench.results import RunResults
 
@@ -27,6 +29,7 @@ class Table:
     cells: dict[str, dict[str, Cell]]
     best: dict[str, set[str]]
     best_pooled: dict[str, set[str]]
+    labels: dict[str, str]  # metric -> how the table names it
 
     @property
     def unpooled(self) -> list[str]:
@@ -60,17 +63,20 @@ def _best(values: dict[str, float], higher: bool) -> set[str]:
     return {m for m, v in scored.items() if v == top} if len(scored) > 1 else set()
 
 
-def build_table(results: RunResults, higher_is_better: dict[str, bool] | None = None) -> Table:
-    """Collect the summary rows; `higher_is_better` per metric (default: higher is better) picks the bold values."""
+def build_table(results: RunResults, options: Mapping[str, Any] | None = None) -> Table:
+    """Collect the summary rows; the report options' `higher_is_better` per metric (default: higher is
+    better) picks the bold values, their `labels` name the metrics (default: the name)."""
+    options = options or {}
     models = results.scored_models
     metrics = results.metric_names
     cells: dict[str, dict[str, Cell]] = {m: {} for m in metrics}
     for row in results.summary.itertuples(index=False):
         cells[row.metric][row.model] = Cell(row.mean, row.ci_low, row.ci_high, row.pooled)
-    higher = {m: (higher_is_better or {}).get(m, True) for m in metrics}
+    higher = {m: options.get("higher_is_better", {}).get(m, True) for m in metrics}
+    labels = {m: options.get("labels", {}).get(m, m) for m in metrics}
     best = {m: _best({k: c.mean for k, c in cells[m].items()}, higher[m]) for m in metrics}
     best_pooled = {m: _best({k: c.pooled for k, c in cells[m].items()}, higher[m]) for m in metrics}
-    return Table(metrics, models, cells, best, best_pooled)
+    return Table(metrics, models, cells, best, best_pooled, labels)
 
 
 Rows = list[tuple[str, list["Entry | None"]]]
@@ -91,9 +97,11 @@ def grid(table: Table, pooled: bool = False, transpose: bool = False) -> tuple[l
         return Entry(cell.mean, (cell.ci_low, cell.ci_high), model in table.best[metric])
 
     metrics = [m for m in table.metrics if not (pooled and m in table.unpooled)]
+    names = [table.labels[m] for m in metrics]
     if transpose:
-        return (["Model", *metrics], [(model, [entry(metric, model) for metric in metrics]) for model in table.models])
-    return (["Metric", *table.models], [(metric, [entry(metric, model) for model in table.models]) for metric in metrics])
+        return (["Model", *names], [(model, [entry(metric, model) for metric in metrics]) for model in table.models])
+    return (["Metric", *table.models], [(table.labels[metric], [entry(metric, model) for model in table.models])
+                                        for metric in metrics])
 
 
 def unpooled_note(table: Table) -> str:

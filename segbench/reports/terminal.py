@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from segbench.plugins import Registry
-from segbench.reports.compose import metric_specs
+from segbench.reports.compose import metric_options
 from segbench.reports.table import Entry, build_table, fmt, grid
 from segbench.results import load_run
 
@@ -24,8 +24,7 @@ def _cell(entry: Entry | None) -> str:
 
 def mean_table(registry: Registry, run_dir: Path, title: str) -> RichTable:
     results = load_run(run_dir)
-    directions = {m: s.higher_is_better for m, s in metric_specs(registry, results).items()}
-    labels, rows = grid(build_table(results, directions))
+    labels, rows = grid(build_table(results, metric_options(registry, results)))
     table = RichTable(*labels, title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left")
     for column in table.columns[1:]:
         column.justify = "right"

@@ -149,7 +149,7 @@ def test_a_bad_nsd_tolerance_is_one_clear_error(text):
 
 
 def test_unknown_metric_variant_names_the_valid_ones():
-    with pytest.raises(SegbenchError, match=r"unknown metric 'dice:2'; valid: .*nsd:<tolerance in px>"):
+    with pytest.raises(SegbenchError, match=r"unknown metric 'dice:2'; did you mean 'dice'\? valid: .*nsd:<tolerance in px>"):
         load_plugins().metric("dice:2")
 
 

@@ -53,13 +53,13 @@ def test_run_directory_layout(first_run):
     with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
         assert npz["probabilities"].dtype == np.float16 and npz["probabilities"].shape == (10, 32, 32)
         assert list(npz["sample_id"]) == list(per_image["sample_id"])
-    assert "toy-cnn" in stdout and "dice" in stdout and str(out) in stdout
+    assert "toy-cnn" in stdout and "Dice" in stdout and str(out) in stdout
 
 
 def test_the_end_of_a_run_is_a_table_with_the_time_and_the_next_command(first_run):
     out, stdout, _ = first_run
     assert "|" not in stdout and "**" not in stdout  # a terminal table, not raw Markdown
-    dice = next(line for line in stdout.splitlines() if line.strip().startswith("dice"))
+    dice = next(line for line in stdout.splitlines() if line.strip().startswith("Dice"))
     summary = pd.read_csv(out / "summary.csv").set_index(["model", "metric"])
     assert f"{summary.loc[('toy-cnn', 'dice'), 'mean']:.4f}" in dice
     assert re.search(r"done in \d+ min \d\d s; results in ", stdout)
@@ -127,7 +127,7 @@ def test_report_formats(first_run, run_cli, fmt):
     if fmt == "latex":
         assert "\\toprule" in stdout and "\\bottomrule" in stdout and "toy-cnn" in stdout
     if fmt == "md":
-        assert "Empty-mask policy" in stdout and "| dice |" in stdout
+        assert "Empty-mask policy" in stdout and "| Dice |" in stdout
 
 
 def test_report_latex_standalone_is_a_document(first_run, run_cli, tmp_path):

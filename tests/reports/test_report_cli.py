@@ -62,7 +62,7 @@ def test_baseline_option_and_transpose(two_runs, run_cli):
     code, stdout, stderr = run_cli("report", *map(str, two_runs), "--baseline", "diff-add", "--transpose",
                                    "--no-figures")
     assert code == 0, stderr
-    assert "## Paired comparison with diff-add" in stdout and "| Model | dice | jaccard |" in stdout
+    assert "## Paired comparison with diff-add" in stdout and "| Model | Dice | Jaccard |" in stdout
     assert "![" not in stdout
 
 
@@ -81,7 +81,7 @@ def test_a_metric_plugin_installed_later_scores_an_old_run(toy_run, run_cli):
     code, stdout, stderr = run_cli("--plugin", "tests.reports.extra_metric", "report", str(toy_run),
                                    "--metrics", "dice,fpr", "--threshold", "0.4")
     assert code == 0, stderr
-    assert "| dice |" in stdout and "| fpr |" in stdout and "| jaccard |" not in stdout
+    assert "| Dice |" in stdout and "| fpr |" in stdout and "| Jaccard |" not in stdout
     assert "- **Threshold**: 0.4" in stdout
 
 
