@@ -66,6 +66,8 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
     if split:
         items.append(("Gradient accumulation", ", ".join(
             f"{m}: each training batch in {parts} micro-batches (GPU memory)" for m, parts in split.items())))
+    if any(results.record_of(m).plan.processes > 1 for m in results.model_names):
+        items.append(("Processes", _setting(results, _processes)))
     trained_in = {results.record_of(m).trained_in for m in results.model_names} - {""}
     if trained_in:
         items.append(("Trained in", ", ".join(sorted(trained_in)) + " (these models were evaluated again, not retrained)"))
@@ -90,6 +92,19 @@ def _recorded(results: RunResults, key: str) -> dict[str, Any]:
     """Per model, its models.json value for `key`, where it has one."""
     values = {m: getattr(results.models.get(m), key, None) for m in results.model_names}
     return {m: v for m, v in values.items() if v is not None}
+
+
+def _processes(record: RunRecord) -> str:
+    """How many processes shared a run, and what that changes against one process."""
+    plan = record.plan
+    if plan.processes == 1:
+        return "1"
+    norm = ("BatchNorm statistics over the global batch (--sync-batchnorm)" if plan.sync_batchnorm
+            else "BatchNorm statistics per process (--sync-batchnorm shares them)")
+    return (f"{plan.processes} (torch.distributed): each step trains on the one-process run's global batch, "
+            "gradients averaged by all-reduce, whose summation order makes training losses equal to one "
+            f"process's to rounding, not to the byte; {norm}; evaluation sharded by sample, its results "
+            "identical to one process's on the same device type")
 
 
 def _compile_setting(results: RunResults) -> str:

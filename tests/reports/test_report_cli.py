@@ -222,3 +222,18 @@ def test_latex_tables_fit_the_text_width(tmp_path, models, transpose):
     assert result.returncode == 0, result.stdout[-3000:]
     log = (tmp_path / "t.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_a_run_of_several_processes_says_what_differs_from_one(sync):
+    from dataclasses import replace
+
+    from segbench.reports import markdown
+    from tests.reports.conftest import literal_results
+
+    results = literal_results()
+    assert "**Processes**" not in markdown.render(results, {})
+    results.record = replace(results.record, plan=replace(results.record.plan, processes=4, sync_batchnorm=sync))
+    line = next(line for line in markdown.render(results, {}).splitlines() if line.startswith("- **Processes**"))
+    assert "4 (torch.distributed)" in line and "not to the byte" in line and "evaluation sharded by sample" in line
+    assert ("over the global batch" if sync else "per process") in line
