@@ -9,7 +9,7 @@ from segbench.reports.comparison import PAIRED_COLUMNS, Comparison, compare, com
 from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
 from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detection_rows, floor_note, images_label,
                                      strata, subgroups)
-from segbench.reports.table import Entry, Table, build_table, fmt, grid, unpooled_note
+from segbench.reports.table import BOLD_RULE, Entry, Table, build_table, fmt, grid, unpooled_note
 from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
 from segbench.results import RunResults
 
@@ -99,7 +99,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
               for label, value in header_items(results, options.get("empty_rules"))]
     parts += ["</dl>", "<h2>Per-image mean [95% bootstrap CI]</h2>",
               f"<p>All evaluated images ({escape(images_label(results))}).</p>", *_grid(table, False, transpose),
-              '<p class="note">Best value per metric in bold (4 decimals).</p>',
+              f'<p class="note">{escape(BOLD_RULE)}</p>',
               "<h2>Pooled over all pixels</h2>", *_grid(table, True, transpose)]
     if table.unpooled:
         parts.append(f'<p class="note">{escape(unpooled_note(table))}</p>')

@@ -8,7 +8,7 @@ from segbench.reports.comparison import PAIRED_COLUMNS, Comparison, compare, com
 from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
 from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detection_rows, floor_note, images_label,
                                      strata, subgroups)
-from segbench.reports.table import Entry, Table, build_table, fmt, grid, missing, unpooled_note
+from segbench.reports.table import BOLD_RULE, Entry, Table, build_table, fmt, grid, missing, unpooled_note
 from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
 from segbench.results import RunResults
 
@@ -79,8 +79,8 @@ def main_table(results: RunResults, options: dict) -> list[str]:
     rules = s.get("Empty masks, metrics with their own rule")
     caption = (
         f"Segmentation of {escape(s['Task'])} on {escape(results.record.plan.data.dataset)}{synthetic}: "
-        r"per-image mean with its 95\% bootstrap CI, and below, pooled over all pixels; best value per "
-        f"{'column' if transpose else 'row'} in bold. {escape(s['Evaluation images'])} test images, threshold "
+        r"per-image mean with its 95\% bootstrap CI, and below, pooled over all pixels. "
+        f"{escape(BOLD_RULE)} {escape(s['Evaluation images'])} test images, threshold "
         f"{escape(s['Threshold'])}, ensemble size {escape(s['Ensemble size'])}, seed {escape(s['Seed'])}, preset "
         f"{escape(s['Preset'])}. {escape(policy[:1].upper() + policy[1:])}."
         + (f" Empty masks, {escape(rules)}." if rules else "") + (f" {escape(unpooled_note(table))}" if table.unpooled else "")

@@ -7,7 +7,7 @@ from segbench.reports.comparison import PAIRED_COLUMNS, Comparison, compare, com
 from segbench.reports.settings import MODEL_COLUMNS, header_items, hyperparameter_items, model_rows
 from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detection_rows, floor_note, images_label,
                                      strata, subgroups)
-from segbench.reports.table import Entry, Table, build_table, fmt, grid, unpooled_note
+from segbench.reports.table import BOLD_RULE, Entry, Table, build_table, fmt, grid, unpooled_note
 from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
 from segbench.results import RunResults
 
@@ -85,7 +85,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     lines += [f"- **{label}**: {value}" for label, value in header_items(results, options.get("empty_rules"))]
     lines += ["", "## Per-image mean [95% bootstrap CI]", "", f"All evaluated images ({images_label(results)}).", "",
               *mean_table(table, transpose), ""]
-    lines += ["Best value per metric in bold (4 decimals).", "", "## Pooled over all pixels", "",
+    lines += [BOLD_RULE, "", "## Pooled over all pixels", "",
               *pooled_table(table, transpose), ""]
     if table.unpooled:
         lines += [unpooled_note(table), ""]

@@ -55,12 +55,28 @@ def fmt(value: float | None) -> str:
     return "–" if missing(value) else f"{value:.{DIGITS}f}"
 
 
-def _best(values: dict[str, float], higher: bool) -> set[str]:
-    """Models whose value, rounded as printed, is the best; none when fewer than two compete."""
+BOLD_RULE = ("In bold: a per-image mean that is the best of its metric and separated from the runner-up "
+             "(the runner-up's mean lies outside the best one's 95% CI); pooled values, which have no CI, are "
+             "bold where that model is also the best pooled.")
+
+
+def _best(cells: dict[str, Cell], higher: bool) -> set[str]:
+    """The model whose per-image mean is the best, when the runner-up's mean lies outside its 95% CI (a gap
+    the resampling does not explain); none when fewer than two compete or the best two are that close."""
     sign = 1 if higher else -1
-    scored = {m: round(sign * v, DIGITS) for m, v in values.items() if not missing(v)}
-    top = max(scored.values(), default=None)
-    return {m for m, v in scored.items() if v == top} if len(scored) > 1 else set()
+    ranked = sorted((m for m, c in cells.items() if not missing(c.mean)), key=lambda m: -sign * cells[m].mean)
+    if len(ranked) < 2:
+        return set()
+    best, runner_up = cells[ranked[0]], cells[ranked[1]].mean
+    separated = not missing(best.ci_low) and not best.ci_low <= runner_up <= best.ci_high
+    return {ranked[0]} if separated and round(best.mean, DIGITS) != round(runner_up, DIGITS) else set()
+
+
+def _best_pooled(cells: dict[str, Cell], higher: bool, best: set[str]) -> set[str]:
+    """The per-image best (when separated), if its pooled value is the best pooled too."""
+    sign = 1 if higher else -1
+    pooled = [sign * c.pooled for c in cells.values() if not missing(c.pooled)]
+    return {m for m in best if not missing(cells[m].pooled) and sign * cells[m].pooled == max(pooled)}
 
 
 def build_table(results: RunResults, options: Mapping[str, Any] | None = None) -> Table:
@@ -74,8 +90,8 @@ def build_table(results: RunResults, options: Mapping[str, Any] | None = None) -
         cells[row.metric][row.model] = Cell(row.mean, row.ci_low, row.ci_high, row.pooled)
     higher = {m: options.get("higher_is_better", {}).get(m, True) for m in metrics}
     labels = {m: options.get("labels", {}).get(m, m) for m in metrics}
-    best = {m: _best({k: c.mean for k, c in cells[m].items()}, higher[m]) for m in metrics}
-    best_pooled = {m: _best({k: c.pooled for k, c in cells[m].items()}, higher[m]) for m in metrics}
+    best = {m: _best(cells[m], higher[m]) for m in metrics}
+    best_pooled = {m: _best_pooled(cells[m], higher[m], best[m]) for m in metrics}
     return Table(metrics, models, cells, best, best_pooled, labels)
 
 

@@ -1,5 +1,5 @@
 """What a finished run or evaluation prints on the terminal: the per-image mean [95% CI] table (rich, the
-best per metric in bold), the total time, where the results are and the command for HTML and LaTeX."""
+best per metric in bold when separated from the runner-up), the total time, where the results are and the command for HTML and LaTeX."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 
 from segbench.plugins import Registry
 from segbench.reports.compose import metric_options
-from segbench.reports.table import Entry, build_table, fmt, grid
+from segbench.reports.table import BOLD_RULE, Entry, build_table, fmt, grid
 from segbench.results import load_run
 
 
@@ -25,7 +25,8 @@ def _cell(entry: Entry | None) -> str:
 def mean_table(registry: Registry, run_dir: Path, title: str) -> RichTable:
     results = load_run(run_dir)
     labels, rows = grid(build_table(results, metric_options(registry, results)))
-    table = RichTable(*labels, title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left")
+    table = RichTable(*labels, title=title, caption=BOLD_RULE, box=box.SIMPLE_HEAD, header_style="bold",
+                      title_justify="left", caption_justify="left")
     for column in table.columns[1:]:
         column.justify = "right"
     for label, entries in rows:
