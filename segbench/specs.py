@@ -193,6 +193,7 @@ class FormatSpec:
 
     figures: "embedded" (render gets every figure in options["figures"], e.g. as base64 in the file),
     "linked" (with --out, figures are written beside the report and get a relative `path`), or "none".
+    figure_file: the image type of its figures, "png" (300 dpi) or "pdf" (vector, for LaTeX).
     render_study(study_results, options) -> text, if given, renders a study directory's report
     (`segbench.study.results.StudyResults`); a format without it reports single runs only.
     """
@@ -202,8 +203,13 @@ class FormatSpec:
     extension: str
     description: str
     figures: str = "none"
+    figure_file: str = "png"
     render_study: Callable[..., str] | None = None
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.figure_file not in ("png", "pdf"):
+            raise SegbenchError(f"format {self.name!r} has figure_file {self.figure_file!r}; valid: png, pdf")
 
 
 class Executor(Protocol):

@@ -51,7 +51,7 @@ def report_figures(run_dir: Path) -> list[tuple[str, np.ndarray]]:
     results = load_run(run_dir)
     figures = []
     for figure in make_figures(results, compared_metric(results))[0]:
-        with Image.open(io.BytesIO(figure.png)) as image:
+        with Image.open(io.BytesIO(figure.image)) as image:
             figures.append((figure.name, np.asarray(image.convert("RGB"))))
     return figures
 

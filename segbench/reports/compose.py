@@ -61,7 +61,7 @@ def compose_report(
         if figures and (embed or out_file is not None):
             from segbench.reports.figures import make_figures, write_beside
 
-            made, notes = make_figures(results, compared_metric(results))
+            made, notes = make_figures(results, compared_metric(results), spec.figure_file)
             if not embed:
                 made = write_beside(made, Path(out_file))
         options["figures"] = made
@@ -112,7 +112,7 @@ def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, 
                      "higher_is_better": {m: known[m].higher_is_better for m in results.metrics if m in known}}
     made = []
     if figures and spec.figures != "none" and (spec.figures == "embedded" or out_file is not None):
-        figure = seed_figure(results)
+        figure = seed_figure(results, spec.figure_file)
         made = [figure] if figure else []
         if spec.figures == "linked":
             from segbench.reports.figures import write_beside

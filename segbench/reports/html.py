@@ -121,7 +121,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
     if figures:
         parts.append("<h2>Figures</h2>")
     for figure in figures:
-        data = base64.b64encode(figure.png).decode("ascii")
+        data = base64.b64encode(figure.image).decode("ascii")
         parts += ["<figure>", f'<img alt="{escape(figure.name)}" src="data:image/png;base64,{data}">',
                   f"<figcaption>{escape(figure.caption)}</figcaption>", "</figure>"]
     return "\n".join([*parts, "</body>", "</html>"]) + "\n"

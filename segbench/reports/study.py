@@ -94,19 +94,19 @@ def verdict(entry: str, baseline: str, paired) -> str:
     return f"{'above' if better else 'below'} {baseline} at {seeds} seeds (CI excludes 0)"
 
 
-def seed_figure(results: StudyResults):
-    """The per-seed figure as a ReportFigure (None without results)."""
+def seed_figure(results: StudyResults, suffix: str = "png"):
+    """The per-seed figure as a ReportFigure of `suffix` images (None without results)."""
     from segbench.reports.figures import ReportFigure
 
-    made = _seed_plot(results)
-    return None if made is None else ReportFigure("seeds", made[1], made[0])
+    made = _seed_plot(results, suffix)
+    return None if made is None else ReportFigure("seeds", made[1], made[0], suffix)
 
 
-def _seed_plot(results: StudyResults) -> tuple[bytes, str] | None:
+def _seed_plot(results: StudyResults, suffix: str) -> tuple[bytes, str] | None:
     """One panel per dataset: every seed's value per model (dots) and their mean (bar)."""
     from matplotlib.figure import Figure
 
-    from segbench.reports.figures import to_png
+    from segbench.reports.figures import to_image
 
     metric = compared_metric(results)
     datasets = [d for d in results.datasets if any(results.seeds(d, e) for e in results.entries)]
@@ -127,7 +127,7 @@ def _seed_plot(results: StudyResults) -> tuple[bytes, str] | None:
     figure.tight_layout()
     caption = (f"Per-image mean {metric} of every seed (dots) and their mean over seeds (line), per model "
                "and dataset.")
-    return to_png(figure), caption
+    return to_image(figure, suffix), caption
 
 
 # ---- formats ----
@@ -180,7 +180,7 @@ def render_html(results: StudyResults, options: dict) -> str:
         if section.note:
             parts.append(f'<p class="note">{html_escape(section.note)}</p>')
     for figure in options.get("figures") or []:
-        data = base64.b64encode(figure.png).decode("ascii")
+        data = base64.b64encode(figure.image).decode("ascii")
         parts += ["<figure>", f'<img alt="{html_escape(figure.name)}" src="data:image/png;base64,{data}">',
                   f"<figcaption>{html_escape(figure.caption)}</figcaption>", "</figure>"]
     return "\n".join([*parts, "</body>", "</html>"]) + "\n"

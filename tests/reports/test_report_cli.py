@@ -109,7 +109,12 @@ def test_standalone_latex_with_figures_compiles(two_runs, run_cli, tmp_path):
     code, _, stderr = run_cli("report", str(renamed), str(two_runs[1]), "--format", "latex", "--standalone",
                               "--out", str(target))
     assert code == 0, stderr
-    assert r"\includegraphics[width=\linewidth]{table-figures/qualitative.png}" in target.read_text()
+    assert r"\includegraphics[width=\linewidth]{table-figures/qualitative.pdf}" in target.read_text()
+    first = (tmp_path / "table-figures/qualitative.pdf").read_bytes()
+    assert first.startswith(b"%PDF")  # text and lines stay vector; the image panels are the images themselves
+    code, _, stderr = run_cli("report", str(renamed), str(two_runs[1]), "--format", "latex", "--standalone",
+                              "--out", str(target))
+    assert code == 0 and (tmp_path / "table-figures/qualitative.pdf").read_bytes() == first  # no creation date
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", target.name],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -237,7 +237,7 @@ def test_on_train_step_and_register_trackers_serve_a_third_party_tracker(run_cli
 
 def test_an_unknown_tracker_is_one_line_naming_the_valid_ones(run_cli, tmp_path):
     code, _, stderr = run_cli(*RUN, "--out", str(tmp_path / "run"), "--track", "tensorbord")
-    assert code == 2 and stderr == "error: unknown tracker 'tensorbord'; valid: mlflow, tensorboard\n"
+    assert code == 2 and stderr == "error: unknown tracker 'tensorbord'; did you mean 'tensorboard'? valid: mlflow, tensorboard\n"
     assert not (tmp_path / "run").exists()
 
 

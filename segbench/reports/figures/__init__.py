@@ -12,31 +12,37 @@ from segbench.errors import SegbenchError
 from segbench.io import atomic_write
 from segbench.results import RunResults
 
-DPI = 110
+DPI = 300  # PNG, for print
+IMAGE_TYPES = ("png", "pdf")
 
 
 @dataclass(frozen=True)
 class ReportFigure:
-    """A rendered figure: PNG bytes, a caption, and its path relative to the report once written beside it."""
+    """A rendered figure: its image (PNG or vector PDF, `suffix`), a caption, and its path relative to the
+    report once written beside it."""
 
     name: str
     caption: str
-    png: bytes
+    image: bytes
+    suffix: str = "png"
     path: str | None = None
 
 
-def to_png(figure) -> bytes:
-    """A matplotlib Figure as PNG bytes, drawn by the Agg backend (no display, no pyplot state)."""
+def to_image(figure, suffix: str = "png") -> bytes:
+    """A matplotlib Figure as PNG (DPI) or PDF bytes, drawn without a display or pyplot state; the PDF
+    without a creation date, so the same figure gives the same bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    metadata = {"CreationDate": None} if suffix == "pdf" else None
+    figure.savefig(buffer, format=suffix, dpi=DPI, bbox_inches="tight", metadata=metadata)
     return buffer.getvalue()
 
 
-def make_figures(results: RunResults, metric: str | None) -> tuple[list[ReportFigure], list[str]]:
-    """Every figure the results allow, and a note for each one they do not (e.g. an old run without images)."""
+def make_figures(results: RunResults, metric: str | None, suffix: str = "png") -> tuple[list[ReportFigure], list[str]]:
+    """Every figure the results allow (as `suffix` images), and a note for each one they do not (e.g. an
+    old run without images)."""
     from segbench.reports.figures import distribution, losses, qualitative, uncertainty
 
     makers: list[tuple[str, Callable]] = [
@@ -52,17 +58,17 @@ def make_figures(results: RunResults, metric: str | None) -> tuple[list[ReportFi
         except SegbenchError as exc:
             notes.append(f"no {name} figure: {exc}")
             continue
-        figures.append(ReportFigure(name, caption, to_png(figure)))
+        figures.append(ReportFigure(name, caption, to_image(figure, suffix), suffix))
     return figures, notes
 
 
 def write_beside(figures: list[ReportFigure], report: Path) -> list[ReportFigure]:
-    """Write each figure to <report stem>-figures/<name>.png; returns them with paths relative to the report."""
+    """Write each figure to <report stem>-figures/<name>.<suffix>; returns them with paths relative to the report."""
     folder = f"{report.stem}-figures"
     written = []
     for figure in figures:
-        relative = f"{folder}/{figure.name}.png"
+        relative = f"{folder}/{figure.name}.{figure.suffix}"
         with atomic_write(report.parent / relative) as handle:
-            handle.write(figure.png)
+            handle.write(figure.image)
         written.append(replace(figure, path=relative))
     return written
