@@ -38,7 +38,7 @@ from segbench.results.committed import CommittedBatches
 from segbench.results.directory import check_resume, clear_partial, open_run_directory
 from segbench.results.store import checkpoint_dir, partial_dir
 from segbench.seeds import derive_seed
-from segbench.specs import MetricSpec
+from segbench.specs import DatasetSpec, MetricSpec
 
 __all__ = ["RunRequest", "run"]
 
@@ -170,7 +170,27 @@ def load_data(registry: Registry, plan: RunPlan, progress: Progress) -> tuple[Sp
     else:
         train_data, test = (load_split(spec, source, options, split, progress) for split in ("train", "test"))
     index = eval_subset(len(test), plan.evaluation.samples, plan.seed)
+    for warning in data_warnings(plan, spec, len(test)):
+        progress.log(f"[yellow]warning:[/] {warning}")
     return train_data, test if index is None else test.subset(index)
+
+
+SMALL_TEST = 20  # evaluated images below which a bootstrap CI over images says little
+
+
+def data_warnings(plan: RunPlan, spec: DatasetSpec, test_images: int) -> list[str]:
+    """Options that do nothing here, and a test split too small for its CIs to mean much."""
+    warnings = []
+    if plan.data.root and not spec.needs_root:
+        warnings.append(f"--data-root is ignored: dataset {spec.name!r} does not read files")
+    requested = plan.evaluation.samples
+    if requested is not None and requested > test_images:
+        warnings.append(f"--eval-samples {requested}: the test split has {test_images} images; all are evaluated")
+    evaluated = min(requested or test_images, test_images)
+    if evaluated < SMALL_TEST:
+        warnings.append(f"{evaluated} evaluated images: a 95% CI over so few images says little "
+                        f"({SMALL_TEST} or more recommended)")
+    return warnings
 
 
 def build_network(registry: Registry, model: ModelPlan, plan: RunPlan, dist: Distributed = SINGLE) -> torch.nn.Module:

@@ -109,3 +109,13 @@ def test_a_run_that_fails_on_its_data_leaves_no_folder(run_cli, tmp_path):
                               "--models", "toy-cnn", "--quiet", "--out", str(out))
     assert code == 2 and stderr.startswith("error: "), stderr
     assert not out.exists()
+
+
+def test_options_that_do_nothing_and_a_tiny_test_split_are_warned_about(run_cli, tmp_path):
+    code, _, stderr = run_cli(*BASE, "--models", "toy-cnn", "--epochs", "1", "--data-root", str(tmp_path),
+                              "--eval-samples", "1000", "--out", str(tmp_path / "run"))
+    assert code == 0, stderr
+    lines = " ".join(stderr.split())
+    assert "warning: --data-root is ignored: dataset 'toy' does not read files" in lines
+    assert "warning: --eval-samples 1000: the test split has 10 images; all are evaluated" in lines
+    assert "warning: 10 evaluated images: a 95% CI over so few images says little (20 or more recommended)" in lines

@@ -45,8 +45,13 @@ def runs(installed, tmp_path_factory):
     for name, track in (("tracked", ("--track", "tensorboard,mlflow")), ("plain", ())):
         result = _invoke(*RUN, "--out", str(root / name), *track)
         assert result.exit_code == 0, result.output
-        assert "warning" not in result.stderr, result.stderr
+        assert _tracker_warnings(result.stderr) == [], result.stderr
     return root / "tracked", root / "plain"
+
+
+def _tracker_warnings(stderr: str) -> list[str]:
+    """The warning lines, but the one every toy run gives (its 10 test images are too few for a CI)."""
+    return [line for line in stderr.splitlines() if "warning" in line and "evaluated images" not in line]
 
 
 def _scalars(folder, tag: str) -> list[tuple[int, float]]:
@@ -157,7 +162,7 @@ def test_an_unreachable_tracking_server_is_one_warning_and_the_run_finishes(inst
         monkeypatch.delenv(key)
     result = _invoke(*RUN, "--out", str(tmp_path / "run"), "--track", "mlflow,tensorboard")
     assert result.exit_code == 0, result.output
-    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    warnings = _tracker_warnings(result.stderr)
     assert len(warnings) == 1 and warnings[0].startswith("warning: tracker 'mlflow' could not start (MlflowException: ")
     assert f"127.0.0.1:{port}" in warnings[0] and warnings[0].endswith("the run goes on without it "
                                                                        "(segbench's own files are the record)")
@@ -177,7 +182,7 @@ def test_a_tracker_failing_during_the_run_is_one_warning_and_is_turned_off(insta
     monkeypatch.setattr(TensorBoardTracker, "train_step", broken)
     result = _invoke(*RUN, "--out", str(tmp_path / "run"), "--track", "tensorboard")
     assert result.exit_code == 0, result.output
-    assert [line for line in result.stderr.splitlines() if "warning" in line] == [
+    assert _tracker_warnings(result.stderr) == [
         "warning: tracker 'tensorboard' failed (OSError: disk full on purpose); the run goes on without it "
         "(segbench's own files are the record)"]
     assert calls == [1] and read_models(tmp_path / "run")["toy-cnn"].done
@@ -202,7 +207,7 @@ def test_a_resumed_run_appends_to_the_same_tracker_runs_each_step_once(installed
     # an in-process resume could open its file in the killed run's second (a new process takes longer)
     time.sleep(1.0)
     code, _, stderr = cli(*args, "--resume")
-    assert code == 0 and "warning" not in stderr, stderr
+    assert code == 0 and _tracker_warnings(stderr) == [], stderr
     assert json.loads((out / "mlflow/runs.json").read_text()) == before
     client, parent, child = _mlflow(out)
     experiment = client.get_run(parent).info.experiment_id
