@@ -341,6 +341,10 @@ def report(
     if out_file is None and figures and sys.stdout.isatty() and registry().format(format).figures == "embedded":
         raise SegbenchError(f"--format {format} embeds its figures as base64, not for a terminal; pass "
                             f"--out FILE, or --no-figures to print it here")
+    if standalone and format != "latex":
+        _say("warning", "yellow", f"--standalone makes a LaTeX document; --format {format} ignores it")
+    if transpose and format == "csv":
+        _say("warning", "yellow", "--transpose lays out tables; CSV has one row per model and metric and ignores it")
     names = [m.strip() for item in metrics or [] for m in item.split(",") if m.strip()]
     text, notes = compose_report(
         registry(), list(run_dirs), format, out_file=out_file, standalone=standalone, transpose=transpose,

@@ -242,3 +242,13 @@ def test_a_run_of_several_processes_says_what_differs_from_one(sync):
     line = next(line for line in markdown.render(results, {}).splitlines() if line.startswith("- **Processes**"))
     assert "4 (torch.distributed)" in line and "not to the byte" in line and "evaluation sharded by sample" in line
     assert ("over the global batch" if sync else "per process") in line
+
+
+@pytest.mark.parametrize(("args", "warning"), [
+    (("--format", "md", "--standalone"), "warning: --standalone makes a LaTeX document; --format md ignores it"),
+    (("--format", "csv", "--transpose"), "warning: --transpose lays out tables; CSV has one row per model and "
+                                         "metric and ignores it"),
+])
+def test_report_options_that_do_nothing_are_warned_about(toy_run, run_cli, args, warning):
+    code, _, stderr = run_cli("report", str(toy_run), "--no-figures", *args)
+    assert code == 0 and warning in " ".join(stderr.split()), stderr
