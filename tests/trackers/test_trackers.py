@@ -145,7 +145,7 @@ def test_a_missing_package_is_one_warning_and_the_run_finishes(tmp_path, monkeyp
     monkeypatch.setattr(builtins, "__import__", without)
     result = _invoke(*RUN, "--out", str(tmp_path / "run"), "--track", tracker)
     assert result.exit_code == 0, result.output
-    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    warnings = _tracker_warnings(result.stderr)
     assert warnings == [f"warning: tracker {tracker!r} needs a package that is not installed (ModuleNotFoundError: "
                         f"No module named {module!r}): pip install 'segbench[{tracker}]'; the run goes on without it "
                         "(segbench's own files are the record)"]
