@@ -135,7 +135,7 @@ def test_the_study_report_aggregates_over_seeds_in_every_format(uninterrupted, t
     for fmt, marker in (("latex", r"\begin{tabular}"), ("html", "<h2>"), ("csv", "dataset,model,metric,mean")):
         code, text, stderr = cli("report", str(uninterrupted), "--format", fmt, "--out", str(tmp_path / f"r.{fmt}"))
         assert code == 0 and marker in (tmp_path / f"r.{fmt}").read_text(), stderr
-    assert (tmp_path / "r-figures" / "seeds.png").is_file()  # the latex report's figure, written beside it
+    assert (tmp_path / "r-figures" / "seeds.pdf").is_file()  # the latex report's figure (vector), written beside it
 
 
 def test_evaluate_with_the_runs_own_settings_reproduces_it(uninterrupted, tmp_path):
