@@ -51,7 +51,7 @@ STUDY_DIR ?= runs/study-phantom-infection
 study-report: install
 	$(BIN)/segbench study run studies/phantom-infection.toml --out $(STUDY_DIR)
 	set -e; for format in md:report.md latex:report.tex html:report.html csv:summary.csv; do \
-	  $(BIN)/segbench report $(STUDY_DIR) --standalone --format $${format%%:*} \
+	  $(BIN)/segbench report $(STUDY_DIR) $$([ $${format%%:*} = latex ] && echo --standalone) --format $${format%%:*} \
 	    --out reports/study-infection/$${format#*:}; \
 	done
 
