@@ -167,8 +167,6 @@ def run(
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
     from segbench.plan.request import RunRequest
-    from segbench.progress import Progress
-    from segbench.reports.terminal import print_finished
     from segbench.runner import run as run_benchmark
 
     request = RunRequest(
@@ -179,12 +177,8 @@ def run(
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
         track=_names(track), dist_backend=dist_backend, dist_timeout=dist_timeout, sync_batchnorm=sync_batchnorm,
     )
-    started = time.monotonic()
-    with stop_on_signals():
-        path = run_benchmark(request, registry(), Progress(err, quiet=quiet))
-    if main_process():
-        print_finished(out, registry(), path, f"{task} on {dataset}, per-image mean [95% CI]",
-                       time.monotonic() - started)
+    _run_and_show(lambda progress: run_benchmark(request, registry(), progress), quiet,
+                  f"{task} on {dataset}, per-image mean [95% CI]")
 
 
 @app.command()
@@ -208,20 +202,14 @@ def evaluate(
     """Evaluate a finished run's trained models another way (sampler, steps, ensemble, threshold) without training."""
     from segbench.evaluate import EvaluateRequest
     from segbench.evaluate import evaluate as evaluate_run
-    from segbench.progress import Progress
-    from segbench.reports.terminal import print_finished
 
     request = EvaluateRequest(
         run_dir=str(run_dir), models=_names(models) or None,
         sets=list(set_ or []), ensemble=ensemble, threshold=threshold, eval_samples=eval_samples,
         eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume, dist_backend=dist_backend,
         dist_timeout=dist_timeout)
-    started = time.monotonic()
-    with stop_on_signals():
-        path = evaluate_run(request, registry(), Progress(err, quiet=quiet))
-    if main_process():
-        print_finished(out, registry(), path, f"{run_dir} evaluated again, per-image mean [95% CI]",
-                       time.monotonic() - started)
+    _run_and_show(lambda progress: evaluate_run(request, registry(), progress), quiet,
+                  f"{run_dir} evaluated again, per-image mean [95% CI]")
 
 
 @app.command()
@@ -371,6 +359,19 @@ def plugins() -> None:
     out.print(table)
     for p in registry().failures:
         out.print(Text.assemble((p.name, "bold"), ": ", p.error), soft_wrap=True)
+
+
+def _run_and_show(work, quiet: bool, title: str) -> None:
+    """Do `work(progress)` (a run or an evaluation, stopping cleanly on SIGTERM/SIGUSR1), then, in the
+    process that prints, its table, time, directory and next command."""
+    from segbench.progress import Progress
+    from segbench.reports.terminal import print_finished
+
+    started = time.monotonic()
+    with stop_on_signals():
+        path = work(Progress(err, quiet=quiet))
+    if main_process():
+        print_finished(out, registry(), path, title, time.monotonic() - started)
 
 
 def main_process() -> bool:
