@@ -1,9 +1,11 @@
 """Wall time and quality of the main job (README's `make run`) and its lung counterpart.
 
-    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet]   # results/main_job-<task>.json
+    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet] [--preset P]
+    # results/main_job-<task>.json (main_job-<task>-<preset>.json for another --preset than the run's default)
 
 Runs `segbench run` as a user would (fresh cache, so data generation is included)
-and records wall time and per-image mean Dice with its CI per model.
+and records wall time, and per model its parameters, training and prediction seconds and
+per-image mean Dice with its CI.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def run_task(task: str, models: str, workdir: Path, *options: str) -> dict[str, 
     return {
         "task": task, "command": " ".join(["segbench", *command[3:-3]]), "wall_seconds": round(seconds, 1),
         "dice": {m: {k: round(float(dice.loc[m, k]), 4) for k in ("mean", "ci_low", "ci_high", "pooled")} for m in dice.index},
+        "parameters": {m: record.parameters for m, record in records.items()},
         "train_seconds": {m: record.train_seconds for m, record in records.items()},
+        "predict_seconds": {m: record.predict_seconds for m, record in records.items()},
         "masks_per_second": {m: record.masks_per_second for m, record in records.items()},
     }
 
@@ -46,12 +50,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="infection,lung")
     parser.add_argument("--models", default="diff-add,unet")
+    parser.add_argument("--preset", default=None, help="a preset (default: the run's own, auto)")
     args = parser.parse_args()
+    options = ("--preset", args.preset) if args.preset else ()
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
-            row = run_task(task, args.models, Path(tmp))
+            row = run_task(task, args.models, Path(tmp), *options)
             print(row, flush=True)
-            write_json(f"main_job-{task}", row)
+            write_json(f"main_job-{task}" + (f"-{args.preset}" if args.preset else ""), row)
 
 
 if __name__ == "__main__":

@@ -97,13 +97,15 @@ def info(
     device: Annotated[str, typer.Option(help="The device `auto` resolves for: auto, cpu, cuda, mps.")] = "auto",
 ) -> None:
     """Show a model's resolved hyperparameters and parameter count."""
-    from segbench.engine.device import resolve_device
     from segbench.plan.build import plan_model
     from segbench.presets import resolve_preset
 
-    preset = resolve_preset(preset, resolve_device(device).type)
-    spec = registry().model(model)
-    plan = plan_model(spec, model, preset, task, image_size)
+    spec = registry().model(model)  # a mistyped name or setting is answered before torch loads
+    if preset == "auto":
+        from segbench.engine.device import resolve_device
+
+        preset = resolve_preset(preset, resolve_device(device).type)
+    plan = plan_model(spec, model, resolve_preset(preset, "cpu"), task, image_size)
     net = spec.factory(plan.factory_input(image_size))
     count = sum(p.numel() for p in net.parameters())
     out.print(f"[bold]{model}[/] ({spec.family}, plugin {spec.plugin}): {spec.description}")
@@ -166,8 +168,8 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
+    from segbench.plan.build import check_arguments
     from segbench.plan.request import RunRequest
-    from segbench.runner import run as run_benchmark
 
     request = RunRequest(
         task=task, models=_names(models), dataset=dataset,
@@ -177,6 +179,9 @@ def run(
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
         track=_names(track), dist_backend=dist_backend, dist_timeout=dist_timeout, sync_batchnorm=sync_batchnorm,
     )
+    check_arguments(request, registry())  # a mistyped command is answered before torch loads
+    from segbench.runner import run as run_benchmark
+
     _run_and_show(lambda progress: run_benchmark(request, registry(), progress), quiet,
                   f"{task} on {dataset}, per-image mean [95% CI]")
 
@@ -323,10 +328,11 @@ def report(
         "--by", help="Break the results down by a metadata column of per_image.csv (e.g. group).")] = None,
 ) -> None:
     """Render the comparison of one or more runs, with paired tests and figures; re-score without re-running."""
+    spec = registry().format(format)  # a mistyped format is answered before torch loads
     from segbench.io import atomic_write_text
     from segbench.reports.compose import compose_report
 
-    if out_file is None and figures and sys.stdout.isatty() and registry().format(format).figures == "embedded":
+    if out_file is None and figures and sys.stdout.isatty() and spec.figures == "embedded":
         raise SegbenchError(f"--format {format} embeds its figures as base64, not for a terminal; pass "
                             f"--out FILE, or --no-figures to print it here")
     if standalone and format != "latex":

@@ -32,6 +32,7 @@ class Progress:
         self.console = console or Console(stderr=True)
         self.quiet = quiet or silent
         self.silent = silent
+        self._bars: RichProgress | None = None
 
     def log(self, message: str) -> None:
         if not self.silent:
@@ -43,8 +44,19 @@ class Progress:
 
     @contextmanager
     def task(self, description: str, total: float) -> Iterator[Bar]:
+        """A bar for one loop; opened inside another's block (a run's bar over its models), it is a row
+        beneath that one in the same display."""
         if self.quiet:
             yield Bar(None, None)
+            return
+        with self._display() as bars:
+            yield Bar(bars, bars.add_task(description, total=total, loss=""))
+
+    @contextmanager
+    def _display(self) -> Iterator[RichProgress]:
+        """The one live display (rich allows one at a time): the open one, or a new one for this block."""
+        if self._bars is not None:
+            yield self._bars
             return
         columns = (
             TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(),
@@ -52,4 +64,8 @@ class Progress:
         )
         # the ETA from the rate over the last SPEED_WINDOW s (rich's default, 30 s, swings with each epoch's end)
         with RichProgress(*columns, console=self.console, transient=False, speed_estimate_period=SPEED_WINDOW) as bars:
-            yield Bar(bars, bars.add_task(description, total=total, loss=""))
+            self._bars = bars
+            try:
+                yield bars
+            finally:
+                self._bars = None

@@ -138,24 +138,31 @@ def notify(context: RunContext, hook: str, **arguments) -> None:
 def for_each_model(context: RunContext, work: Callable[[ModelPlan], ModelRecord]) -> None:
     """`work` on every model of the plan that is not done yet, each result committed as it comes (by rank
     0: models.json; summary.csv rows for a failed model), then the run's report.md."""
-    store, dist = context.store, context.runtime.dist
+    store, dist, models = context.store, context.runtime.dist, context.plan.models
     status = on_main(store.read_models, dist)
-    for model in context.plan.models:
-        if context.resume and model.name in status and status[model.name].done:
-            context.progress.log(f"{model.name}: already done, skipped")
-            continue
-        status[model.name] = work(model)
-        if not dist.main:
-            continue
-        if not status[model.name].done:
-            store.mark_failed(model.name, status[model.name].error or "", list(context.metrics))
-        store.write_models(status)
-        if status[model.name].done:  # only now: a kill before this reuses the committed batches
-            clear_partial(store, model.name)
+    with context.progress.task(f"all {len(models)} models", total=len(models)) as overall:
+        for done, model in enumerate(models, 1):
+            if context.resume and model.name in status and status[model.name].done:
+                context.progress.log(f"{model.name}: already done, skipped")
+            else:
+                status[model.name] = work(model)
+                if dist.main:
+                    _commit_model(store, model.name, status, context.metrics)
+            overall.step(done)
     if dist.main:
         results = load_run(store.path)
         report = context.registry.format("md").render(results, analysis_options(context.registry, results)[0])
         atomic_write_text(store.file("report.md"), report)
+
+
+def _commit_model(store: RunStore, name: str, status: dict[str, ModelRecord], metrics: dict[str, MetricSpec]) -> None:
+    """models.json with `name`'s entry (summary.csv rows too when it failed); its committed batches go only
+    once that is written, so a kill before reuses them."""
+    if not status[name].done:
+        store.mark_failed(name, status[name].error or "", list(metrics))
+    store.write_models(status)
+    if status[name].done:
+        clear_partial(store, name)
 
 
 def load_data(registry: Registry, plan: RunPlan, progress: Progress) -> tuple[SplitData, SplitData]:

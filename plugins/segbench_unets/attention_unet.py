@@ -1,4 +1,4 @@
-"""Attention U-Net on a ResNet-50 encoder (Oktay et al. 2018, "Attention U-Net").
+"""Attention U-Net on a timm ResNet encoder, ResNet-50 in res50attunet (Oktay et al. 2018, "Attention U-Net").
 
 Skip connections pass through additive attention gates before the decoder
 concatenates them. The decoder mirrors smp's Unet (nearest upsampling, two
@@ -73,18 +73,27 @@ class DecoderBlock(nn.Module):
         return self.convs(up)
 
 
-class ResNet50AttentionUNet(nn.Module):
+STRIDES = [2, 4, 8, 16, 32]  # the encoder's five feature levels
+
+
+class ResNetAttentionUNet(nn.Module):
     """images (B, 1, H, W) -> logits (B, 1, H, W); H and W divisible by 32 keep every stage exact.
 
+    encoder: a timm model with features at strides 2..32 ("resnet50"; the tiny preset's "test_resnet").
     decoder_channels: widths of the five decoder blocks, deepest first; the
     first four take gated skips at strides 16, 8, 4, 2, the fifth works at
     full resolution without a skip.
     """
 
-    def __init__(self, decoder_channels: Sequence[int] = (256, 128, 64, 32, 16)) -> None:
+    def __init__(self, encoder: str = "resnet50", decoder_channels: Sequence[int] = (256, 128, 64, 32, 16)) -> None:
         super().__init__()
-        self.encoder = timm.create_model("resnet50", features_only=True, in_chans=1, pretrained=False)
-        channels = self.encoder.feature_info.channels()  # [64, 256, 512, 1024, 2048] at strides 2..32
+        if not timm.is_model(encoder):
+            raise ValueError(f"unknown timm encoder {encoder!r}; e.g. resnet50, resnet18, test_resnet")
+        self.encoder = timm.create_model(encoder, features_only=True, in_chans=1, pretrained=False)
+        if self.encoder.feature_info.reduction() != STRIDES:
+            raise ValueError(f"encoder {encoder!r} has features at strides {self.encoder.feature_info.reduction()}, "
+                             f"not {STRIDES}; choose a ResNet-like timm model")
+        channels = self.encoder.feature_info.channels()  # resnet50: [64, 256, 512, 1024, 2048]
         if len(decoder_channels) != len(channels):
             raise ValueError(f"decoder_channels needs {len(channels)} widths, got {list(decoder_channels)}")
         skips = [*reversed(channels[:-1]), 0]

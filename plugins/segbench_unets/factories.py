@@ -22,10 +22,10 @@ def _segmenter(net: Any, encoder: Any, values: dict[str, Any]) -> Any:
 
 
 def unet(values: dict[str, Any]) -> Any:
-    """smp Unet with a ResNet-34 encoder."""
+    """smp Unet with values["encoder"] (ResNet-34 but in the tiny preset)."""
     from segbench_unets.smp_models import build_smp
 
-    net = build_smp("Unet", "resnet34", values["image_size"], decoder_channels=values["decoder_channels"])
+    net = build_smp("Unet", values["encoder"], values["image_size"], decoder_channels=values["decoder_channels"])
     return _segmenter(net, net.encoder, values)
 
 
@@ -45,14 +45,14 @@ def smp_model(values: dict[str, Any]) -> Any:
 
 
 def res50attunet(values: dict[str, Any]) -> Any:
-    """Attention U-Net with a timm ResNet-50 encoder."""
-    from segbench_unets.attention_unet import ResNet50AttentionUNet
+    """Attention U-Net with the timm encoder values["encoder"] (ResNet-50 but in the tiny preset)."""
+    from segbench_unets.attention_unet import ResNetAttentionUNet
 
     size = values["image_size"]
     if size % 32:
         raise SegbenchError(f"res50attunet needs an image size divisible by 32, got {size}")
     try:
-        net = ResNet50AttentionUNet(tuple(values["decoder_channels"]))
+        net = ResNetAttentionUNet(values["encoder"], tuple(values["decoder_channels"]))
     except ValueError as exc:
         raise SegbenchError(f"res50attunet: {exc}") from None
     return _segmenter(net, net.encoder, values)

@@ -18,9 +18,11 @@ from segbench.presets import SEED_PAPER_TRAINING, seed_paper_task_layers
 
 @dataclass(frozen=True)
 class UNetHyperparameters:
-    """unet and res50attunet: a local weights file (None: random init), NHWC layout, decoder widths
+    """unet and res50attunet: the encoder (an smp encoder name for unet, "tu-<timm model>" included; a timm
+    model for res50attunet), a local weights file (None: random init), NHWC layout, decoder widths
     (deepest first)."""
 
+    encoder: str
     weights_path: str | None
     channels_last: bool
     decoder_channels: tuple[int, ...]
@@ -56,15 +58,15 @@ _COMMON = {"weights_path": None, "channels_last": True}
 
 UNET = presets(
     # Narrow decoder: a forward+backward at 32x32, batch 2 takes ~15 ms instead of ~80.
-    tiny={**_COMMON, "decoder_channels": (32, 16, 16, 8, 8)},
-    small={**_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
-    paper={**_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
+    tiny={"encoder": "resnet34", **_COMMON, "decoder_channels": (32, 16, 16, 8, 8)},
+    small={"encoder": "resnet34", **_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
+    paper={"encoder": "resnet34", **_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
 )
 
 RES50ATTUNET = presets(
-    tiny={**_COMMON, "decoder_channels": (32, 16, 16, 8, 8)},
-    small={**_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
-    paper={**_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
+    tiny={"encoder": "resnet50", **_COMMON, "decoder_channels": (32, 16, 16, 8, 8)},
+    small={"encoder": "resnet50", **_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
+    paper={"encoder": "resnet50", **_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
 )
 
 # None means smp's default for the chosen architecture; every arch accepts that.

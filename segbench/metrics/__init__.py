@@ -1,7 +1,25 @@
-"""Per-image confusion counts, the metrics computed from them, and their statistics."""
+"""Per-image confusion counts, the metrics computed from them, and their statistics.
 
-from segbench.metrics.confusion import ConfusionCounts, confusion_counts
-from segbench.metrics.policy import EMPTY_MASK_POLICY, safe_ratio
-from segbench.metrics.statistics import bootstrap_ci, summarise
+The names below load on first use (PEP 562), so registering the built-in metrics does not import torch.
+"""
 
-__all__ = ["EMPTY_MASK_POLICY", "ConfusionCounts", "bootstrap_ci", "confusion_counts", "safe_ratio", "summarise"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "ConfusionCounts": "segbench.metrics.confusion",
+    "confusion_counts": "segbench.metrics.confusion",
+    "EMPTY_MASK_POLICY": "segbench.metrics.policy",
+    "safe_ratio": "segbench.metrics.policy",
+    "bootstrap_ci": "segbench.metrics.statistics",
+    "summarise": "segbench.metrics.statistics",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'segbench.metrics' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from segbench.metrics.policy import safe_ratio
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # tensor methods only, so registering the metrics does not import torch
+    from torch import Tensor
 
 
 def dice(tp: Tensor, fp: Tensor, fn: Tensor, tn: Tensor) -> Tensor:
@@ -46,5 +47,5 @@ def precision(tp: Tensor, fp: Tensor, fn: Tensor, tn: Tensor) -> Tensor:
 
 def mcc(tp: Tensor, fp: Tensor, fn: Tensor, tn: Tensor) -> Tensor:
     """Matthews correlation: (TP·TN − FP·FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))."""
-    den = torch.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    den = ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)).sqrt()
     return safe_ratio(tp * tn - fp * fn, den, fp, fn)

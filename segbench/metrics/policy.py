@@ -8,7 +8,10 @@ on every pixel (nothing to get wrong) and 0 otherwise. Printed in every report.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # tensor methods only: the metrics register without importing torch
+    import torch
 
 EMPTY_MASK_POLICY = (
     "empty masks (Metrics Reloaded): a metric whose denominator is zero is 1 when the "
@@ -20,5 +23,5 @@ def safe_ratio(num: torch.Tensor, den: torch.Tensor, fp: torch.Tensor, fn: torch
     """num / den, with 0/0 resolved by the empty-mask policy (1 if fp + fn == 0, else 0)."""
     perfect = (fp + fn) == 0
     undefined = den == 0
-    value = num / torch.where(undefined, torch.ones_like(den), den)
-    return torch.where(undefined, perfect.to(value.dtype), value)
+    value = num / den.where(~undefined, 1.0)
+    return value.where(~undefined, perfect.to(value.dtype))

@@ -1,4 +1,8 @@
-"""Building the run plan: the request and the registry give every setting, resolved and checked once."""
+"""Building the run plan: the request and the registry give every setting, resolved and checked once.
+
+Torch-free at import (the device is resolved inside `build_plan`), so the CLI answers a mistyped
+command through `check_arguments` before torch loads.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-from segbench.engine.device import eval_batch_cap, resolve_device, resolve_precision
 from segbench.errors import SegbenchError
 from segbench.plan import hyperparameters as hp
 from segbench.plan.request import RunRequest, check_request
@@ -15,23 +18,44 @@ from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan
 from segbench.plan.training import SettingError, TrainingSettings
 from segbench.plugins import Registry
 from segbench.presets import resolve_preset
-from segbench.protocol import THRESHOLD
 from segbench.specs import ModelSpec
 
 TRAINING_KINDS = typing.get_type_hints(TrainingSettings)
 CLI_TRAINING = {"epochs": "--epochs", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr"}
 
 
+def check_arguments(request: RunRequest, registry: Registry) -> None:
+    """The checks of `build_plan` that need no device: names, counts, `--set`, and with a preset named (not
+    auto, which depends on the device) every model's hyperparameters."""
+    check_request(request, registry)
+    sets = parse_sets(request.sets, request.models)
+    preset = resolve_preset(request.preset, "cpu")  # an unknown preset is an error on any device
+    if request.preset != "auto":
+        plan_models(request, registry, preset, sets)
+        return
+    for name, values in sets.items():  # auto: the keys (the same in every preset) before the values
+        spec = registry.model(name)
+        check_set_keys(name, model_kinds(spec, spec.preset(preset, request.task).model), values)
+
+
+def plan_models(request: RunRequest, registry: Registry, preset: str,
+                sets: Mapping[str, Mapping[str, str]]) -> tuple[ModelPlan, ...]:
+    """Every requested model's plan at `preset`, with the request's training options and `--set` values."""
+    cli = {key: getattr(request, key) for key in CLI_TRAINING if getattr(request, key) is not None}
+    return tuple(plan_model(registry.model(name), name, preset, request.task, request.image_size, cli,
+                            sets.get(name, {})) for name in request.models)
+
+
 def build_plan(request: RunRequest, registry: Registry) -> RunPlan:
     """The plan of `request`; anything the user can fix is a SegbenchError naming it."""
+    from segbench.engine.device import eval_batch_cap, resolve_device, resolve_precision
+    from segbench.protocol import THRESHOLD
+
     check_request(request, registry)
     device = resolve_device(request.device)
     precision = resolve_precision(request.precision, device)
     preset = resolve_preset(request.preset, device.type)
-    sets = parse_sets(request.sets, request.models)
-    cli = {key: getattr(request, key) for key in CLI_TRAINING if getattr(request, key) is not None}
-    models = tuple(plan_model(registry.model(name), name, preset, request.task, request.image_size, cli,
-                              sets.get(name, {})) for name in request.models)
+    models = plan_models(request, registry, preset, parse_sets(request.sets, request.models))
     return RunPlan(
         seed=request.seed, preset=preset, preset_requested=request.preset, device=str(device), precision=precision,
         precision_requested=request.precision, compile=request.compile, checkpoint_every=request.checkpoint_every,
@@ -111,11 +135,9 @@ def _with_sets(spec: ModelSpec, name: str, kinds: Mapping[str, Any], values: dic
                image_size: int) -> ModelPlan:
     """Apply `--set` (model hyperparameters and training settings, each parsed once by its declared type),
     then check the training settings and the model's schema."""
+    check_set_keys(name, kinds, sets)
     set_training: dict[str, Any] = {}
     for key, text in sets.items():
-        if key not in kinds and key not in TRAINING_KINDS:
-            valid = ", ".join(sorted({*kinds, *TRAINING_KINDS}))
-            raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {key!r}; valid: {valid}")
         kind = kinds.get(key, TRAINING_KINDS.get(key))
         try:
             value = hp.parse(text, kind)
@@ -136,6 +158,14 @@ def _with_sets(spec: ModelSpec, name: str, kinds: Mapping[str, Any], values: dic
         _validate(spec, name, values, image_size)
     variant = name.split(":", 1)[1] if spec.prefix else None
     return ModelPlan(name, spec.plugin, spec.family, values, training, variant)
+
+
+def check_set_keys(name: str, kinds: Mapping[str, Any], sets: Mapping[str, str]) -> None:
+    """Every `--set` key of model `name` is one of its hyperparameters (`kinds`) or a training setting."""
+    for key in sets:
+        if key not in kinds and key not in TRAINING_KINDS:
+            valid = ", ".join(sorted({*kinds, *TRAINING_KINDS}))
+            raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {key!r}; valid: {valid}")
 
 
 def _setting_problem(name: str, exc: SettingError, source: str) -> str:

@@ -12,10 +12,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segbench import ExecutorSpec, SegbenchError, hookimpl
-from segbench.study.jobs import CellJob
+
+if TYPE_CHECKING:  # registering the executors loads no run machinery (pandas, torch)
+    from segbench.study.jobs import CellJob
 
 
 def _options(options: Mapping[str, Any], valid: dict[str, tuple[type, ...]], executor: str) -> dict[str, Any]:

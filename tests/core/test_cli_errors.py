@@ -119,3 +119,32 @@ def test_options_that_do_nothing_and_a_tiny_test_split_are_warned_about(run_cli,
     assert "warning: --data-root is ignored: dataset 'toy' does not read files" in lines
     assert "warning: --eval-samples 1000: the test split has 10 images; all are evaluated" in lines
     assert "warning: 10 evaluated images: a 95% CI over so few images says little (20 or more recommended)" in lines
+
+
+# Runs the console entry point in a fresh interpreter and says whether torch was imported.
+_TORCH_PROBE = """
+import sys
+from segbench.cli import main
+sys.argv = ["segbench", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("torch imported:", "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "--task", "lung", "--models", "unett"),
+    ("run", "--task", "Lung", "--models", "unet"),
+    ("run", "--task", "lung", "--models", "unet", "--preset", "huge"),
+    ("run", "--task", "lung", "--models", "unet", "--eval-samples", "0"),
+    ("run", "--task", "lung", "--models", "unet", "--set", "unet.nope=1"),
+    ("run", "--task", "lung", "--models", "diff-add", "--preset", "tiny", "--set", "diff-add.sampling_steps=0"),
+    ("info", "unett"),
+    ("info", "unet", "--preset", "huge"),
+    ("report", "runs/x", "--format", "docx"),
+])
+def test_argument_errors_are_answered_before_torch_loads(args):
+    done = subprocess.run([sys.executable, "-c", _TORCH_PROBE, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+    assert "torch imported: False" in done.stdout, (done.stdout, done.stderr)

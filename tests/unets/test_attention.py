@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segbench_unets.attention_unet import AttentionGate, ResNet50AttentionUNet
+from segbench_unets.attention_unet import AttentionGate, ResNetAttentionUNet
 
 
 def test_gate_coefficients_lie_in_unit_interval_and_match_skip():
@@ -26,7 +26,7 @@ def test_gate_depends_on_the_gating_signal():
 
 
 def test_every_skip_is_gated():
-    net = ResNet50AttentionUNet((32, 16, 16, 8, 8))
+    net = ResNetAttentionUNet("resnet50", (32, 16, 16, 8, 8))
     gates = [block.gate for block in net.decoder]
     assert all(isinstance(g, AttentionGate) for g in gates[:4]) and gates[4] is None
     assert [g.w_x[0].in_channels for g in gates[:4]] == [1024, 512, 256, 64]
@@ -34,4 +34,10 @@ def test_every_skip_is_gated():
 
 def test_decoder_channels_must_cover_five_blocks():
     with pytest.raises(ValueError, match="5 widths"):
-        ResNet50AttentionUNet((32, 16))
+        ResNetAttentionUNet("resnet50", (32, 16))
+
+
+@pytest.mark.parametrize(("encoder", "why"), [("nope", "unknown timm encoder"), ("test_convnext", "strides")])
+def test_encoder_must_be_a_timm_model_with_five_feature_levels(encoder, why):
+    with pytest.raises(ValueError, match=why):
+        ResNetAttentionUNet(encoder)
