@@ -1,7 +1,7 @@
 """Wall time and quality of the main job (README's `make run`) and its lung counterpart.
 
-    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet] [--preset P]
-    # results/main_job-<task>.json (main_job-<task>-<preset>.json for another --preset than the run's default)
+    python benchmarks/main_job.py [--tasks infection,lung] [--models diff-add,unet] [--preset P] [--tag=-T]
+    # results/main_job-<task>[-<preset>][-T].json (the preset's name when one is given)
 
 Runs `segbench run` as a user would (fresh cache, so data generation is included)
 and records wall time, and per model its parameters, training and prediction seconds and
@@ -51,13 +51,15 @@ def main() -> None:
     parser.add_argument("--tasks", default="infection,lung")
     parser.add_argument("--models", default="diff-add,unet")
     parser.add_argument("--preset", default=None, help="a preset (default: the run's own, auto)")
+    parser.add_argument("--keep", default=None, help="write the runs (and a fresh cache) into this new folder and keep them")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file's name, e.g. --tag=-all-models")
     args = parser.parse_args()
     options = ("--preset", args.preset) if args.preset else ()
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
-            row = run_task(task, args.models, Path(tmp), *options)
+            row = run_task(task, args.models, Path(args.keep or tmp), *options)
             print(row, flush=True)
-            write_json(f"main_job-{task}" + (f"-{args.preset}" if args.preset else ""), row)
+            write_json(f"main_job-{task}" + (f"-{args.preset}" if args.preset else "") + args.tag, row)
 
 
 if __name__ == "__main__":

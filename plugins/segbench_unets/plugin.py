@@ -12,7 +12,7 @@ def register_models(register) -> None:
         family="cnn",
         presets=presets.UNET,
         schema=presets.UNetHyperparameters,
-        description="U-Net with a ResNet-34 encoder (segmentation_models_pytorch), BCE + Dice",
+        description="U-Net with a ResNet-34 encoder (segmentation_models_pytorch; tiny: timm's test ResNet), BCE + Dice",
         reference="Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation",
     ))
     register(ModelSpec(
@@ -21,7 +21,8 @@ def register_models(register) -> None:
         family="cnn",
         presets=presets.RES50ATTUNET,
         schema=presets.UNetHyperparameters,
-        description="Attention U-Net: ResNet-50 encoder (timm), additive attention gates on the skips, BCE + Dice",
+        description="Attention U-Net: ResNet-50 encoder (timm; tiny: its test ResNet), additive attention gates on "
+                    "the skips, BCE + Dice",
         reference="Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas",
     ))
     register(ModelSpec(

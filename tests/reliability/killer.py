@@ -20,7 +20,9 @@ def main() -> None:
     where, n, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))  # as tests/conftest.py: same arithmetic as in-process runs
+    # as tests/conftest.py (same arithmetic as in-process runs), unless the caller fixed the thread count, as the
+    # distributed tests do for torchrun's workers: CPU kernels may round differently with another count
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
     from segbench import cli, plugins
 
     calls = 0

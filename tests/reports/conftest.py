@@ -72,6 +72,21 @@ def literal_results() -> RunResults:
                       {name: ModelRecord.from_json(entry) for name, entry in models.items()})
 
 
+def results_with(models: int) -> RunResults:
+    """literal_results' unet, repeated under `models` long names (as a study's labels are)."""
+    results = literal_results()
+    names = [f"diff-add-ddim50-{i}" for i in range(models)]
+    for frame in ("summary", "per_image"):
+        table = getattr(results, frame)
+        setattr(results, frame, pd.concat([table[table["model"] == "unet"].assign(model=n) for n in names],
+                                          ignore_index=True))
+    plan = results.record.plan
+    unet = plan.model("unet")
+    results.record = replace(results.record, plan=replace(plan, models=tuple(replace(unet, name=n) for n in names)))
+    results.models = {n: results.models["unet"] for n in names}
+    return results
+
+
 def builtin_metrics() -> dict[str, MetricSpec]:
     return {fn.__name__: MetricSpec(fn.__name__, fn, "") for fn in BUILTIN_METRICS}
 

@@ -10,7 +10,7 @@ import subprocess
 import pypdf
 import pytest
 
-from tests.reports.conftest import write_run
+from tests.reports.conftest import results_with, write_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
@@ -193,27 +193,6 @@ def test_html_to_a_terminal_asks_for_out(toy_run):
     assert done.stderr.startswith("error: --format html embeds its figures as base64") and "--out FILE" in done.stderr
 
 
-def _results_with(models: int):
-    """literal_results' unet, repeated under `models` long names (as a study's labels are)."""
-    from dataclasses import replace
-
-    import pandas as pd
-
-    from tests.reports.conftest import literal_results
-
-    results = literal_results()
-    names = [f"diff-add-ddim50-{i}" for i in range(models)]
-    for frame in ("summary", "per_image"):
-        table = getattr(results, frame)
-        setattr(results, frame, pd.concat([table[table["model"] == "unet"].assign(model=n) for n in names],
-                                          ignore_index=True))
-    plan = results.record.plan
-    unet = plan.model("unet")
-    results.record = replace(results.record, plan=replace(plan, models=tuple(replace(unet, name=n) for n in names)))
-    results.models = {n: results.models["unet"] for n in names}
-    return results
-
-
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="pdflatex missing: apt-get install texlive-latex-base texlive-latex-recommended")
 @pytest.mark.parametrize("models", [2, 4, 8])
@@ -221,7 +200,7 @@ def _results_with(models: int):
 def test_latex_tables_fit_the_text_width(tmp_path, models, transpose):
     from segbench.reports import latex
 
-    (tmp_path / "t.tex").write_text(latex.render(_results_with(models), {"standalone": True, "transpose": transpose}))
+    (tmp_path / "t.tex").write_text(latex.render(results_with(models), {"standalone": True, "transpose": transpose}))
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -63,8 +63,8 @@ def test_keys_that_fit_nothing(build, tmp_path):
 
 def test_wrong_shapes(build, tmp_path):
     torch.save(build("unet", preset="small").net.state_dict(), tmp_path / "small.pt")
-    with pytest.raises(SegbenchError, match="does not fit the model"):
-        build("unet", weights_path=str(tmp_path / "small.pt"))
+    with pytest.raises(SegbenchError, match="does not fit the model"):  # the same keys, a narrower decoder
+        build("unet", preset="small", decoder_channels=[32, 16, 16, 8, 8], weights_path=str(tmp_path / "small.pt"))
 
 
 def test_not_a_state_dict(build, tmp_path):

@@ -1,0 +1,40 @@
+"""The report images under docs/: a run's qualitative figure and its compiled LaTeX report's first page.
+
+    python docs/make_report_images.py RUN_DIR     # docs/qualitative.png, docs/latex-report.png
+
+Renders with `segbench report` (--no-timings), compiles the standalone LaTeX with pdflatex and rasterises
+its first page with pdftoppm (Debian: texlive-latex-base texlive-latex-recommended poppler-utils).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DOCS = Path(__file__).parent
+
+
+def report(run: Path, out: Path, *options: str) -> None:
+    subprocess.run([sys.executable, "-m", "segbench", "report", str(run), "--no-timings", "--out", str(out), *options],
+                   check=True)
+
+
+def main() -> None:
+    run = Path(sys.argv[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        report(run, work / "report.md")
+        shutil.copy(work / "report-figures" / "qualitative.png", DOCS / "qualitative.png")
+        report(run, work / "report.tex", "--format", "latex", "--standalone")
+        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=work, check=True,
+                       capture_output=True)
+        subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile", "report.pdf",
+                        str(DOCS / "latex-report")], cwd=work, check=True)
+    print(f"wrote {DOCS / 'qualitative.png'} and {DOCS / 'latex-report.png'}")
+
+
+if __name__ == "__main__":
+    main()
