@@ -54,7 +54,8 @@ class Progress:
 
     @contextmanager
     def _display(self) -> Iterator[RichProgress]:
-        """The one live display (rich allows one at a time): the open one, or a new one for this block."""
+        """The one live display: the open one, or a new one for this block (rich before 14.1 allows one live
+        display at a time; later ones nest displays, with no shared columns)."""
         if self._bars is not None:
             yield self._bars
             return

@@ -140,7 +140,7 @@ def for_each_model(context: RunContext, work: Callable[[ModelPlan], ModelRecord]
     0: models.json; summary.csv rows for a failed model), then the run's report.md."""
     store, dist, models = context.store, context.runtime.dist, context.plan.models
     status = on_main(store.read_models, dist)
-    with context.progress.task(f"all {len(models)} models", total=len(models)) as overall:
+    with context.progress.task("models done", total=len(models)) as overall:
         for done, model in enumerate(models, 1):
             if context.resume and model.name in status and status[model.name].done:
                 context.progress.log(f"{model.name}: already done, skipped")

@@ -77,7 +77,7 @@ def metric_options(registry: Registry, results: RunResults) -> ReportOptions:
             specs[name] = registry.metric(name)
     return {"higher_is_better": {m: s.higher_is_better for m, s in specs.items()},
             "labels": {m: s.label for m, s in specs.items() if s.label},
-            "empty_rules": {m: s.empty_rule for m, s in specs.items() if s.empty_rule}}
+            "empty_rules": {s.label or m: s.empty_rule for m, s in specs.items() if s.empty_rule}}  # by display name
 
 
 def analysis_options(registry: Registry, results: RunResults) -> tuple[ReportOptions, list[str]]:

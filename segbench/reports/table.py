@@ -124,5 +124,6 @@ def unpooled_note(table: Table) -> str:
     """The sentence under the pooled table naming the metrics it leaves out, or ""."""
     if not table.unpooled:
         return ""
-    return (f"Not pooled: {', '.join(table.unpooled)} (computed from the masks of each image; pooling sums "
-            "confusion counts over images): see their per-image means.")
+    names = ", ".join(table.labels.get(m, m) for m in table.unpooled)
+    return (f"Not pooled: {names} (computed from the masks of each image; pooling sums confusion counts over "
+            "images): see their per-image means.")

@@ -127,7 +127,8 @@ def test_report_sections_and_the_csv_rows(run, run_cli, tmp_path):
                     "### group = alpha (12 images, ", "## Uncertainty and calibration"):
         assert heading in md, heading
     assert "Of the 30 evaluated images, 10 (33.3%) have an empty reference" in md and "0.3333" in md
-    assert "Not pooled: assd, hd95, nsd" in md and "hd95, assd: both masks empty" not in md
+    assert "Not pooled: ASSD (px), HD95 (px), NSD (1 px)" in md  # named as the tables name them
+    assert "ASSD (px), HD95 (px): both masks empty: 0 px" in md and "hd95" not in md
     assert "| noisy | with foreground | 20 |" in md
     code, csv, stderr = run_cli("report", str(run), "--format", "csv", "--by", "group")
     assert code == 0, stderr
