@@ -105,7 +105,7 @@ def info(
         from segbench.engine.device import resolve_device
 
         preset = resolve_preset(preset, resolve_device(device).type)
-    plan = plan_model(spec, model, resolve_preset(preset, "cpu"), task, image_size)
+    plan = plan_model(spec, model, resolve_preset(preset, "cpu"), task, image_size)  # checks a named preset
     net = spec.factory(plan.factory_input(image_size))
     count = sum(p.numel() for p in net.parameters())
     out.print(f"[bold]{model}[/] ({spec.family}, plugin {spec.plugin}): {spec.description}")

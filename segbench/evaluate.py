@@ -11,7 +11,7 @@ import torch
 
 from segbench import environment
 from segbench.engine.device import Runtime, describe, eval_batch_cap, resolve_device
-from segbench.engine.distributed import on_main, start, stop
+from segbench.engine.distributed import leave_together, on_main, start, stop
 from segbench.errors import SegbenchError
 from segbench.plan.build import parse_sets, refuse_training_sets, replan_model
 from segbench.plan.request import check_counts
@@ -84,6 +84,7 @@ def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, 
             return evaluate_model(model, networks[model.name], context, training)
 
         for_each_model(context, evaluated)
+        leave_together(dist)
         return store.path
     finally:
         stop(dist)

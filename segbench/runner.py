@@ -18,7 +18,7 @@ from segbench.data import SplitData, load_split
 from segbench.data.folds import fold_splits
 from segbench.engine.compiling import compile_children, compile_seconds
 from segbench.engine.device import Runtime, describe
-from segbench.engine.distributed import SINGLE, Distributed, on_main, start, stop
+from segbench.engine.distributed import SINGLE, Distributed, leave_together, on_main, start, stop
 from segbench.engine.evaluation import predict_split
 from segbench.engine.random_state import seed_everything
 from segbench.engine.stopping import REQUEST as STOP_REQUEST
@@ -102,6 +102,7 @@ def _run(request: RunRequest, registry: Registry, progress: Progress, held: cont
         notify(context, "on_run_start", run_dir=str(store.path), record=record)
         for_each_model(context, lambda model: run_model(model, networks[model.name], context))
         notify(context, "on_run_end", run_dir=str(store.path))
+        leave_together(dist)
         return store.path
     finally:
         stop(dist)

@@ -83,6 +83,14 @@ def start(device: torch.device, backend: str = "auto", timeout_seconds: float = 
     return Distributed(rank, world, local_rank, chosen), device
 
 
+def leave_together(dist: Distributed) -> None:
+    """Wait for every rank at the end of a finished run, so none tears its process group down and exits while
+    another is still at work (rank 0 writing the results and report). Two-process gloo runs whose other rank
+    exited during that time sometimes aborted at exit ("terminate called without an active exception")."""
+    if dist.enabled:
+        torch.distributed.barrier()
+
+
 def stop(dist: Distributed) -> None:
     if dist.enabled and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
