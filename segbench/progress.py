@@ -54,8 +54,8 @@ class Progress:
 
     @contextmanager
     def _display(self) -> Iterator[RichProgress]:
-        """The one live display: the open one, or a new one for this block (rich before 14.1 allows one live
-        display at a time; later ones nest displays, with no shared columns)."""
+        """The one live display: the open one, or a new one for this block. One display keeps every bar in the
+        same columns, and works with rich versions that allow a single live display at a time."""
         if self._bars is not None:
             yield self._bars
             return

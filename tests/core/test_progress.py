@@ -1,4 +1,5 @@
-"""Progress on a terminal: a run's bar over its models and each model's bars share one live display."""
+"""Progress on a terminal: a run's bar over its models, each model's bars opened inside it, and log lines
+between them are all shown; --quiet shows the log lines only."""
 
 from __future__ import annotations
 
