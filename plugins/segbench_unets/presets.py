@@ -60,7 +60,7 @@ _COMMON = {"weights_path": None, "channels_last": True}
 # tiny: timm's 0.49 M-parameter test ResNet and a narrow decoder; a training step (64x64, batch 4, 2 CPU
 # cores) takes 25 ms instead of 235 ms with ResNet-34 (21.6 M), and 60 steps reach Dice 0.93 on phantom lungs.
 # NCHW: with one CPU thread (a torchrun worker's) the NHWC kernels for its small channel counts made
-# res50attunet's result for a sample depend on its position in a batch of 3; NCHW costs ~10 % here.
+# res50attunet's result for a sample depend on its position in a batch of 3; NCHW costs 10-14 % here.
 _TINY = {**_COMMON, "channels_last": False, "decoder_channels": (32, 16, 16, 8, 8)}
 UNET = presets(
     tiny={"encoder": "tu-test_resnet", **_TINY},
