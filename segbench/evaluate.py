@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from segbench import environment
-from segbench.engine.device import Runtime, describe, eval_batch_cap, resolve_device
+from segbench.engine.device import Runtime, eval_batch_cap, resolve_device
 from segbench.engine.distributed import leave_together, on_main, start, stop
 from segbench.errors import SegbenchError
 from segbench.plan.build import parse_sets, refuse_training_sets, replan_model
@@ -69,9 +69,8 @@ def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, 
         store, resume = on_main(lambda: open_run_directory(request.out, plan.data.task, request.resume, held,
                                                            progress.log), dist)
         _, test_data = load_data(registry, plan, progress)
-        record = replace(source, plan=plan, command=environment.command_line(), device_name=describe(device),
-                         eval_samples_used=len(test_data), versions=environment.versions(),
-                         git_sha=environment.git_sha(), trained_in=str(source_dir.resolve()))
+        record = replace(source, plan=plan, eval_samples_used=len(test_data), trained_in=str(source_dir.resolve()),
+                         **environment.provenance(device))
         on_main(lambda: start_record(store, record, resume), dist)
         metrics = {name: registry.metric(name) for name in registry.names("metrics")}
         context = RunContext(plan, Runtime(device, plan.precision, dist), store, None, test_data, metrics, registry,

@@ -17,7 +17,7 @@ from segbench import environment
 from segbench.data import SplitData, load_split
 from segbench.data.folds import fold_splits
 from segbench.engine.compiling import compile_children, compile_seconds
-from segbench.engine.device import Runtime, describe
+from segbench.engine.device import Runtime
 from segbench.engine.distributed import SINGLE, Distributed, leave_together, on_main, start, stop
 from segbench.engine.evaluation import predict_split
 from segbench.engine.random_state import seed_everything
@@ -91,10 +91,9 @@ def _run(request: RunRequest, registry: Registry, progress: Progress, held: cont
                                                            progress.log), dist)
         train_data, test_data = load_data(registry, plan, progress)
         dataset = registry.dataset(plan.data.dataset)
-        record = RunRecord(plan, command=environment.command_line(), device_name=describe(device),
-                           train_samples=len(train_data), eval_samples_used=len(test_data),
+        record = RunRecord(plan, train_samples=len(train_data), eval_samples_used=len(test_data),
                            empty_mask_policy=EMPTY_MASK_POLICY, dataset_synthetic=dataset.synthetic,
-                           versions=environment.versions(), git_sha=environment.git_sha())
+                           **environment.provenance(device))
         on_main(lambda: start_record(store, record, resume), dist)
         metrics = {name: registry.metric(name) for name in registry.names("metrics")}
         context = RunContext(plan, Runtime(device, plan.precision, dist), store, train_data, test_data, metrics,

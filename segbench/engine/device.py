@@ -69,6 +69,24 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+# ATen's CPU element-wise kernels compute two vectors of the widest register at a time (32 fp32 or 64 bf16
+# values with AVX-512; AVX2 needs half) and a tensor's last, partial group with scalar code, whose exp (std::exp,
+# not SLEEF) may differ in the last bit: a sample lying in that group gets other bits than elsewhere in the
+# batch. A batch of a multiple of this many masks gives every tensor a multiple of that many elements, so no
+# tensor has a partial group.
+CPU_BATCH_MULTIPLE = {"fp32": 32, "bf16": 64}
+
+
+def batch_shape(batch_size: int, device: torch.device, precision: str) -> int:
+    """The number of masks the network predicts at once for `batch_size` asked: on the CPU rounded up to a
+    multiple of CPU_BATCH_MULTIPLE[precision], so that no sample falls into a kernel's scalar remainder;
+    elsewhere `batch_size`."""
+    if device.type != "cpu":
+        return batch_size
+    multiple = CPU_BATCH_MULTIPLE[precision]
+    return -(-batch_size // multiple) * multiple
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where and in what arithmetic the network runs: a device, a precision already resolved ("fp32" or

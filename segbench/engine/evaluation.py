@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from segbench.data import SplitData
-from segbench.engine.device import Runtime
+from segbench.engine.device import Runtime, batch_shape
 from segbench.engine.distributed import gather
 from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
@@ -25,7 +25,7 @@ from segbench.specs import Prediction
 class SplitPredictions:
     """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (per-pixel std) or
     None; seconds this process predicted; the batch shape the network ran on (smaller than asked after
-    GPU out-of-memory)."""
+    GPU out-of-memory, larger on the CPU: see `batch_shape`)."""
 
     probabilities: torch.Tensor
     uncertainty: torch.Tensor | None
@@ -56,10 +56,12 @@ def predict_split(
 ) -> SplitPredictions:
     """Predict every sample `evaluation.ensemble` times; members of all samples are folded into batches.
 
-    Member k of sample i is predicted with seed sample_seed(run_seed, id_i, k), and the network always
-    runs on batches of exactly `evaluation.batch_size` masks (the last one padded with copies of its first
-    mask, whose outputs are discarded), so every mask sees the same kernels: a sample's probabilities do
-    not depend on which samples share its batch, its position, the evaluated subset or the process count.
+    Member k of sample i is predicted with seed sample_seed(run_seed, id_i, k), in batches of
+    `evaluation.batch_size` masks, and the network always runs on batches of exactly
+    `batch_shape(evaluation.batch_size, ...)` masks (on the CPU a multiple of 32, 64 in bf16; padded with
+    copies of the batch's first mask, whose outputs are discarded), so every mask sees the same kernels: a
+    sample's probabilities do not depend on which samples share its batch, its position, the evaluated
+    subset or the process count.
     With several processes (`runtime.dist`) each predicts the samples i with i % world == rank and the
     results are gathered in sample order. With ensemble > 1 the probabilities are the members' mean and
     the uncertainty their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
@@ -68,11 +70,13 @@ def predict_split(
     GPU memory is halved and redone (a smaller batch shape, which may change the last bits; the caller
     records `SplitPredictions.batch_size`). `should_stop()` is asked between batches: True raises Stopped.
     """
-    ensemble, batch_size, dist = evaluation.ensemble, evaluation.batch_size, runtime.dist
+    ensemble, dist = evaluation.ensemble, runtime.dist
     if ensemble < 1:
         raise SegbenchError(f"--ensemble must be at least 1, got {ensemble}")
-    if batch_size < 1:
-        raise SegbenchError(f"--eval-batch-size must be at least 1, got {batch_size}")
+    if evaluation.batch_size < 1:
+        raise SegbenchError(f"--eval-batch-size must be at least 1, got {evaluation.batch_size}")
+    batch_size = evaluation.batch_size  # masks per batch
+    shape = batch_shape(batch_size, runtime.device, runtime.precision)  # masks the network runs on
     model.to(runtime.device).eval()
     n = len(data)
     items = [(i, k) for i in range(n) for k in range(ensemble)]  # member-major inside each sample
@@ -90,7 +94,7 @@ def predict_split(
         if should_stop is not None and should_stop():
             raise Stopped(f"while predicting with {model_name} ({len(results)} of {len(mine)} masks committed)")
         batch = todo[lo:lo + batch_size]
-        padded = batch + [batch[0]] * (batch_size - len(batch))
+        padded = batch + [batch[0]] * (shape - len(batch))
         seeds = torch.tensor([sample_seed(run_seed, *keys[j]) for j in padded], dtype=torch.int64)
         inputs = images[[items[j][0] for j in padded]].to(runtime.device)
         try:
@@ -105,6 +109,7 @@ def predict_split(
             if runtime.device.type == "cuda":
                 torch.cuda.empty_cache()
             batch_size //= 2
+            shape = batch_shape(batch_size, runtime.device, runtime.precision)
             continue
         pred = _unpack(output, inputs.shape, model_name)
         probs = pred.probabilities.float().cpu()[:len(batch)]
@@ -122,6 +127,6 @@ def predict_split(
     own_uncertainty = None if any(u is None for u in own_parts) else torch.from_numpy(np.stack(own_parts))
     size = images.shape[-2:]
     if ensemble == 1:
-        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds, batch_size)
+        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds, shape)
     members = probs.clamp_(0, 1).view(n, ensemble, 1, *size)
-    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds, batch_size)
+    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds, shape)

@@ -26,6 +26,24 @@ def _setting(results: RunResults, value: Callable[[RunRecord], str]) -> str:
     return "; ".join(f"{v} ({', '.join(models)})" for v, models in by_value.items())
 
 
+KERNEL_LABELS = {"aten_cpu_capability": "ATen", "onednn": "oneDNN", "blas": "BLAS", "cpu_threads": "threads",
+                 "cuda": "CUDA", "cudnn": "cuDNN"}
+
+
+def kernels_text(record: RunRecord) -> str:
+    """The kernels that computed a run, in one line: "AMD EPYC, ATen AVX512, oneDNN 3.12.0, BLAS mkl 2024.2,
+    threads 2" (and any pin set, e.g. "ATEN_CPU_CAPABILITY=avx2")."""
+    if not record.kernels:
+        return "not recorded"
+    parts = [record.kernels.get("cpu", "")]
+    for key, value in record.kernels.items():
+        if key in KERNEL_LABELS:
+            parts.append(f"{KERNEL_LABELS[key]} {value}")
+        elif key != "cpu":
+            parts.append(f"{key.upper()}={value}")
+    return ", ".join(filter(None, parts))
+
+
 def dataset_label(results: RunResults) -> str:
     """The dataset's name, with the dataset's own note when its data are generated."""
     record = results.record
@@ -51,6 +69,7 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
         *_rule_items(empty_rules or {}),
         ("Device", _setting(results, lambda r: r.device_name)),
         ("Versions", _setting(results, lambda r: ", ".join(f"{k} {v}" for k, v in r.versions.items()))),
+        ("Kernels", _setting(results, kernels_text)),
     ]
     if plan.precision is not None:  # runs before --precision existed ran fp32 on the CPU, bf16 on CUDA
         items.insert(-1, ("Precision", _setting(

@@ -33,6 +33,7 @@ class RunRecord:
     empty_mask_policy: str = ""
     dataset_synthetic: str = ""  # the dataset's own note when its data are generated (DatasetSpec.synthetic)
     versions: dict[str, str] = field(default_factory=dict)
+    kernels: dict[str, str] = field(default_factory=dict)  # `segbench.environment.kernels`; empty in older runs
     git_sha: str = ""
     trained_in: str = ""  # `segbench evaluate`: the run directory whose trained models were evaluated
 
@@ -67,7 +68,7 @@ class ModelRecord:
     compile_seconds: float | None = None
     predict_seconds: float | None = None
     masks_per_second: float | None = None
-    eval_batch_size_used: int | None = None  # the prediction batch shape, where GPU memory made it smaller
+    eval_batch_size_used: int | None = None  # the prediction batch shape where it differs from the one asked (CPU lanes, GPU memory)
 
     @property
     def done(self) -> bool:

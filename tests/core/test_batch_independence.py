@@ -1,7 +1,9 @@
 """A sample's prediction does not depend on which samples share its batch, its position, the evaluated
 subset — to the byte — for every registered model (tiny preset): the network always runs on batches of
-the same shape (the last one padded). Shards of several processes are the same problem; tests/distributed
-runs them with torchrun."""
+the same shape (the last one padded), on the CPU a multiple of 32 masks, so that no sample falls into the
+scalar remainder of an element-wise kernel. Shards of several processes are the same problem;
+tests/distributed runs them with torchrun. tests/core/test_kernel_paths.py reruns this file on ATen's other
+CPU kernel paths."""
 
 from __future__ import annotations
 
@@ -11,26 +13,32 @@ import pytest
 import torch
 
 from segbench.data.prepare import SplitData
-from segbench.engine.device import Runtime
+from segbench.engine.device import Runtime, batch_shape
 from segbench.engine.evaluation import predict_split
 from segbench.plan.build import plan_model
 from segbench.plan.run_plan import EvaluationPlan
 from tests.core.test_registry_contracts import MODELS, REGISTRY
 
 SIZE = 32
+SAMPLES = 20  # x 2 members: two batches of 32 masks
+SUBSET = [19, 6, 2, 0, 15, 5, 1]  # every sample at another position, some in the other batch
 
 
-def _data(n: int = 7) -> SplitData:
+def _data(n: int = SAMPLES) -> SplitData:
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(n, SIZE, SIZE, generator=g) * 255).to(torch.uint8).numpy()
     masks = (torch.rand(n, SIZE, SIZE, generator=g) > 0.6).to(torch.uint8).numpy()
     return SplitData([f"test/{i}" for i in range(n)], images, masks)
 
 
-@pytest.fixture(params=[(1, 3), (2, 4)], ids=["1-thread-batch-3", "2-threads-batch-4"])
+# Asked for, these batch shapes put samples into a partial vector: at 32x32, res50attunet's gate at 4x4 has
+# 16 values per sample, so with 3 masks (48 values) sigmoid computes the last sample with scalar std::exp under
+# AVX-512 (32 values per step), while its first sample is vectorised; at 2 threads, MKL splits the 5 rows of
+# the diffusion models' time-embedding GEMM unevenly. Both failed before batches became a multiple of 32.
+@pytest.fixture(params=[(1, 3), (2, 5)], ids=["1-thread-batch-3", "2-threads-batch-5"])
 def threads_and_batch(request) -> Iterator[tuple[int, int]]:
-    """One CPU thread (a torchrun worker's) with an odd batch, and the suite's two threads with an even one:
-    CPU kernels pick their loops by thread count and shape."""
+    """One CPU thread (a torchrun worker's) and the suite's two threads: CPU kernels pick their loops by
+    thread count and shape."""
     threads = torch.get_num_threads()
     torch.set_num_threads(request.param[0])
     yield request.param
@@ -44,12 +52,67 @@ def test_predictions_do_not_depend_on_batch_companions_subset_or_shard(name, thr
     torch.manual_seed(0)
     model = spec.factory(plan.factory_input(SIZE)).eval()
     data = _data()
-    # 7 samples x 2 members in batches of 3 or 4 (the last padded)
     evaluation = EvaluationPlan(None, threads_and_batch[1], 2, 0.5)
     cpu = Runtime(torch.device("cpu"), "fp32")
     full = predict_split(model, data, evaluation, run_seed=1, runtime=cpu)
-    reordered = predict_split(model, data.subset([6, 2, 0, 5, 1]), evaluation, run_seed=1, runtime=cpu)
-    for position, sample in enumerate([6, 2, 0, 5, 1]):
+    reordered = predict_split(model, data.subset(SUBSET), evaluation, run_seed=1, runtime=cpu)
+    for position, sample in enumerate(SUBSET):
         assert torch.equal(reordered.probabilities[position], full.probabilities[sample]), (name, sample)
         if full.uncertainty is not None:
             assert torch.equal(reordered.uncertainty[position], full.uncertainty[sample])
+
+
+def _probe_input(x: torch.Tensor) -> torch.Tensor:
+    return x * 8 - 4
+
+
+class TailProbe(torch.nn.Module):
+    """Sigmoid of 31 pixels per sample (the rest of the mask 0): with 3 masks per batch (93 values) the third
+    one's last 29 values are the scalar remainder under AVX-512 (32 values per step), its last 13 under AVX2
+    (16), where sigmoid rounds differently from its vectorised path for about 4% of inputs (3.9% of 64,000
+    normal values)."""
+
+    def predict(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.zeros_like(images)
+        pixels = images.view(len(images), -1)[:, :31]
+        probabilities.view(len(images), -1)[:, :31] = torch.sigmoid(_probe_input(pixels))
+        return probabilities
+
+
+def _levels_rounded_apart() -> torch.Tensor:
+    """The grey levels whose probe value gets other bits from sigmoid's scalar remainder than from its
+    vector loop on this kernel path (all 256 where there are none, as on the scalar path)."""
+    x = _probe_input(torch.arange(256).float().div(255))
+    vector = torch.sigmoid(x.repeat(2))[:256]  # 512 values: no remainder
+    scalar = torch.cat([torch.sigmoid(x[i:i + 1]) for i in range(256)])  # one value each: all remainder
+    apart = torch.nonzero(vector != scalar).flatten()
+    return apart if len(apart) else torch.arange(256)
+
+
+def test_a_sample_predicted_where_a_kernel_would_leave_a_partial_vector_gets_the_same_bits():
+    data = _data()
+    levels = _levels_rounded_apart()
+    g = torch.Generator().manual_seed(1)
+    data.images.reshape(len(data), -1)[:, :31] = levels[torch.randint(len(levels), (len(data), 31), generator=g)].numpy()
+    cpu = Runtime(torch.device("cpu"), "fp32")
+    evaluation = EvaluationPlan(None, 3, 2, 0.5)
+    full = predict_split(TailProbe(), data, evaluation, run_seed=1, runtime=cpu)
+    reordered = predict_split(TailProbe(), data.subset(SUBSET), evaluation, run_seed=1, runtime=cpu)
+    assert torch.equal(reordered.probabilities, full.probabilities[SUBSET])
+
+
+def test_the_network_predicts_cpu_batches_of_a_multiple_of_32_masks_in_fp32_and_64_in_bf16():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert [batch_shape(n, cpu, "fp32") for n in (1, 3, 32, 33, 64)] == [32, 32, 32, 64, 64]
+    assert [batch_shape(n, cpu, "bf16") for n in (1, 64, 65)] == [64, 64, 128]
+    assert batch_shape(3, gpu, "bf16") == 3  # GPU kernels have no scalar remainder; memory decides there
+    shapes = []
+
+    class Recorder(torch.nn.Module):
+        def predict(self, images, seeds):
+            shapes.append(len(images))
+            return images
+
+    predict_split(Recorder(), _data(), EvaluationPlan(None, 3, 2, 0.5), run_seed=1,
+                  runtime=Runtime(cpu, "fp32"))
+    assert shapes == [32] * 14  # 40 masks, 3 to a batch

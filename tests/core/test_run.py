@@ -56,6 +56,20 @@ def test_run_directory_layout(first_run):
     assert "toy-cnn" in stdout and "Dice" in stdout and str(out) in stdout
 
 
+def test_a_run_records_the_kernels_that_computed_it(first_run):
+    """config.json and the report name the CPU, ATen's kernel path, oneDNN, the BLAS and the threads: what
+    decides whether two runs should agree bit for bit."""
+    import torch
+
+    out, _, _ = first_run
+    kernels = read_record(out).kernels
+    assert kernels["aten_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert kernels["cpu_threads"] == str(torch.get_num_threads())
+    assert {"cpu", "onednn", "blas"} <= set(kernels)
+    report = (out / "report.md").read_text()
+    assert f"**Kernels**: {kernels['cpu']}, ATen {kernels['aten_cpu_capability']}, oneDNN {kernels['onednn']}" in report
+
+
 def test_the_end_of_a_run_is_a_table_with_the_time_and_the_next_command(first_run):
     out, stdout, _ = first_run
     assert "|" not in stdout and "**" not in stdout  # a terminal table, not raw Markdown
