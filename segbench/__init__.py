@@ -12,6 +12,7 @@ from segbench.specs import (
     ModelSpec,
     Prediction,
     Preset,
+    Stage,
     TrackerSpec,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "Prediction",
     "Preset",
     "SegbenchError",
+    "Stage",
     "TrackerSpec",
     "__version__",
     "hookimpl",

@@ -114,12 +114,32 @@ def info(
     out.print(f"preset {preset}, task {task}, {image_size}x{image_size}: {count:,} parameters ({count / 1e6:.2f} M)")
     if spec.summary is not None:
         out.print(spec.summary(plan.factory_input(image_size)), markup=False, highlight=False)
-    budget = {k: v for k, v in plan.training.to_json().items() if v is not None}  # steps or epochs
-    for title, values in (("hyperparameter", plan.hyperparameters), ("training setting", budget)):
+    if spec.network_evaluations is not None:
+        out.print(f"network evaluations per mask: {spec.network_evaluations(plan.factory_input(image_size))}")
+    tables = [("hyperparameter", plan.hyperparameters)]
+    for stage in spec.stages:
+        settings = {k: v for k, v in plan.stage_training(stage.name).to_json().items() if v is not None}  # steps or epochs
+        if len(spec.stages) > 1:
+            what = f"fit: {stage.fit}" if stage.fit else f"loss: {stage.loss}, trains: {stage.trains or 'all'}"
+            out.print(f"stage [bold]{stage.name}[/]: view {stage.view} ({stage.split} split), {what}"
+                      + (f"; {stage.description}" if stage.description else ""))
+        if not stage.fit:
+            tables.append(("training setting" if len(spec.stages) == 1 else f"{stage.name} setting", settings))
+    for title, values in tables:
         table = Table(title, "value", box=None, header_style="bold")
         for key, value in values.items():
             table.add_row(key, repr(value))
         out.print(table)
+
+
+def _label_budget(text: str) -> int | None:
+    """--labels: "all" is None, else a positive number of images."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SegbenchError(f"--labels {text!r}: expected a number of labelled training images or all") from None
 
 
 @app.command()
@@ -165,6 +185,10 @@ def run(
         help="Under torchrun/srun: seconds a collective waits for a rank (one that hangs or died) before failing.")] = 600.0,
     sync_batchnorm: Annotated[bool, typer.Option(
         "--sync-batchnorm", help="Under torchrun/srun: BatchNorm statistics over the global batch (CNN baselines).")] = False,
+    labels: Annotated[str, typer.Option(
+        help="Label budget: N training images keep their masks (nested and stratified), or all.")] = "all",
+    labels_seed: Annotated[int, typer.Option(
+        help="Which N images are labelled; independent of --seed, so seeds vary training, not the data.")] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
@@ -178,6 +202,7 @@ def run(
         device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile, precision=precision,
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
         track=_names(track), dist_backend=dist_backend, dist_timeout=dist_timeout, sync_batchnorm=sync_batchnorm,
+        labels=_label_budget(labels), labels_seed=labels_seed,
     )
     check_arguments(request, registry())  # a mistyped command is answered before torch loads
     from segbench.runner import run as run_benchmark

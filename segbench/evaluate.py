@@ -73,7 +73,7 @@ def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, 
                          **environment.provenance(device))
         on_main(lambda: start_record(store, record, resume), dist)
         metrics = {name: registry.metric(name) for name in registry.names("metrics")}
-        context = RunContext(plan, Runtime(device, plan.precision, dist), store, None, test_data, metrics, registry,
+        context = RunContext(plan, Runtime(device, plan.precision, dist), store, {}, test_data, metrics, registry,
                              progress, resume)
 
         def evaluated(model: ModelPlan) -> ModelRecord:
@@ -125,5 +125,5 @@ def _replanned(registry: Registry, model: ModelPlan, plan: RunPlan, sets: dict[s
 def _network(registry: Registry, model: ModelPlan, plan: RunPlan, run_dir: Path) -> torch.nn.Module:
     """The model's network with the run's trained (EMA) weights."""
     network = build_network(registry, model, plan)
-    load_weights(network, run_dir, model.name)
+    load_weights(network, run_dir, model.name, registry.model(model.name).stages)
     return network

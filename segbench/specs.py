@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from segbench.results import RunResults
-
 class Prediction(NamedTuple):
     """What `predict` may return instead of a bare tensor.
 
@@ -41,13 +39,63 @@ class Segmenter(Protocol):
     def predict(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor | Prediction: ...
 
 
+VIEWS = ("labelled", "images", "healthy")
+STAGE_SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a model's training: the data it sees, what it optimises, and which parameters.
+
+    view: "labelled" (the labelled images and their masks: all of them, or `--labels N`), "images" (every
+    image of the split, labelled or not, without masks) or "healthy" (the split's images with an empty
+    reference, or the dataset's healthy group; without masks). A stage gets exactly its view, and validation
+    images only with split="val"; never the test split.
+    loss: the segmenter's method giving the stage's scalar loss on a batch: loss(images, masks) for the
+    labelled view, loss(images) for the others. Or fit: a method called once with the whole view,
+    fit(images, seeds) (seeds as in `predict`), that sets the model's state without an optimiser
+    (a calibration, say); a stage has a loss or a fit, not both.
+    trains: the attribute name of the submodule whose parameters the stage optimises ("": all of them); the
+    rest is frozen (no gradients, modules in eval mode) for the stage.
+    hyperparameters: the model hyperparameters the stage's result depends on, () for all; a stage whose
+    view and earlier stages do not depend on the label budget is trained once and reused, named by a digest
+    of these, the data, the seed and its training settings.
+    """
+
+    name: str
+    view: str = "labelled"
+    loss: str = "training_loss"
+    fit: str = ""
+    trains: str = ""
+    split: str = "train"
+    hyperparameters: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise SegbenchError(f"stage {self.name!r} has view {self.view!r}; valid: {', '.join(VIEWS)}")
+        if self.split not in STAGE_SPLITS:
+            raise SegbenchError(f"stage {self.name!r} has split {self.split!r}; valid: {', '.join(STAGE_SPLITS)}")
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether the stage's data depend on the label budget (it reads masks)."""
+        return self.view == "labelled"
+
+
+# What a model without declared stages trains in: one stage on the labelled pairs, every parameter.
+SINGLE_STAGE = (Stage("train"),)
+
+
 @dataclass(frozen=True)
 class Preset:
-    """One preset of a model: `model` hyperparameters (for its factory) and `training` settings (for the
-    engine: any field of `segbench.plan.training.TrainingSettings`, e.g. steps or epochs, batch_size, lr)."""
+    """One preset of a model: `model` hyperparameters (for its factory), `training` settings (for the
+    engine: any field of `segbench.plan.training.TrainingSettings`, e.g. steps or epochs, batch_size, lr),
+    and for a model in several stages, `stages`: per stage name, settings layered over `training`."""
 
     model: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
+    stages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, values: Preset | Mapping[str, Any]) -> Preset:
@@ -73,7 +121,10 @@ class ModelSpec:
     "image_size" (and, for a `prefix` spec, which serves every name "<name>:<variant>", "variant": e.g.
     "FPN:resnet34" for "smp:FPN:resnet34"; `variant_help` says what a variant looks like).
     `summary`, if given, maps the hyperparameters (with image_size) to one line that `segbench info`
-    prints, e.g. formulation, sampler and network evaluations per mask.
+    prints, e.g. formulation, sampler and network evaluations per mask. `network_evaluations`, if given,
+    maps them to the number of network forward passes one predicted mask costs (1 for a U-Net, the
+    sampling steps for a diffusion model); reports print it in each model's cost. `stages`: the model's
+    training stages in order (see `Stage`); without them, one stage on the labelled pairs.
     """
 
     name: str
@@ -86,13 +137,22 @@ class ModelSpec:
     variant_help: str = ""
     schema: type | None = None
     summary: Callable[[Mapping[str, Any]], str] | None = None
+    network_evaluations: Callable[[Mapping[str, Any]], int] | None = None
+    stages: tuple[Stage, ...] = SINGLE_STAGE
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        names = [stage.name for stage in self.stages]
+        if not names or len(set(names)) != len(names):
+            raise SegbenchError(f"model {self.name!r} needs one or more stages with distinct names, got {names}")
 
     def preset(self, name: str, task: str | None = None) -> Preset:
         """The preset `name` (falling back to "small") with its "<name>/<task>" layer applied."""
         base = Preset.of(self.presets.get(name, self.presets.get("small", {})))
         layer = Preset.of(self.presets.get(f"{name}/{task}", {})) if task is not None else Preset()
-        return Preset({**base.model, **layer.model}, {**base.training, **layer.training})
+        stages = {stage: {**base.stages.get(stage, {}), **layer.stages.get(stage, {})}
+                  for stage in {*base.stages, *layer.stages}}
+        return Preset({**base.model, **layer.model}, {**base.training, **layer.training}, stages)
 
 
 @dataclass(frozen=True)
@@ -136,7 +196,9 @@ class SegmentationSource(Protocol):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered dataset: the tasks it serves and a factory for its source."""
+    """A registered dataset: the tasks it serves and a factory for its source. `healthy` names the
+    metadata group of its healthy images, e.g. ("group", "Normal"), for models that train on healthy
+    images only; without it, an image is healthy when its reference is empty."""
 
     name: str
     tasks: tuple[str, ...]
@@ -144,6 +206,7 @@ class DatasetSpec:
     description: str
     needs_root: bool = False
     synthetic: str = ""  # for generated data, what it is (reports say so); empty for real data
+    healthy: tuple[str, str] | None = None  # (metadata key, value) of its healthy images; None: empty references
     plugin: str = field(default="", compare=False)
 
 

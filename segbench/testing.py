@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from segbench.specs import DatasetOptions, DatasetSpec, MetricSpec, ModelSpec, Prediction
+from segbench.specs import DatasetOptions, DatasetSpec, MetricSpec, ModelSpec, Prediction, Stage
 
 
 def _probabilities(output: torch.Tensor | Prediction) -> torch.Tensor:
@@ -17,8 +17,9 @@ def _probabilities(output: torch.Tensor | Prediction) -> torch.Tensor:
 
 
 def check_model(spec: ModelSpec, name: str | None = None, preset: str = "tiny", image_size: int = 32) -> None:
-    """Build `spec` at `preset` as a run plans it, train one step, and check `predict`'s shape, range and
-    determinism (`name`: for a prefix spec, the full name, e.g. "smp:FPN:resnet34")."""
+    """Build `spec` at `preset` as a run plans it, take one step of each training stage (its loss on its
+    view's tensors, reaching the parameters it trains; a fit stage's fit once), and check `predict`'s
+    shape, range and determinism (`name`: for a prefix spec, the full name, e.g. "smp:FPN:resnet34")."""
     from segbench.plan.build import plan_model
 
     plan = plan_model(spec, name or spec.name, preset, "lung", image_size)
@@ -27,16 +28,11 @@ def check_model(spec: ModelSpec, name: str | None = None, preset: str = "tiny", 
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(3, 1, image_size, image_size, generator=gen)
     masks = (torch.rand(3, 1, image_size, image_size, generator=gen) > 0.5).float()
-
-    model.train()
-    loss = model.training_loss(images, masks)
-    assert loss.ndim == 0 and torch.isfinite(loss), f"training_loss must be a finite scalar, got {loss}"
-    loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads), "training_loss must reach the parameters"
+    seeds = torch.tensor([11, 22, 33], dtype=torch.int64)
+    for stage in spec.stages:
+        _check_stage(model, stage, images, masks, seeds)
 
     model.eval()
-    seeds = torch.tensor([11, 22, 33], dtype=torch.int64)
     with torch.inference_mode():
         first = _probabilities(model.predict(images, seeds))
         again = _probabilities(model.predict(images, seeds))
@@ -46,6 +42,28 @@ def check_model(spec: ModelSpec, name: str | None = None, preset: str = "tiny", 
     assert float(first.min()) >= 0 and float(first.max()) <= 1, "probabilities must lie in [0, 1]"
     assert torch.equal(first, again), "predict must be deterministic for fixed seeds"
     assert torch.allclose(first[1:2], alone, atol=1e-5), "a sample's prediction must not depend on its batch"
+
+
+def _check_stage(model: torch.nn.Module, stage: Stage, images: torch.Tensor, masks: torch.Tensor,
+                 seeds: torch.Tensor) -> None:
+    """One step of `stage` as the engine takes it: the loss on (images, masks) for the labelled view, on
+    images alone for the others, reaching the parameters the stage trains; a fit stage's fit."""
+    for method in (stage.fit or stage.loss,):
+        assert callable(getattr(model, method, None)), f"stage {stage.name!r} names method {method!r}, which the model lacks"
+    if stage.fit:
+        model.eval()
+        with torch.no_grad():
+            getattr(model, stage.fit)(images, seeds)
+        return
+    trained = model.get_submodule(stage.trains) if stage.trains else model
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = getattr(model, stage.loss)(images, masks) if stage.needs_labels else getattr(model, stage.loss)(images)
+    assert loss.ndim == 0 and torch.isfinite(loss), f"stage {stage.name!r}: {stage.loss} must be a finite scalar, got {loss}"
+    loss.backward()
+    grads = [p.grad for p in trained.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), \
+        f"stage {stage.name!r}: {stage.loss} must reach the parameters it trains"
 
 
 def check_dataset(spec: DatasetSpec, options: DatasetOptions, splits: tuple[str, ...] = ("train", "val", "test")) -> None:

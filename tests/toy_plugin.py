@@ -1,4 +1,6 @@
-"""A small test plugin: the `toy` dataset (bright squares) and `toy-cnn`, a tiny segmenter.
+"""A small test plugin: the `toy` dataset (bright squares), `toy-mixed` (every third image without a square:
+healthy), `toy-cnn`, a tiny segmenter, and `toy-staged`, a segmenter trained in three stages that fails if
+a stage receives a mask it was not given.
 
 Loaded in tests through `--plugin tests.toy_plugin`, the route third parties use
 for unpackaged modules. Fast enough for end-to-end CLI tests in seconds.
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench import DatasetOptions, DatasetSpec, ModelSpec, Prediction, hookimpl
+from segbench import DatasetOptions, DatasetSpec, ModelSpec, Prediction, Preset, Stage, hookimpl
 from segbench.errors import SegbenchError
 from segbench.noise import randn_per_sample, sample_generators
 
@@ -21,10 +23,11 @@ SPLITS = {"train": 24, "val": 4, "test": 10}
 
 
 class ToySquares:
-    """Noisy images with one bright square each; the mask is the square."""
+    """Noisy images with one bright square each; the mask is the square. With `healthy_every` k, every
+    k-th image (index % k == k - 1) has no square and an empty mask."""
 
-    def __init__(self, options: DatasetOptions) -> None:
-        self.options = options
+    def __init__(self, options: DatasetOptions, healthy_every: int = 0) -> None:
+        self.options, self.healthy_every = options, healthy_every
 
     def sample_ids(self, split: str) -> list[str]:
         if split not in SPLITS:
@@ -38,12 +41,13 @@ class ToySquares:
         mask = np.zeros((n, n), np.uint8)
         y, x = rng.integers(4, 28, 2)
         side = int(rng.integers(8, 18))
-        mask[y : y + side, x : x + side] = 1
+        if not (self.healthy_every and index % self.healthy_every == self.healthy_every - 1):
+            mask[y : y + side, x : x + side] = 1
         image = 0.3 + 0.4 * mask + rng.normal(0, 0.08, (n, n))
         return np.clip(image, 0, 1).astype(np.float32), mask
 
     def fingerprint(self, split: str) -> str:
-        return hashlib.sha256(f"toy-v1-{split}-{SPLITS.get(split)}".encode()).hexdigest()
+        return hashlib.sha256(f"toy-v1-{split}-{SPLITS.get(split)}-{self.healthy_every}".encode()).hexdigest()
 
 
 class ToyCNN(nn.Module):
@@ -69,10 +73,52 @@ class ToyCNN(nn.Module):
 
 TOY_PRESET = {"width": 8, "noise": 0.5, "epochs": 12, "batch_size": 4, "lr": 0.03}
 
+# The masks toy-staged's labelled stage read (their bytes), so a test can check it saw only the labelled ones.
+MASKS_SEEN: set[bytes] = set()
+
+
+class ToyStaged(nn.Module):
+    """Three stages: `pretrain` (every training image, no masks) trains `body` to reconstruct images;
+    `head` (the labelled images) trains a 1x1 `head` on the frozen body's features; `calibrate` (healthy
+    validation images) sets `offset`, the mean logit of healthy pixels, subtracted before the sigmoid. Its
+    image-only methods take no mask argument, so a stage handed a mask fails."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.ModuleDict({
+            "encoder": nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                                     nn.ReLU()),
+            "decoder": nn.Conv2d(width, 1, 3, padding=1),
+        })
+        self.head = nn.Conv2d(width, 1, 1)
+        self.register_buffer("offset", torch.zeros(()))
+
+    def reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.body["decoder"](self.body["encoder"](images)), images)
+
+    def training_loss(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        MASKS_SEEN.update(m.numpy().astype(np.uint8).tobytes() for m in masks.cpu())
+        return F.binary_cross_entropy_with_logits(self.head(self.body["encoder"](images)), masks)
+
+    def calibrate(self, images: torch.Tensor, seeds: torch.Tensor) -> None:
+        self.offset.copy_(self.head(self.body["encoder"](images)).mean() + 2.0)
+
+    def predict(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.body["encoder"](images)) - self.offset)
+
+
+STAGES = (Stage("pretrain", view="images", loss="reconstruction_loss", trains="body", hyperparameters=("width",)),
+          Stage("head", view="labelled", trains="head"),
+          Stage("calibrate", view="healthy", split="val", fit="calibrate"))
+STAGED_PRESET = Preset({"width": 8}, {"epochs": 4, "batch_size": 4, "lr": 0.03},
+                       {"pretrain": {"steps": 10}, "head": {"epochs": 6}})
+
 
 @hookimpl
 def register_datasets(register) -> None:
     register(DatasetSpec("toy", ("lung", "infection"), ToySquares, "bright squares for fast tests"))
+    register(DatasetSpec("toy-mixed", ("lung", "infection"), lambda options: ToySquares(options, healthy_every=3),
+                         "bright squares, every third image without one (healthy)"))
 
 
 @hookimpl
@@ -83,6 +129,16 @@ def register_models(register) -> None:
         family="cnn",
         presets={"tiny": TOY_PRESET, "small": TOY_PRESET, "paper": TOY_PRESET},
         description="three-conv test model with seeded prediction noise",
+    ))
+    register(ModelSpec(
+        name="toy-staged",
+        factory=lambda c: ToyStaged(c["width"]),
+        family="cnn",
+        presets={"tiny": STAGED_PRESET, "small": STAGED_PRESET, "paper": STAGED_PRESET},
+        description="test model in three stages: reconstruction on every image, a head on labelled ones, "
+                    "calibration on healthy validation images",
+        stages=STAGES,
+        network_evaluations=lambda c: 1,
     ))
 
 

@@ -42,6 +42,7 @@ def register_datasets(register) -> None:
             factory=_covid_qu_ex,
             description="Kaggle COVID-QU-Ex chest X-rays (lung and infection sets) under --data-root",
             needs_root=True,
+            healthy=("group", "Normal"),
         )
     )
     register(

@@ -223,3 +223,13 @@ def ncsn_summary(params: Mapping[str, Any]) -> str:
 def sde_summary(params: Mapping[str, Any]) -> str:
     """`segbench info`'s line for sde-*."""
     return SDEHyperparameters.from_mapping({"image_size": 64, **params}).summary()
+
+
+def ncsn_evaluations(params: Mapping[str, Any]) -> int:
+    """Network evaluations per mask of ncsn-* (the reports' cost of a mask)."""
+    return NCSNHyperparameters.from_mapping({"image_size": 64, **params}).network_evaluations
+
+
+def sde_evaluations(params: Mapping[str, Any]) -> int:
+    """Network evaluations per mask of sde-*."""
+    return SDEHyperparameters.from_mapping({"image_size": 64, **params}).network_evaluations

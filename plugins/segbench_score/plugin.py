@@ -10,7 +10,9 @@ from segbench_score.hyperparameters import (
     SDE_PRESETS,
     NCSNHyperparameters,
     SDEHyperparameters,
+    ncsn_evaluations,
     ncsn_summary,
+    sde_evaluations,
     sde_summary,
 )
 
@@ -45,6 +47,7 @@ def register_models(register):
             description=f"NCSN on the mask, annealed Langevin dynamics; RRDB image condition {verb} the noisy mask",
             reference=NCSN_REFERENCE,
             summary=ncsn_summary,
+            network_evaluations=ncsn_evaluations,
         ))
         register(ModelSpec(
             name=f"sde-{conditioning}",
@@ -55,4 +58,5 @@ def register_models(register):
             description=f"Score-SDE (VP/VE) on the mask, reverse-SDE or ODE sampler; RRDB image condition {verb} the noisy mask",
             reference=SDE_REFERENCE,
             summary=sde_summary,
+            network_evaluations=sde_evaluations,
         ))

@@ -4,6 +4,11 @@ from segbench import ModelSpec, hookimpl
 from segbench_unets import factories, presets
 
 
+def _one_forward(values) -> int:
+    """A CNN predicts a mask in one forward pass."""
+    return 1
+
+
 @hookimpl
 def register_models(register) -> None:
     register(ModelSpec(
@@ -14,6 +19,7 @@ def register_models(register) -> None:
         schema=presets.UNetHyperparameters,
         description="U-Net with a ResNet-34 encoder (segmentation_models_pytorch; tiny: timm's test ResNet), BCE + Dice",
         reference="Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation",
+        network_evaluations=_one_forward,
     ))
     register(ModelSpec(
         name="res50attunet",
@@ -24,6 +30,7 @@ def register_models(register) -> None:
         description="Attention U-Net: ResNet-50 encoder (timm; tiny: its test ResNet), additive attention gates on "
                     "the skips, BCE + Dice",
         reference="Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas",
+        network_evaluations=_one_forward,
     ))
     register(ModelSpec(
         name="smp",
@@ -35,4 +42,5 @@ def register_models(register) -> None:
         reference="Iakubovskii 2019, Segmentation Models Pytorch",
         prefix=True,
         variant_help="<Arch>:<encoder>",
+        network_evaluations=_one_forward,
     ))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from segbench.data import SplitData
 from segbench.engine.device import Runtime, batch_shape
@@ -16,9 +19,18 @@ from segbench.engine.distributed import gather
 from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
 from segbench.plan.run_plan import EvaluationPlan
-from segbench.results.committed import CommittedBatches
 from segbench.seeds import sample_seed
 from segbench.specs import Prediction
+
+
+class BatchStore(Protocol):
+    """Where finished prediction batches are committed, so a resumed evaluation reads them back instead of
+    predicting again (`segbench.results.committed.CommittedBatches` in a run directory)."""
+
+    def get(self, key: tuple[str, int]) -> tuple | None: ...
+
+    def commit(self, keys: Sequence[tuple[str, int]], probabilities: torch.Tensor,
+               uncertainty: torch.Tensor | None) -> None: ...
 
 
 @dataclass
@@ -31,6 +43,7 @@ class SplitPredictions:
     uncertainty: torch.Tensor | None
     seconds: float
     batch_size: int
+    flops_per_mask: float | None = None  # of the first batch this process predicted, where one was counted
 
 
 def _unpack(output: torch.Tensor | Prediction, expected: torch.Size, model_name: str) -> Prediction:
@@ -51,8 +64,9 @@ def predict_split(
     runtime: Runtime,
     model_name: str = "model",
     on_batch: Callable[[int, int], None] | None = None,
-    committed: CommittedBatches | None = None,
+    committed: BatchStore | None = None,
     should_stop: Callable[[], bool] | None = None,
+    count_flops: bool = False,
 ) -> SplitPredictions:
     """Predict every sample `evaluation.ensemble` times; members of all samples are folded into batches.
 
@@ -69,6 +83,8 @@ def predict_split(
     predicted, so a resumed evaluation (with any process count) is bit-identical. A batch that runs out of
     GPU memory is halved and redone (a smaller batch shape, which may change the last bits; the caller
     records `SplitPredictions.batch_size`). `should_stop()` is asked between batches: True raises Stopped.
+    With `count_flops`, torch.utils.flop_counter counts the first batch's FLOPs (what it knows how to count:
+    convolutions, matrix products, attention), divided by the batch shape.
     """
     ensemble, dist = evaluation.ensemble, runtime.dist
     if ensemble < 1:
@@ -89,6 +105,7 @@ def predict_split(
     images, _ = data.tensors()
     start = time.perf_counter()
     network_precision = runtime.autocast()
+    flops: float | None = None
     lo = 0
     while lo < len(todo):
         if should_stop is not None and should_stop():
@@ -98,8 +115,11 @@ def predict_split(
         seeds = torch.tensor([sample_seed(run_seed, *keys[j]) for j in padded], dtype=torch.int64)
         inputs = images[[items[j][0] for j in padded]].to(runtime.device)
         try:
-            with network_precision:
+            counter = FlopCounterMode(display=False) if flops is None and count_flops else nullcontext()
+            with network_precision, counter:
                 output = model.predict(inputs, seeds.to(runtime.device))
+            if isinstance(counter, FlopCounterMode):
+                flops = counter.get_total_flops() / shape
         except torch.cuda.OutOfMemoryError:
             # redo this batch in a smaller shape (results may change in the last bits; recorded by the caller)
             if batch_size == 1:
@@ -127,6 +147,6 @@ def predict_split(
     own_uncertainty = None if any(u is None for u in own_parts) else torch.from_numpy(np.stack(own_parts))
     size = images.shape[-2:]
     if ensemble == 1:
-        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds, shape)
+        return SplitPredictions(probs.clamp_(0, 1), own_uncertainty, seconds, shape, flops)
     members = probs.clamp_(0, 1).view(n, ensemble, 1, *size)
-    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds, shape)
+    return SplitPredictions(members.mean(1), members.std(1, correction=0), seconds, shape, flops)

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from segbench.data import SplitData
-from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
+from segbench.io.checkpoints import load_checkpoint, save_checkpoint
 from segbench.engine.device import Runtime
 from segbench.engine.distributed import SINGLE, Distributed, any_rank, gather, total
 from segbench.engine.random_state import rng_state, seed_everything, set_rng_state
@@ -25,7 +25,8 @@ from segbench.errors import SegbenchError
 from segbench.plan.training import TrainingSettings
 from segbench.seeds import derive_seed
 
-__all__ = ["EMA", "Checkpointing", "TrainState", "TrainingDiverged", "TrainingStep", "train", "warmup_cosine"]
+__all__ = ["EMA", "Checkpointing", "Objective", "TrainState", "TrainingData", "TrainingDiverged", "TrainingStep", "train",
+           "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,13 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
 
 
 class EMA:
-    """Exponential moving average of a model's floating-point parameters and buffers."""
+    """Exponential moving average of a model's floating-point parameters and buffers (of the part named by
+    `prefix`, e.g. "mlps.", where only that part trains; keys are the whole model's)."""
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, prefix: str = "") -> None:
         self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
+                       if v.is_floating_point() and k.startswith(prefix)}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -119,39 +122,63 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, dist: Distribu
     return [rank_slice(batch, dist) for batch in global_batches(n, batch_size, seed, epoch)]
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What a training stage optimises: the model's method `loss` (called with (images, masks), or with
+    (images) when the stage's data have no masks), and the submodule `trains` whose parameters it trains
+    ("": the whole model; the rest is frozen and in eval mode meanwhile)."""
+
+    loss: str = "training_loss"
+    trains: str = ""
+
+    def trainable(self, model: nn.Module) -> nn.Module:
+        return model.get_submodule(self.trains) if self.trains else model
+
+    @property
+    def prefix(self) -> str:
+        """The trained part's keys in the model's state dict start with this."""
+        return f"{self.trains}." if self.trains else ""
+
+
 class _LossOf(nn.Module):
-    """A Segmenter's training_loss as a forward, so DistributedDataParallel averages its gradients."""
+    """A Segmenter's loss method as a forward, so DistributedDataParallel averages its gradients."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, loss: str) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.loss = model, loss
 
-    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        return self.model.training_loss(images, masks)
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.loss)(*batch)
 
 
-def _as_float(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of the uint8 training arrays as the Segmenter gets it: images in [0, 1], masks in {0, 1}."""
-    return images[index].unsqueeze(1).float().div_(255), masks[index].unsqueeze(1).float()
+def _as_float(images: torch.Tensor, masks: torch.Tensor | None, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A batch of the uint8 training arrays as the Segmenter gets it: images in [0, 1], masks in {0, 1}
+    (images alone for data without masks)."""
+    batch = images[index].unsqueeze(1).float().div_(255)
+    return (batch,) if masks is None else (batch, masks[index].unsqueeze(1).float())
 
 
 class _Trainer:
     """What one model's training holds: the network (wrapped for DDP with several processes), optimiser,
     schedule, EMA, divergence guard and the checkpointed state."""
 
-    def __init__(self, model: nn.Module, data: SplitData, settings: TrainingSettings, seed: int, runtime: Runtime,
-                 checkpointing: Checkpointing | None) -> None:
+    def __init__(self, model: nn.Module, data: TrainingData, settings: TrainingSettings, seed: int, runtime: Runtime,
+                 checkpointing: Checkpointing | None, objective: Objective) -> None:
         self.model, self.settings, self.runtime, self.dist = model, settings, runtime, runtime.dist
         self.n, self.seed = len(data), seed
         # the whole training set on the device as uint8 (a quarter of float32); batches are converted there
-        self.images, self.masks = (torch.from_numpy(a).to(runtime.device) for a in (data.images, data.masks))
-        model.to(runtime.device).train()
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.images = torch.from_numpy(data.images).to(runtime.device)
+        self.masks = None if data.masks is None else torch.from_numpy(data.masks).to(runtime.device)
+        self.trainable = objective.trainable(model)
+        model.to(runtime.device).train(self.trainable is model)
+        self.trainable.train()
+        self.optimizer = torch.optim.AdamW(self.trainable.parameters(), lr=settings.lr,
+                                           weight_decay=settings.weight_decay)
         self.total = settings.total_steps(self.n)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            warmup_cosine(self.total, settings.warmup_fraction))
         decay = settings.ema_decay_used(self.n)
-        self.ema = EMA(model, decay) if decay > 0 else None
+        self.ema = EMA(model, decay, objective.prefix) if decay > 0 else None
         self.state = TrainState(losses=[], recent=[])
         rank_seed = ("rank", self.dist.rank) if self.dist.rank else ()  # one process: the seed a run always used
         seed_everything(derive_seed("train", seed, *rank_seed))
@@ -160,9 +187,9 @@ class _Trainer:
         if checkpointing and checkpointing.resume and self.ckpt.exists():
             self._restore(load_checkpoint(self.ckpt))
         self.guard = DivergenceGuard(settings.explode_factor, self.state.recent)
-        self.loss_of = (DistributedDataParallel(_LossOf(model), device_ids=[runtime.device.index]
+        self.loss_of = (DistributedDataParallel(_LossOf(model, objective.loss), device_ids=[runtime.device.index]
                                                 if runtime.device.type == "cuda" else None)
-                        if self.dist.enabled else model.training_loss)
+                        if self.dist.enabled else getattr(model, objective.loss))
         self.clock = self.last_save = time.perf_counter()
 
     def step(self, batch: torch.Tensor) -> float:
@@ -173,7 +200,8 @@ class _Trainer:
         self.guard.check_loss(value, epoch, step)
         max_norm = self.settings.grad_clip if self.settings.grad_clip > 0 else math.inf
         # max_norm=inf measures the norm without changing the gradients (they are scaled by exactly 1).
-        self.guard.check_gradient(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item(), epoch, step)
+        self.guard.check_gradient(torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), max_norm).item(), epoch,
+                                  step)
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
@@ -239,9 +267,19 @@ def _batch_gradients(trainer: _Trainer, batch: torch.Tensor) -> float:
                 torch.cuda.empty_cache()
 
 
+class TrainingData(Protocol):
+    """What `train` reads: uint8 images (N, H, W), and masks (N, H, W) in {0, 1} or None (a stage that
+    trains on images alone); `segbench.data.SplitData` and `segbench.data.views.TrainingView` are such."""
+
+    images: np.ndarray
+    masks: np.ndarray | None
+
+    def __len__(self) -> int: ...
+
+
 def train(
     model: nn.Module,
-    data: SplitData,
+    data: TrainingData,
     settings: TrainingSettings,
     *,
     seed: int,
@@ -250,9 +288,12 @@ def train(
     on_step: Callable[[TrainingStep], None] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    objective: Objective = Objective(),
 ) -> TrainState:
-    """Train `model` in place with its `training_loss` for `settings.total_steps`; returns epochs done,
-    per-epoch mean losses and seconds. A step budget that ends inside an epoch cuts that epoch short.
+    """Train `model` in place with `objective` (by default its `training_loss`, every parameter) for
+    `settings.total_steps`; returns epochs done, per-epoch mean losses and seconds. A step budget that ends
+    inside an epoch cuts that epoch short. Only the objective's part trains: the rest of the model stays in
+    eval mode and its parameters get no gradients.
 
     All randomness (data order, the model's own draws) derives from `seed`, so a rerun gives identical
     weights on the same machine. With `checkpointing`, `last.pt` is written after every epoch and, with
@@ -269,7 +310,22 @@ def train(
     `should_stop()` is asked after every step (agreed by all ranks): True writes a checkpoint and raises
     Stopped.
     """
-    trainer = _Trainer(model, data, settings, seed, runtime, checkpointing)
+    trained = {id(p) for p in objective.trainable(model).parameters()}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    try:
+        return _train(model, data, settings, seed, runtime, checkpointing, on_step, on_epoch, should_stop, objective)
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+
+
+def _train(model: nn.Module, data: TrainingData, settings: TrainingSettings, seed: int, runtime: Runtime,
+           checkpointing: Checkpointing | None, on_step: Callable[[TrainingStep], None] | None,
+           on_epoch: Callable[[int, float], None] | None, should_stop: Callable[[], bool] | None,
+           objective: Objective) -> TrainState:
+    trainer = _Trainer(model, data, settings, seed, runtime, checkpointing, objective)
     state, per_epoch, dist = trainer.state, settings.batches_per_epoch(trainer.n), runtime.dist
     for epoch in range(state.epoch, settings.epochs_run(trainer.n)):
         batches = global_batches(trainer.n, settings.batch_size, seed, epoch)

@@ -18,7 +18,7 @@ from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan
 from segbench.plan.training import SettingError, TrainingSettings
 from segbench.plugins import Registry
 from segbench.presets import resolve_preset
-from segbench.specs import ModelSpec
+from segbench.specs import SINGLE_STAGE, ModelSpec
 
 TRAINING_KINDS = typing.get_type_hints(TrainingSettings)
 CLI_TRAINING = {"epochs": "--epochs", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr"}
@@ -35,7 +35,7 @@ def check_arguments(request: RunRequest, registry: Registry) -> None:
         return
     for name, values in sets.items():  # auto: the keys (the same in every preset) before the values
         spec = registry.model(name)
-        check_set_keys(name, model_kinds(spec, spec.preset(preset, request.task).model), values)
+        check_set_keys(name, model_kinds(spec, spec.preset(preset, request.task).model), values, stage_names(spec))
 
 
 def plan_models(request: RunRequest, registry: Registry, preset: str,
@@ -60,7 +60,7 @@ def build_plan(request: RunRequest, registry: Registry) -> RunPlan:
         seed=request.seed, preset=preset, preset_requested=request.preset, device=str(device), precision=precision,
         precision_requested=request.precision, compile=request.compile, checkpoint_every=request.checkpoint_every,
         data=DataPlan(request.dataset, request.task, request.data_root, request.image_size, request.mask_threshold,
-                      request.folds, request.fold),
+                      request.folds, request.fold, request.labels, request.labels_seed),
         evaluation=EvaluationPlan(request.eval_samples, request.eval_batch_size or eval_batch_cap(device),
                                   request.ensemble, THRESHOLD),
         models=models, track=tuple(dict.fromkeys(request.track)), sync_batchnorm=request.sync_batchnorm,
@@ -68,13 +68,18 @@ def build_plan(request: RunRequest, registry: Registry) -> RunPlan:
 
 
 def parse_sets(items: Sequence[str], model_names: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`["diff-add.sampling_steps=25"]` -> {"diff-add": {"sampling_steps": "25"}}."""
+    """`["diff-add.sampling_steps=25", "ddpm-features.ddpm.steps=9"]` ->
+    {"diff-add": {"sampling_steps": "25"}, "ddpm-features": {"ddpm.steps": "9"}} (a stage's training
+    setting keeps the stage's name in its key)."""
     out: dict[str, dict[str, str]] = {}
     for item in items:
         target, sep, value = item.partition("=")
         model, dot, key = target.rpartition(".")
         if not sep or not dot or not model or not key:
             raise SegbenchError(f"--set {item!r} is not of the form MODEL.KEY=VALUE (e.g. diff-add.sampling_steps=25)")
+        owner, _, stage = model.rpartition(".")
+        if model not in model_names and owner in model_names and stage:
+            model, key = owner, f"{stage}.{key}"
         if model not in model_names:
             raise SegbenchError(f"--set {item!r} names model {model!r}, which is not in --models ({', '.join(model_names)})")
         out.setdefault(model, {})[key] = value
@@ -103,7 +108,8 @@ def plan_model(spec: ModelSpec, name: str, preset: str, task: str | None, image_
     values = _typed(spec, name, chosen.model, kinds, f"preset {preset!r}")
     sources = {key: f"hyperparameter {name}.{key} of preset {preset}" for key in chosen.training}
     sources.update({key: option for key, option in CLI_TRAINING.items() if key in (cli or {})})
-    return _with_sets(spec, name, kinds, values, [chosen.training, cli or {}], sources, sets or {}, image_size)
+    return _with_sets(spec, name, kinds, values, [chosen.training, cli or {}], sources, sets or {}, image_size,
+                      chosen.stages)
 
 
 def replan_model(spec: ModelSpec, plan: ModelPlan, image_size: int, sets: Mapping[str, str]) -> ModelPlan:
@@ -111,13 +117,14 @@ def replan_model(spec: ModelSpec, plan: ModelPlan, image_size: int, sets: Mappin
     a finished run's model is evaluated another way."""
     kinds = model_kinds(spec, plan.hyperparameters)
     values = _typed(spec, plan.name, plan.hyperparameters, kinds, "the run's config.json")
-    return _with_sets(spec, plan.name, kinds, values, [plan.training.to_json()], {}, sets, image_size)
+    return _with_sets(spec, plan.name, kinds, values, [plan.training.to_json()], {}, sets, image_size,
+                      {stage: settings.to_json() for stage, settings in plan.stages.items()})
 
 
 def refuse_training_sets(name: str, sets: Mapping[str, str], command: str) -> None:
     """`--set` for a trained model (`segbench evaluate`, `segbench predict`) may change how it samples, not
     a training setting: that is one clear error naming the key."""
-    training = [key for key in sets if key in TRAINING_KINDS]
+    training = [key for key in sets if key.rpartition(".")[2] in TRAINING_KINDS]
     if training:
         raise SegbenchError(f"--set {name}.{training[0]}: a training setting; {command} reuses the trained weights, "
                             "so only how the model samples can change (run again to train differently)")
@@ -132,49 +139,74 @@ def _typed(spec: ModelSpec, name: str, given: Mapping[str, Any], kinds: Mapping[
 
 def _with_sets(spec: ModelSpec, name: str, kinds: Mapping[str, Any], values: dict[str, Any],
                training_layers: list[Mapping[str, Any]], sources: dict[str, str], sets: Mapping[str, str],
-               image_size: int) -> ModelPlan:
-    """Apply `--set` (model hyperparameters and training settings, each parsed once by its declared type),
-    then check the training settings and the model's schema."""
-    check_set_keys(name, kinds, sets)
+               image_size: int, stage_layers: Mapping[str, Mapping[str, Any]] | None = None) -> ModelPlan:
+    """Apply `--set` (model hyperparameters, training settings and a stage's training settings, each parsed
+    once by its declared type), then check the training settings of the model and of each of its stages,
+    and the model's schema. A stage's settings: the model's, its preset's stage layer, then its `--set`."""
+    check_set_keys(name, kinds, sets, stage_names(spec))
     set_training: dict[str, Any] = {}
+    set_stages: dict[str, dict[str, Any]] = {}
     for key, text in sets.items():
-        kind = kinds.get(key, TRAINING_KINDS.get(key))
+        stage, _, setting = key.rpartition(".")
+        kind = kinds.get(key, TRAINING_KINDS.get(setting))
         try:
             value = hp.parse(text, kind)
         except ValueError:
-            example = values.get(key, getattr(TrainingSettings(), key, None))
+            example = values.get(key, getattr(TrainingSettings(), setting, None))
             raise SegbenchError(f"--set {name}.{key}={text!r}: expected a value like {example!r} "
                                 f"({hp.describe(kind)})") from None
         if key in kinds:
             values[key] = value
         else:
-            set_training[key] = value
+            (set_stages.setdefault(stage, {}) if stage else set_training)[setting] = value
             sources[key] = f"--set {name}.{key}={text}"
-    try:
-        training = TrainingSettings.layered(*training_layers, set_training)
-    except SettingError as exc:
-        raise SegbenchError(_setting_problem(name, exc, sources.get(exc.key, ""))) from None
+    training = _settings(name, [*training_layers, set_training], sources)
+    stages = {stage: _settings(name, [*training_layers, (stage_layers or {}).get(stage, {}), set_training,
+                                      set_stages.get(stage, {})], sources, stage)
+              for stage in stage_names(spec)} if spec.stages != SINGLE_STAGE else {}
     if spec.schema is not None:
         _validate(spec, name, values, image_size)
     variant = name.split(":", 1)[1] if spec.prefix else None
-    return ModelPlan(name, spec.plugin, spec.family, values, training, variant)
+    return ModelPlan(name, spec.plugin, spec.family, values, training, variant, stages)
 
 
-def check_set_keys(name: str, kinds: Mapping[str, Any], sets: Mapping[str, str]) -> None:
-    """Every `--set` key of model `name` is one of its hyperparameters (`kinds`) or a training setting."""
+def _settings(name: str, layers: list[Mapping[str, Any]], sources: dict[str, str], stage: str = "") -> TrainingSettings:
+    try:
+        return TrainingSettings.layered(*layers)
+    except SettingError as exc:
+        key = f"{stage}.{exc.key}" if stage else exc.key
+        raise SegbenchError(_setting_problem(name, exc, sources.get(key, sources.get(exc.key, "")), key)) from None
+
+
+def stage_names(spec: ModelSpec) -> tuple[str, ...]:
+    """The names of `spec`'s stages, in order."""
+    return tuple(stage.name for stage in spec.stages)
+
+
+def check_set_keys(name: str, kinds: Mapping[str, Any], sets: Mapping[str, str], stages: Sequence[str] = ()) -> None:
+    """Every `--set` key of model `name` is one of its hyperparameters (`kinds`), a training setting, or
+    for a model in several stages STAGE.SETTING."""
     for key in sets:
-        if key not in kinds and key not in TRAINING_KINDS:
-            valid = ", ".join(sorted({*kinds, *TRAINING_KINDS}))
-            raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {key!r}; valid: {valid}")
+        stage, _, setting = key.rpartition(".")
+        if key in kinds or (not stage and key in TRAINING_KINDS):
+            continue
+        if stage and len(stages) > 1 and stage in stages and setting in TRAINING_KINDS:
+            continue
+        if stage and len(stages) > 1 and stage not in stages:
+            raise SegbenchError(f"--set {name}.{key}: {name} has no stage {stage!r}; its stages: {', '.join(stages)}")
+        valid = ", ".join(sorted({*kinds, *TRAINING_KINDS}))
+        staged = f" (or STAGE.SETTING for its stages {', '.join(stages)})" if len(stages) > 1 else ""
+        raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {key!r}; valid: {valid}{staged}")
 
 
-def _setting_problem(name: str, exc: SettingError, source: str) -> str:
-    """The message for a training setting out of range, naming where the value came from."""
+def _setting_problem(name: str, exc: SettingError, source: str, key: str) -> str:
+    """The message for a training setting out of range (`key`, with its stage), naming where the value
+    came from."""
     if source in CLI_TRAINING.values():
         return f"{source} {exc}"
     if source.startswith("--set"):
         return f"{source}: {exc.key} {exc}"
-    return f"hyperparameter {name}.{exc.key} {exc}; change it with --set {name}.{exc.key}=VALUE"
+    return f"hyperparameter {name}.{key} {exc}; change it with --set {name}.{key}=VALUE"
 
 
 def _validate(spec: ModelSpec, name: str, values: dict[str, Any], image_size: int) -> None:

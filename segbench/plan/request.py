@@ -45,6 +45,8 @@ class RunRequest:
     dist_timeout: float = 600.0  # seconds any collective may wait for a rank before the run fails
     sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch
     track: list[str] = field(default_factory=list)  # experiment trackers (`--track`), e.g. ["tensorboard"]
+    labels: int | None = None  # `--labels N`: training images that keep their masks (None: all)
+    labels_seed: int = 0  # which N: independent of `seed`, so seeds vary training, not the data
 
 
 def check_counts(*options: tuple[str, int | None]) -> None:
@@ -77,7 +79,7 @@ def check_request(request: RunRequest, registry: Registry) -> None:
     if request.epochs is not None and request.steps is not None:
         raise SegbenchError("--epochs and --steps are two ways to give the training budget; give one of them")
     check_counts(("--eval-samples", request.eval_samples), ("--eval-batch-size", request.eval_batch_size),
-                 ("--ensemble", request.ensemble))
+                 ("--ensemble", request.ensemble), ("--labels", request.labels))
     if not (request.dist_timeout > 0 and math.isfinite(request.dist_timeout)):
         raise SegbenchError(f"--dist-timeout must be a positive number of seconds, got {request.dist_timeout}")
     if not (request.checkpoint_every >= 0 and math.isfinite(request.checkpoint_every)):

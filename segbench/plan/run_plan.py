@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ from segbench.specs import DatasetOptions
 @dataclass(frozen=True)
 class ModelPlan:
     """One model of the run: its spec's name and plugin, typed hyperparameters (what the factory gets, in
-    declaration order), the prefix variant if any ("FPN:resnet18" of "smp:FPN:resnet18"), and training."""
+    declaration order), the prefix variant if any ("FPN:resnet18" of "smp:FPN:resnet18"), and training:
+    `training` for a model in one stage; for a model in several, `stages` holds each stage's settings
+    (`training` layered with the stage's own)."""
 
     name: str
     plugin: str
@@ -23,6 +25,11 @@ class ModelPlan:
     hyperparameters: dict[str, Any]
     training: TrainingSettings
     variant: str | None = None
+    stages: dict[str, TrainingSettings] = field(default_factory=dict)
+
+    def stage_training(self, stage: str) -> TrainingSettings:
+        """The training settings of stage `stage` (`training` for a model in one stage)."""
+        return self.stages.get(stage, self.training)
 
     def factory_input(self, image_size: int) -> dict[str, Any]:
         """What the spec's factory is called with."""
@@ -30,21 +37,28 @@ class ModelPlan:
         return {**self.hyperparameters, "image_size": image_size, **extra}
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "training": self.training.to_json()}
+        stages = {"stages": {k: v.to_json() for k, v in self.stages.items()}} if self.stages else {}
+        return {**{k: v for k, v in asdict(self).items() if k != "stages"}, "training": self.training.to_json(),
+                **stages}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelPlan:
         known = set(TrainingSettings.keys())
-        training = TrainingSettings(**{k: v for k, v in data["training"].items() if k in known})
+
+        def settings(values: dict[str, Any]) -> TrainingSettings:
+            return TrainingSettings(**{k: v for k, v in values.items() if k in known})
+
         return cls(data["name"], data.get("plugin", ""), data.get("family", ""), dict(data["hyperparameters"]),
-                   training, data.get("variant"))
+                   settings(data["training"]), data.get("variant"),
+                   {stage: settings(values) for stage, values in data.get("stages", {}).items()})
 
 
 @dataclass(frozen=True)
 class DataPlan:
     """What is segmented and from where: dataset, task, data root, the size images are resized to, the
     mask threshold for non-binary masks (None: only binary masks are accepted), and for k-fold
-    cross-validation the folds file and the fold that is the test split (`segbench.data.folds`)."""
+    cross-validation the folds file and the fold that is the test split (`segbench.data.folds`); the label
+    budget: `labels` training images keep their masks (None: all), chosen by `labels_seed`."""
 
     dataset: str
     task: str
@@ -53,6 +67,8 @@ class DataPlan:
     mask_threshold: int | None
     folds: str | None = None
     fold: int | None = None
+    labels: int | None = None
+    labels_seed: int = 0
 
     def options(self, seed: int) -> DatasetOptions:
         return DatasetOptions(task=self.task, root=Path(self.root).expanduser() if self.root else None,
@@ -130,8 +146,11 @@ class RunPlan:
             "threshold": self.evaluation.threshold, "eval_batch_size": self.evaluation.batch_size,
             "models": self.model_names,
             **({"sync_batchnorm": True} if self.sync_batchnorm else {}),  # only when on: ids of older plans stay
+            **({"labels": self.data.labels, "labels_seed": self.data.labels_seed} if self.data.labels else {}),
             "hyperparameters": {m.name: m.hyperparameters for m in self.models},
             "training": {m.name: m.training.to_json() for m in self.models},
+            **({"stages": {m.name: {k: v.to_json() for k, v in m.stages.items()} for m in self.models if m.stages}}
+               if any(m.stages for m in self.models) else {}),
         })
 
 

@@ -95,8 +95,9 @@ def analysis_options(registry: Registry, results: RunResults) -> tuple[ReportOpt
 
 def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, *, out_file: Path | None,
                          standalone: bool, figures: bool, baseline: str | None) -> str:
-    """The report of a study directory in one format (its per-seed figure embedded or written beside)."""
-    from segbench.reports.study import seed_figure
+    """The report of a study directory in one format (its per-seed figure, and with a labels axis its
+    learning curve, embedded or written beside)."""
+    from segbench.reports.study import learning_curve_figure, seed_figure
     from segbench.study.results import load_study
 
     if spec.render_study is None:
@@ -112,8 +113,7 @@ def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, 
                      "higher_is_better": {m: known[m].higher_is_better for m in results.metrics if m in known}}
     made = []
     if figures and spec.figures != "none" and (spec.figures == "embedded" or out_file is not None):
-        figure = seed_figure(results, spec.figure_file)
-        made = [figure] if figure else []
+        made = [f for f in (learning_curve_figure(results, spec.figure_file), seed_figure(results, spec.figure_file)) if f]
         if spec.figures == "linked":
             from segbench.reports.figures import write_beside
 
@@ -124,5 +124,6 @@ def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, 
 
 def without_timings(results: RunResults) -> RunResults:
     """The results with training time and masks/s removed, marked so that the report says so."""
-    models = {name: replace(info, **dict.fromkeys(TIMING_KEYS)) for name, info in results.models.items()}
+    models = {name: replace(info, **dict.fromkeys(TIMING_KEYS), stages=[replace(s, seconds=None) for s in info.stages])
+              for name, info in results.models.items()}
     return replace(results, models=models, timings_omitted=True)

@@ -113,7 +113,7 @@ def render(results: RunResults, options: dict | None = None) -> str:
         parts += ["<h2>Uncertainty and calibration</h2>",
                   *_text_table(UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"])),
                   f'<p class="note">{escape(METHOD)}</p>']
-    parts += ["<h2>Models</h2>", *_table(list(MODEL_COLUMNS), [[escape(x) for x in r] for r in model_rows(results)])]
+    parts += ["<h2>Models: the cost of each result</h2>", *_table(list(MODEL_COLUMNS), [[escape(x) for x in r] for r in model_rows(results)])]
     hyperparameters = hyperparameter_items(results)
     if hyperparameters:
         parts += ["<h3>Hyperparameters</h3>", "<dl>",

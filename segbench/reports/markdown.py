@@ -98,7 +98,8 @@ def render(results: RunResults, options: dict | None = None) -> str:
     if options.get("uncertainty"):
         lines += ["## Uncertainty and calibration", "", *_text_table(UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"])),
                   "", METHOD, ""]
-    lines += ["## Models", "", _row(list(MODEL_COLUMNS)), _row(["---", "---", *["---:"] * (len(MODEL_COLUMNS) - 3), "---"])]
+    lines += ["## Models: the cost of each result", "", _row(list(MODEL_COLUMNS)),
+              _row(["---", "---", *["---:"] * (len(MODEL_COLUMNS) - 3), "---"])]
     lines += [_row(list(r)) for r in model_rows(results)]
     hyperparameters = hyperparameter_items(results)
     if hyperparameters:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from segbench.results import RunRecord, RunResults
+from segbench.results import ModelRecord, RunRecord, RunResults
 
-MODEL_COLUMNS = ("Model", "Preset", "Epochs", "Steps", "Batch size", "LR", "Parameters (M)", "Training (s)", "Masks/s",
-                 "Status")
+# What each result cost: parameters trained and frozen, the images it learned from (with and without masks),
+# its training (per stage: optimiser steps x batch, seconds), what one mask costs, and speed.
+MODEL_COLUMNS = ("Model", "Preset", "Parameters trained / frozen (M)", "Labelled images", "Validation masks",
+                 "Images without masks", "Training: steps x batch, s", "Network evaluations per mask x ensemble",
+                 "GFLOP per mask", "Masks/s", "Status")
 
 
 def _text(value: Any) -> str:
@@ -145,30 +148,62 @@ def _count(n: int | None) -> str:
 
 
 def model_rows(results: RunResults) -> list[tuple[str, ...]]:
-    """Per model, the MODEL_COLUMNS as text. Epochs and steps are what the model trained (a step budget
-    that ends inside an epoch counts that epoch)."""
+    """Per model, the MODEL_COLUMNS as text: the cost of its result. Runs made before stages were recorded
+    show their one stage from the plan (all training images labelled)."""
     rows = []
     for name in results.model_names:
         info = results.models[name]
         record = results.record_of(name)
-        training = record.plan.model(name).training if name in record.plan.model_names else None
-        epochs = info.epochs if info.epochs is not None else getattr(training, "epochs", None)
-        steps = info.steps
-        if steps is None and training is not None and record.train_samples:  # runs that did not record steps
-            steps = training.total_steps(record.train_samples)
+        ensemble = record.plan.evaluation.ensemble
+        evaluations = f"{info.network_evaluations} x {ensemble}" if info.network_evaluations else f"– x {ensemble}"
         rows.append((
             name,
             record.plan.preset or "–",
-            _text(epochs) or "–",
-            _text(steps) or "–",
-            _text(getattr(training, "batch_size", None)) or "–",
-            f"{training.lr:g}" if training is not None else "–",
-            _count(info.parameters),
-            f"{info.train_seconds:.1f}" if info.train_seconds is not None else "–",
+            _parameters(info),
+            _text(info.labelled_images if info.stages else record.train_samples) or "–",
+            _text(info.validation_masks) or "0",
+            _text(info.unlabelled_images) if info.stages else "0",
+            _training(info, record, name),
+            evaluations,
+            f"{info.flops_per_mask / 1e9:.3g}" if info.flops_per_mask else "–",
             f"{info.masks_per_second:.2f}" if info.masks_per_second else "–",
             "done" if info.done else f"failed: {info.error or ''}",
         ))
     return rows
+
+
+def _parameters(info: ModelRecord) -> str:
+    """"0.37 / 0" : trained and frozen parameters in millions (all trained where stages were not recorded)."""
+    if not info.parameters:
+        return "–"
+    trained = info.parameters_trained if info.parameters_trained is not None else info.parameters
+    return f"{_count(trained)} / {_count(info.parameters - trained) if trained < info.parameters else '0'}"
+
+
+def _training(info: ModelRecord, record: RunRecord, name: str) -> str:
+    """Per stage "steps x batch, seconds" ("reused" for a stage reused from the store, "fit on N images"
+    for one without an optimiser); the stage's name where there are several."""
+    if not info.stages:
+        training = record.plan.model(name).training if name in record.plan.model_names else None
+        steps = info.steps
+        if steps is None and training is not None and record.train_samples:  # runs that did not record steps
+            steps = training.total_steps(record.train_samples)
+        return _stage_cost(steps, getattr(training, "batch_size", None), info.train_seconds, "")
+    parts = []
+    for stage in info.stages:
+        if stage.batch_size is None:
+            cost = f"fit on {stage.images} image{'' if stage.images == 1 else 's'}"
+        else:
+            cost = _stage_cost(stage.steps, stage.batch_size, stage.seconds, stage.reused_from)
+        parts.append(cost if len(info.stages) == 1 else f"{stage.name}: {cost}")
+    return "; ".join(parts)
+
+
+def _stage_cost(steps: int | None, batch: int | None, seconds: float | None, reused_from: str) -> str:
+    text = f"{_text(steps) or '–'} x {_text(batch) or '–'}"
+    if reused_from:
+        return f"{text}, reused"
+    return f"{text}, {seconds:.1f} s" if seconds is not None else text
 
 
 def hyperparameter_items(results: RunResults) -> list[tuple[str, str]]:

@@ -50,10 +50,46 @@ def header_items(results: StudyResults) -> list[tuple[str, str]]:
     return items
 
 
+def budget_label(results: StudyResults, dataset: str, labels: int | None) -> str:
+    """A label budget as a reader sees it: "16", or "all (480)"."""
+    if labels is not None:
+        return str(labels)
+    total = results.training_images.get(dataset)
+    return f"all ({total})" if total else "all"
+
+
+def learning_curve_sections(results: StudyResults, metric: str, higher: bool) -> list[Section]:
+    """With a labels axis, per dataset: each model at each label budget, over seeds, and its paired
+    difference to the baseline at the same budget."""
+    sections = []
+    for dataset in results.datasets:
+        rows = []
+        for entry in results.entries:
+            for labels in results.ordered_budgets:
+                summary = results.summary(dataset, entry, metric, labels)
+                if summary is None:
+                    continue
+                paired = results.paired(dataset, entry, metric, higher, labels)
+                difference = (f"{fmt(paired.difference.mean)} {_ci(paired.difference.ci_low, paired.difference.ci_high)}"
+                              if paired is not None else "–")
+                rows.append([entry, budget_label(results, dataset, labels),
+                             f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", str(len(summary.seeds)),
+                             difference, verdict(entry, results.baseline, paired) if paired is not None else "–"])
+        if rows:
+            sections.append(Section(
+                f"{dataset}: learning curve, per-image {metric} by labelled training images",
+                ["Model", "Labelled images", "Mean over seeds [95% CI]", "Seeds", f"Difference to {results.baseline} "
+                 "[95% CI]", "Verdict"], rows,
+                "Each budget's labelled images are the same for every model and seed (nested: the smaller budgets' "
+                "images are among the larger ones'); differences are paired by seed and image at the same budget."))
+    return sections
+
+
 def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> list[Section]:
     metric = compared_metric(results)
     higher = higher_is_better.get(metric, True)
-    sections = []
+    sections = learning_curve_sections(results, metric, higher) if results.has_labels_axis else []
+    at = f" at {results.ordered_budgets[-1] or 'all'} labels" if results.has_labels_axis else ""
     for dataset in results.datasets:
         entries = [e for e in results.entries if results.seeds(dataset, e)]
         seeds = sorted({s for e in entries for s in results.seeds(dataset, e)})
@@ -63,7 +99,7 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
             by_seed = dict(zip(summary.seeds, summary.seed_means))
             rows.append([entry, f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", fmt(summary.sd),
                          *(fmt(by_seed.get(s, math.nan)) for s in seeds)])
-        sections.append(Section(f"{dataset}: per-image {metric}, over seeds",
+        sections.append(Section(f"{dataset}: per-image {metric}{at}, over seeds",
                                 ["Model", "Mean over seeds [95% CI]", "SD across seeds", *(f"seed {s}" for s in seeds)],
                                 rows, "Each seed's value is that run's per-image mean; the CI resamples seeds, then "
                                       "images (two-level bootstrap)."))
@@ -72,7 +108,8 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
                  f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value), verdict(entry, results.baseline, p)]
                 for entry, p in comparisons if p is not None]
         if rows:
-            sections.append(Section(f"{dataset}: against {results.baseline} (per-image {metric}, paired by seed and image)",
+            sections.append(Section(f"{dataset}: against {results.baseline}{at} (per-image {metric}, paired by seed and "
+                                    "image)",
                                     ["Model", f"Difference to {results.baseline} [95% CI]", "Seeds it beats the baseline",
                                      "p (paired t-test over seeds)", "Verdict"], rows))
         all_rows = []
@@ -82,7 +119,8 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
                 s = results.summary(dataset, entry, name)
                 cells.append(f"{fmt(s.mean)} {_ci(s.ci_low, s.ci_high)}")
             all_rows.append([name, *cells])
-        sections.append(Section(f"{dataset}: every metric, mean over seeds [95% CI]", ["Metric", *entries], all_rows))
+        sections.append(Section(f"{dataset}: every metric{at}, mean over seeds [95% CI]", ["Metric", *entries],
+                                all_rows))
     return sections
 
 
@@ -128,6 +166,49 @@ def _seed_plot(results: StudyResults, suffix: str) -> tuple[bytes, str] | None:
     caption = (f"Per-image mean {metric} of every seed (dots) and their mean over seeds (line), per model "
                "and dataset.")
     return to_image(figure, suffix), caption
+
+
+def learning_curve_figure(results: StudyResults, suffix: str = "png"):
+    """With a labels axis, the learning curve as a ReportFigure: per dataset, the metric against labelled
+    images (log axis), one line per model with its 95% CI band; None without one."""
+    from matplotlib.figure import Figure
+
+    from segbench.reports.figures import ReportFigure, to_image
+
+    if not results.has_labels_axis:
+        return None
+    metric = compared_metric(results)
+    datasets = [d for d in results.datasets if any(results.seeds(d, e, b) for e in results.entries
+                                                   for b in results.budgets)]
+    if not datasets:
+        return None
+    figure = Figure(figsize=(0.5 + 4.2 * len(datasets), 3.4))
+    axes = figure.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        for entry in results.entries:
+            points = [(b or results.training_images.get(dataset), results.summary(dataset, entry, metric, b))
+                      for b in results.ordered_budgets]
+            points = [(x, summary) for x, summary in points if x and summary is not None]
+            if not points:
+                continue
+            xs = [x for x, _ in points]
+            line, = ax.plot(xs, [p.mean for _, p in points], marker="o", label=entry)
+            ax.fill_between(xs, [p.ci_low for _, p in points], [p.ci_high for _, p in points], color=line.get_color(),
+                            alpha=0.2, linewidth=0)
+        ax.set_xscale("log")
+        ticks = {b or results.training_images.get(dataset): budget_label(results, dataset, b)
+                 for b in results.ordered_budgets if b or results.training_images.get(dataset)}
+        ax.set_xticks(list(ticks), list(ticks.values()), fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("labelled training images (log axis)")
+        ax.set_title(dataset, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"per-image {metric}, mean over seeds")
+    axes[-1].legend(fontsize=7)
+    figure.tight_layout()
+    caption = (f"Learning curve: per-image {metric} (mean over seeds, band: 95% CI from seeds and images) against "
+               "labelled training images, log axis; all labels at the training split's size.")
+    return ReportFigure("learning-curve", caption, to_image(figure, suffix), suffix)
 
 
 # ---- formats ----
@@ -187,17 +268,20 @@ def render_html(results: StudyResults, options: dict) -> str:
 
 
 def render_csv(results: StudyResults, options: dict) -> str:
-    """One row per dataset, model and metric: mean over seeds, CI, SD, seeds, and each seed's value."""
+    """One row per dataset, model (label budget, with a labels axis) and metric: mean over seeds, CI, SD,
+    seeds, and each seed's value."""
     rows = []
     for dataset in results.datasets:
         for entry in results.entries:
-            for metric in results.metrics:
-                s = results.summary(dataset, entry, metric)
-                if s is None:
-                    continue
-                rows.append({"dataset": dataset, "model": entry, "metric": metric, "mean": s.mean, "ci_low": s.ci_low,
-                             "ci_high": s.ci_high, "sd": s.sd, "seeds": " ".join(map(str, s.seeds)),
-                             "seed_means": " ".join(f"{v:.10g}" for v in s.seed_means)})
+            for labels in results.ordered_budgets:
+                for metric in results.metrics:
+                    s = results.summary(dataset, entry, metric, labels)
+                    if s is None:
+                        continue
+                    budget = {"labels": labels or "all"} if results.has_labels_axis else {}
+                    rows.append({"dataset": dataset, "model": entry, **budget, "metric": metric, "mean": s.mean,
+                                 "ci_low": s.ci_low, "ci_high": s.ci_high, "sd": s.sd, "seeds": " ".join(map(str, s.seeds)),
+                                 "seed_means": " ".join(f"{v:.10g}" for v in s.seed_means)})
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False, float_format="%.10g", lineterminator="\n")
     return buffer.getvalue()

@@ -53,8 +53,31 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class StageRecord:
+    """What one training stage did: its view and split, the images it saw and how many of them with masks,
+    optimiser steps, epochs, batch size, per-epoch losses, seconds, the parameters it trained, and where
+    its result was reused from ("" when trained in this run)."""
+
+    name: str
+    view: str
+    split: str
+    images: int
+    masks: int
+    steps: int
+    epochs: int
+    batch_size: int | None
+    losses: list[float]
+    seconds: float | None  # None in a report without timings
+    parameters_trained: int
+    reused_from: str = ""
+    accumulation_parts: int = 1
+
+
+@dataclass(frozen=True)
 class ModelRecord:
-    """One model's entry in models.json: status ("done" or "failed", with `error`), size, training and speed."""
+    """One model's entry in models.json: status ("done" or "failed", with `error`), size, training (its
+    stages, and what the result cost: masks and images used, parameters trained, network evaluations and
+    FLOPs per mask) and speed."""
 
     status: str = "failed"
     error: str | None = None
@@ -69,17 +92,34 @@ class ModelRecord:
     predict_seconds: float | None = None
     masks_per_second: float | None = None
     eval_batch_size_used: int | None = None  # the prediction batch shape where it differs from the one asked (CPU lanes, GPU memory)
+    stages: list[StageRecord] = field(default_factory=list)
+    parameters_trained: int | None = None
+    validation_masks: int | None = None  # validation images whose masks a stage read
+    network_evaluations: int | None = None  # network forward passes per predicted mask
+    flops_per_mask: float | None = None  # counted by torch.utils.flop_counter on the first prediction batch
 
     @property
     def done(self) -> bool:
         return self.status == "done"
+
+    @property
+    def labelled_images(self) -> int | None:
+        """Training images whose masks the model read (None before stages were recorded)."""
+        return max((s.masks for s in self.stages if s.split == "train"), default=0) if self.stages else None
+
+    @property
+    def unlabelled_images(self) -> int | None:
+        """Training images the model saw without their masks (None before stages were recorded)."""
+        return max((s.images for s in self.stages if s.split == "train" and not s.masks), default=0) if self.stages else None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != []}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelRecord:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        values["stages"] = [StageRecord(**stage) for stage in values.get("stages", [])]
+        return cls(**values)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

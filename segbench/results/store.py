@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from segbench.errors import SegbenchError
 from segbench.io import atomic_save, atomic_write_text, write_npz
 from segbench.protocol import COUNT_COLUMNS, REFERENCE_EMPTY, reference_is_empty
 from segbench.results.record import CONFIG_FILE, MODELS_FILE, ModelRecord, RunRecord, read_models, read_record
+from segbench.specs import Stage
 
 SUMMARY_COLUMNS = ["model", "metric", "mean", "ci_low", "ci_high", "pooled"]
 STATUS_COLUMN = "status"  # summary.csv's last column: "done", or "failed: <why>" on rows without numbers
 FLOAT_FORMAT = "%.10g"
 REFERENCE_FILE = "predictions/_reference.npz"
+LABELLED_FILE = "labelled.csv"  # with --labels N: the training (and validation) images that kept their masks
 
 
 def _read_table(path: Path, text: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -48,6 +51,17 @@ def prediction_file(model: str) -> str:
 def checkpoint_dir(model: str) -> str:
     """The folder of a model's checkpoints (last.pt) under the run directory."""
     return f"checkpoints/{safe_name(model)}"
+
+
+def stage_checkpoint_dir(model: str, stages: Sequence[Stage], stage: Stage) -> str:
+    """The folder of one training stage's checkpoints: the model's own for a model in one stage, a
+    subfolder per stage for a model in several."""
+    return checkpoint_dir(model) if len(stages) == 1 else f"{checkpoint_dir(model)}/{stage.name}"
+
+
+def final_checkpoint(model: str, stages: Sequence[Stage]) -> str:
+    """The checkpoint that holds a trained model's final weights (with its last stage's EMA)."""
+    return f"{stage_checkpoint_dir(model, stages, stages[-1])}/last.pt"
 
 
 def partial_dir(model: str) -> str:
@@ -148,6 +162,11 @@ class RunStore:
         if path.exists():
             old = _read_table(path)
             atomic_write_text(path, _csv_text(old[old["model"] != model]))
+
+    def write_labelled(self, ids: Mapping[str, Sequence[str]]) -> None:
+        """labelled.csv: per split, the ids of the images whose masks the run's label budget kept."""
+        rows = [(split, sample_id) for split, names in ids.items() for sample_id in names]
+        atomic_write_text(self.file(LABELLED_FILE), _csv_text(pd.DataFrame(rows, columns=["split", "sample_id"])))
 
     def write_predictions(
         self, model: str, ids: list[str], probabilities: np.ndarray, uncertainty: np.ndarray | None,

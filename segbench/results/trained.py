@@ -3,7 +3,7 @@ another sampler) and its EMA weights from the run's checkpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +12,19 @@ from segbench.plan.build import replan_model
 from segbench.plan.run_plan import ModelPlan
 from segbench.plugins import Registry
 from segbench.results.record import RunRecord, read_models, read_record
-from segbench.results.store import checkpoint_dir
+from segbench.results.store import final_checkpoint
+from segbench.specs import SINGLE_STAGE, Stage
 
 
-def load_weights(network: Any, run_dir: Path, model: str) -> None:
-    """Load what `run_dir` evaluated for `model` (the EMA's weights where it kept one) into `network`; a
-    model that did not finish, or a network the checkpoint does not fit, is a clear error."""
-    from segbench.engine.checkpoints import load_checkpoint
+def load_weights(network: Any, run_dir: Path, model: str, stages: Sequence[Stage] = SINGLE_STAGE) -> None:
+    """Load what `run_dir` evaluated for `model` (trained in `stages`; the EMA's weights where its last stage
+    kept one) into `network`; a model that did not finish, or a network the checkpoint does not fit, is a
+    clear error."""
+    from segbench.io.checkpoints import load_checkpoint
 
     run_dir = Path(run_dir)
     status = read_models(run_dir).get(model)
-    checkpoint = run_dir / checkpoint_dir(model) / "last.pt"
+    checkpoint = run_dir / final_checkpoint(model, stages)
     if status is None or not status.done or not checkpoint.is_file():
         raise SegbenchError(f"model {model!r} of {run_dir} did not finish ({checkpoint} is missing or the model is "
                             "not done); finish the run with --resume first")
@@ -46,5 +48,5 @@ def load_trained(run_dir: str | Path, model: str, registry: Registry, sets: Mapp
     spec = registry.model(model)
     plan = replan_model(spec, record.plan.model(model), record.plan.data.image_size, dict(sets or {}))
     network = spec.factory(plan.factory_input(record.plan.data.image_size))
-    load_weights(network, Path(run_dir), model)
+    load_weights(network, Path(run_dir), model, spec.stages)
     return network.eval(), plan, record

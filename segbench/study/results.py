@@ -3,6 +3,7 @@ results of its cells (the folds of a seed pooled), and their aggregation over se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,10 @@ VARIANT_MARK = "@"  # "diff-add@ddim50": model diff-add evaluated with variant d
 
 @dataclass
 class StudyResults:
-    """frames[(dataset, entry)][seed]: per-image rows (sample_id, metrics) of that seed, folds pooled.
-    Entries are the study's model labels and "<label>@<variant>" for evaluation variants."""
+    """frames[(dataset, entry, labels)][seed]: per-image rows (sample_id, metrics) of that seed, folds pooled.
+    Entries are the study's model labels and "<label>@<variant>" for evaluation variants; `budgets` the
+    study's label budgets (None: all labels), and `training_images` per dataset the size of its training
+    split (what "all" labels is). Without a `labels` argument, methods use the largest budget."""
 
     directory: Path
     name: str
@@ -29,28 +32,45 @@ class StudyResults:
     datasets: dict[str, str]  # label -> task
     entries: list[str]
     metrics: list[str]
-    frames: dict[tuple[str, str], dict[int, pd.DataFrame]]
+    frames: dict[tuple[str, str, int | None], dict[int, pd.DataFrame]]
     missing: list[str] = field(default_factory=list)  # cells (or variants) without results yet
+    budgets: list[int | None] = field(default_factory=lambda: [None])
+    training_images: dict[str, int] = field(default_factory=dict)
 
-    def seeds(self, dataset: str, entry: str) -> list[int]:
-        return sorted(self.frames.get((dataset, entry), {}))
+    @property
+    def has_labels_axis(self) -> bool:
+        return self.budgets != [None]
 
-    def summary(self, dataset: str, entry: str, metric: str) -> OverSeeds | None:
-        seeds = self.seeds(dataset, entry)
+    @property
+    def ordered_budgets(self) -> list[int | None]:
+        """The budgets from fewest labels to all."""
+        return sorted(self.budgets, key=lambda b: math.inf if b is None else b)
+
+    def _budget(self, labels: int | None | str) -> int | None:
+        return self.ordered_budgets[-1] if labels == "default" else labels
+
+    def seeds(self, dataset: str, entry: str, labels: int | None | str = "default") -> list[int]:
+        return sorted(self.frames.get((dataset, entry, self._budget(labels)), {}))
+
+    def summary(self, dataset: str, entry: str, metric: str, labels: int | None | str = "default") -> OverSeeds | None:
+        budget = self._budget(labels)
+        seeds = self.seeds(dataset, entry, budget)
         if not seeds:
             return None
-        per_seed = [self.frames[(dataset, entry)][s][metric].to_numpy(np.float64) for s in seeds]
+        per_seed = [self.frames[(dataset, entry, budget)][s][metric].to_numpy(np.float64) for s in seeds]
         return over_seeds(seeds, per_seed, self.bootstrap_seed(dataset))
 
-    def paired(self, dataset: str, entry: str, metric: str, higher_is_better: bool = True) -> PairedOverSeeds | None:
-        """`entry` against the baseline on the seeds both have, image by image."""
-        seeds = [s for s in self.seeds(dataset, entry) if s in self.seeds(dataset, self.baseline)]
+    def paired(self, dataset: str, entry: str, metric: str, higher_is_better: bool = True,
+               labels: int | None | str = "default") -> PairedOverSeeds | None:
+        """`entry` against the baseline on the seeds both have, image by image (at one label budget)."""
+        budget = self._budget(labels)
+        seeds = [s for s in self.seeds(dataset, entry, budget) if s in self.seeds(dataset, self.baseline, budget)]
         if entry == self.baseline or not seeds:
             return None
         model, base = [], []
         for s in seeds:
-            joined = self.frames[(dataset, entry)][s].merge(self.frames[(dataset, self.baseline)][s], on="sample_id",
-                                                             suffixes=("", "_baseline"))
+            joined = self.frames[(dataset, entry, budget)][s].merge(
+                self.frames[(dataset, self.baseline, budget)][s], on="sample_id", suffixes=("", "_baseline"))
             model.append(joined[metric].to_numpy(np.float64))
             base.append(joined[f"{metric}_baseline"].to_numpy(np.float64))
         return paired_over_seeds(seeds, model, base, self.bootstrap_seed(dataset), higher_is_better)
@@ -64,8 +84,10 @@ def load_study(directory: str | Path) -> StudyResults:
     """Read a study directory; cells that have not finished are listed in `missing`."""
     directory = Path(directory)
     data = read_study_json(directory)
-    collected: dict[tuple[str, str], dict[int, list[pd.DataFrame]]] = {}
+    collected: dict[tuple[str, str, int | None], dict[int, list[pd.DataFrame]]] = {}
     entries: list[str] = []
+    budgets: list[int | None] = list(dict.fromkeys(cell.labels for cell in data["cells"]))
+    training_images: dict[str, int] = {}
     missing: list[str] = []
     metrics: list[str] | None = None
     for cell in data["cells"]:
@@ -80,9 +102,12 @@ def load_study(directory: str | Path) -> StudyResults:
             results = load_run(run_dir)
             metrics = metrics or results.metric_names
             frame = results.per_image[["sample_id", *results.metric_names]]
-            collected.setdefault((cell.dataset, entry), {}).setdefault(cell.seed, []).append(frame)
+            collected.setdefault((cell.dataset, entry, cell.labels), {}).setdefault(cell.seed, []).append(frame)
+            if results.record.train_samples:
+                training_images[cell.dataset] = results.record.train_samples
     if metrics is None:
         raise SegbenchError(f"study {directory} has no finished cell yet; run it with `segbench study run`")
     frames = {key: {seed: pd.concat(parts, ignore_index=True) for seed, parts in by_seed.items()}
               for key, by_seed in collected.items()}
-    return StudyResults(directory, data["name"], data["baseline"], data["datasets"], entries, metrics, frames, missing)
+    return StudyResults(directory, data["name"], data["baseline"], data["datasets"], entries, metrics, frames, missing,
+                        budgets, training_images)

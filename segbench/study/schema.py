@@ -20,9 +20,9 @@ RUN_OPTIONS: dict[str, tuple[type, ...]] = {
     "preset": (str,), "epochs": (int,), "steps": (int,), "batch_size": (int,), "lr": (int, float),
     "eval_samples": (int,), "eval_batch_size": (int,), "ensemble": (int,), "image_size": (int,),
     "device": (str,), "precision": (str,), "checkpoint_every": (int, float), "mask_threshold": (int,),
-    "compile": (bool,),
+    "compile": (bool,), "labels_seed": (int,),
 }
-TOP_KEYS = ("name", "seeds", "baseline", "datasets", "models", "folds", "evaluations", "executor", "track",
+TOP_KEYS = ("name", "seeds", "labels", "baseline", "datasets", "models", "folds", "evaluations", "executor", "track",
             *RUN_OPTIONS)
 DATASET_KEYS = ("dataset", "task", "root", "image_size", "mask_threshold")
 MODEL_KEYS = ("model", "set")
@@ -80,6 +80,11 @@ class Study:
     folds: tuple[int, int] | None = None
     variants: tuple[Variant, ...] = ()
     executor: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[int | None, ...] = (None,)  # label budgets (None: all), an axis of the grid
+
+    @property
+    def has_labels_axis(self) -> bool:
+        return self.labels != (None,)
 
 
 class _Reader:
@@ -170,7 +175,22 @@ def read_study(path: str | Path) -> Study:
     name = reader.typed(data.get("name", path.stem), "name", (str,))
     executor = dict(reader.table(data.get("executor", {}), "executor"))
     return Study(name, path, text, tuple(seeds), datasets, models, options, baseline, _folds(reader, data.get("folds")),
-                 _variants(reader, data.get("evaluations", {}), models), executor)
+                 _variants(reader, data.get("evaluations", {}), models), executor, _labels(reader, data.get("labels")))
+
+
+def _labels(reader: _Reader, value: Any) -> tuple[int | None, ...]:
+    """`labels = [16, 64, "all"]`: label budgets, each a number of labelled training images or "all"."""
+    if value is None:
+        return (None,)
+    valid = isinstance(value, list) and value and all(
+        v == "all" or isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    if not valid:
+        raise reader.fail("labels", f'must be a non-empty list of numbers of labelled images (>= 1) or "all", '
+                                    f'e.g. labels = [16, 64, "all"]; got {value!r}')
+    budgets = tuple(None if v == "all" else v for v in value)
+    if len(set(budgets)) != len(budgets):
+        raise reader.fail("labels", f"lists a budget twice: {value}")
+    return budgets
 
 
 def _datasets(reader: _Reader, value: Any) -> tuple[DatasetEntry, ...]:

@@ -9,7 +9,7 @@ import torch
 
 from segbench import SegbenchError
 from segbench.data.prepare import SplitData
-from segbench.engine.checkpoints import load_checkpoint, save_checkpoint
+from segbench.io.checkpoints import load_checkpoint, save_checkpoint
 from segbench.engine.device import Runtime, eval_batch_cap, resolve_precision
 from segbench.engine.evaluation import predict_split
 from segbench.engine.training import EMA, Checkpointing, TrainingDiverged, train, warmup_cosine

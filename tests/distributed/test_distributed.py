@@ -20,6 +20,7 @@ import torch
 from segbench.engine.distributed import Distributed, start
 from segbench.engine.training import epoch_batches, global_batches
 from segbench.errors import SegbenchError
+from segbench.results import read_models
 from segbench.results.store import prediction_file
 from tests.conftest import repo_root
 from tests.distributed.conftest import (
@@ -216,3 +217,24 @@ def test_a_rank_that_cannot_see_its_gpu_is_one_line(monkeypatch):
         start(torch.device("cuda"))
     with pytest.raises(SegbenchError, match="unknown --dist-backend 'mpi'; valid: auto, nccl, gloo"):
         start(torch.device("cpu"), "mpi")
+
+
+def test_a_model_in_stages_trains_under_two_processes_and_reuses_its_stored_stage(tmp_path):
+    """toy-staged under torchrun: every stage trains on its view (the labelled stage on the same 6 images
+    as one process), its budget-free stage is stored, and a second two-process run reuses it with the
+    same bytes; both evaluate byte-identically to one process evaluating the trained model."""
+    staged = ("--task", "infection", "--dataset", "toy-mixed", "--image-size", "32", "--quiet", "--models",
+              "toy-staged", "--labels", "6", "--eval-batch-size", "4")
+    env = environment(SEGBENCH_CACHE=str(tmp_path / "cache"))
+    for name in ("first", "again"):
+        done = torchrun("run", *staged, "--out", str(tmp_path / name), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    first = read_models(tmp_path / "first")["toy-staged"].stages
+    again = read_models(tmp_path / "again")["toy-staged"].stages
+    assert [(s.name, s.images, s.masks) for s in first] == [("pretrain", 24, 0), ("head", 6, 6), ("calibrate", 1, 0)]
+    assert not first[0].reused_from and again[0].reused_from
+    files = ["per_image.csv", "summary.csv", "predictions/toy-staged.npz"]
+    assert same_files(tmp_path / "first", tmp_path / "again", files) == []
+    done = single("evaluate", str(tmp_path / "first"), "--out", str(tmp_path / "evaluated"), "--quiet", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert same_files(tmp_path / "first", tmp_path / "evaluated", files) == []

@@ -1,6 +1,7 @@
 """`python -m tests.reliability.killer WHERE N ARGS...`: the segbench CLI, killed with SIGKILL at a chosen point.
 
-WHERE is `train` (the Nth training step starts), `predict` (the Nth prediction batch starts), either of
+WHERE is `train` (the Nth training step starts, in any stage: the calls of every stage's loss count),
+`predict` (the Nth prediction batch starts), either of
 them as `train@MODEL` / `predict@MODEL` to count only that model's calls (any registered model: the
 factories are wrapped, so built-in models are killed as the toy ones are), or a file name such as
 `per_image.csv`: the Nth atomic write of that file dies after writing its temporary file, before the
@@ -35,16 +36,16 @@ def main() -> None:
 
     kind, _, only = where.partition("@")
     if kind in ("train", "predict"):
-        method = "training_loss" if kind == "train" else "predict"
+        def counting(factory, name, stages):
+            methods = {stage.loss for stage in stages if not stage.fit} if kind == "train" else {"predict"}
 
-        def counting(factory, name):
             def build(values):
                 model = factory(values)
                 full = f"{name}:{values['variant']}" if "variant" in values else name
-                if not only or only == full:
+                for method in methods if not only or only == full else ():
                     original = getattr(model, method)
 
-                    def counted(*a, **k):
+                    def counted(*a, original=original, **k):
                         tick()
                         return original(*a, **k)
 
@@ -56,7 +57,7 @@ def main() -> None:
 
         def load_counting(*a, **k):
             registry = load_plugins(*a, **k)
-            registry.specs["models"] = {name: dataclasses.replace(spec, factory=counting(spec.factory, name))
+            registry.specs["models"] = {name: dataclasses.replace(spec, factory=counting(spec.factory, name, spec.stages))
                                         for name, spec in registry.specs["models"].items()}
             return registry
 

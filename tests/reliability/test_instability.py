@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from segbench.data.prepare import SplitData
-from segbench.engine.checkpoints import load_checkpoint
+from segbench.io.checkpoints import load_checkpoint
 from segbench.engine.device import Runtime
 from segbench.engine.training import Checkpointing, TrainingDiverged, train
 from segbench.plan.training import TrainingSettings

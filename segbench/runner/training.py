@@ -1,0 +1,106 @@
+"""One model trained through its stages: each stage's view of the run's data, its progress bar and the
+plugins' step and epoch hooks, checkpoints under the run directory, and stages reused from the store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from segbench import environment
+from segbench.data.views import TrainingView, stage_view
+from segbench.engine.stages import StageHooks, StagedTraining, StageStore, train_stages
+from segbench.engine.stopping import REQUEST as STOP_REQUEST
+from segbench.engine.training import Objective, TrainingStep
+from segbench.plan.run_plan import ModelPlan
+from segbench.results import ModelRecord
+from segbench.results.record import StageRecord
+from segbench.results.store import stage_checkpoint_dir
+from segbench.runner.context import RunContext, notify, position
+from segbench.specs import Stage
+
+
+def train_model(model: ModelPlan, network: torch.nn.Module, context: RunContext) -> ModelRecord:
+    """Train `network` through its stages; returns what models.json records of its training and cost."""
+    plan, spec = context.plan, context.registry.model(model.name)
+    stages, dataset = spec.stages, context.registry.dataset(plan.data.dataset)
+
+    def view(stage: Stage) -> TrainingView:
+        return stage_view(stage, context.training, plan.data.labels, plan.data.labels_seed, dataset.healthy,
+                          plan.data.task)
+
+    with contextlib.ExitStack() as bars:
+        job = StagedTraining(
+            model=model.name, stages=stages, settings=model.stage_training, view=view, run_seed=plan.seed,
+            runtime=context.runtime, resume=context.resume, checkpoint_every=plan.checkpoint_every,
+            checkpoints=lambda stage: context.store.file(stage_checkpoint_dir(model.name, stages, stage)),
+            hooks=_hooks(model.name, stages, context, bars), store=StageStore(), origin=str(context.store.path),
+            identity=_identity(model, context), hyperparameters=model.hyperparameters)
+        records = train_stages(network, job)
+    return _record(model, network, stages, records, context)
+
+
+def hook_name(model: str, stages: tuple[Stage, ...], stage: Stage) -> str:
+    """The model name the lifecycle hooks get for a stage: the model's for a model in one stage, else
+    "MODEL/STAGE", so trackers keep each stage's losses apart."""
+    return model if len(stages) == 1 else f"{model}/{stage.name}"
+
+
+def _hooks(name: str, stages: tuple[Stage, ...], context: RunContext, bars: contextlib.ExitStack) -> StageHooks:
+    """Per stage a progress bar (and, on rank 0, the on_train_step hook where a plugin implements it, looked
+    up once so a run without one pays nothing per step); the on_epoch_end hook after each epoch."""
+    step_hook = context.runtime.dist.main and context.registry.implements("on_train_step")
+
+    def start(stage: Stage, total: int) -> Callable[[TrainingStep], None]:
+        label = "train" if len(stages) == 1 else stage.name
+        bar = bars.enter_context(context.progress.task(f"{name} {label} {position(context, name)}", total=total))
+        hooked = hook_name(name, stages, stage)
+
+        def report(step: TrainingStep) -> None:
+            bar.step(step.done, loss=step.loss)
+            if step_hook:
+                context.registry.notify("on_train_step", model_name=hooked, step=step)
+
+        return report
+
+    def epoch(stage: Stage, index: int, loss: float) -> None:
+        notify(context, "on_epoch_end", model_name=hook_name(name, stages, stage), epoch=index + 1,
+               metrics={"loss": loss})
+
+    return StageHooks(start, epoch, STOP_REQUEST.__bool__)
+
+
+def _identity(model: ModelPlan, context: RunContext) -> dict[str, object]:
+    """What a stored stage's result depends on besides the stage itself: the data, the model's code and
+    everything that decides the last bits (device type, precision, processes, kernels, versions)."""
+    plan, runtime = context.plan, context.runtime
+    kernels = environment.kernels(runtime.device.type)
+    return {"dataset": plan.data.dataset, "task": plan.data.task, "image_size": plan.data.image_size,
+            "plugin": model.plugin, "device": runtime.device.type, "precision": plan.precision,
+            "processes": runtime.dist.world, "kernels": kernels, "versions": environment.versions()}
+
+
+def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...], records: list[StageRecord],
+            context: RunContext) -> ModelRecord:
+    """The models.json entry of a trained model: its stages, and over them the totals a report shows."""
+    trained = {id(p): p.numel() for stage in stages if not stage.fit
+               for p in Objective(stage.loss, stage.trains).trainable(network).parameters()}
+    last = records[-1]
+    single = len(records) == 1
+    settings = model.stage_training(stages[-1].name)
+    decay = settings.ema_decay_used(last.images) if single else settings.ema_decay
+    parts = max(r.accumulation_parts for r in records)
+    if parts > 1:
+        context.progress.log(f"{model.name}: training batches did not fit GPU memory; gradients were accumulated "
+                             f"over {parts} micro-batches (the same effective batch)")
+    for record in records:
+        if record.reused_from:
+            context.progress.log(f"{model.name}: stage {record.name} reused from {record.reused_from}")
+    return ModelRecord(
+        parameters=sum(p.numel() for p in network.parameters()), parameters_trained=sum(trained.values()),
+        epochs=last.epochs if single else None, steps=sum(r.steps for r in records),
+        losses=list(last.losses) if single else [], train_seconds=round(sum(r.seconds for r in records), 3),
+        ema_decay_used=decay if single and decay != settings.ema_decay else None,
+        accumulation_parts=parts if parts > 1 else None, stages=records,
+        validation_masks=sum(r.masks for r in records if r.split == "val") or None)

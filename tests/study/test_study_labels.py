@@ -1,0 +1,59 @@
+"""A study with a labels axis: a cell per model, label budget and seed, each an ordinary run with
+`--labels N`; a stage that does not depend on the budget trained once per seed and reused by every budget;
+the report's learning curve (each model at each budget over seeds, paired with the baseline at the same
+budget) in every format, and its figure."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from segbench.results import read_models
+from segbench.study.directory import read_study_json
+from tests.reliability.conftest import cli
+from tests.study.conftest import write
+
+STUDY = """
+name = "toy-labels"
+seeds = [0, 1]
+labels = [4, "all"]
+preset = "tiny"
+image_size = 32
+eval_batch_size = 8
+
+[datasets.mixed]
+dataset = "toy-mixed"
+task = "infection"
+
+[models]
+toy-cnn = {}
+toy-staged = {}
+"""
+
+
+def test_a_labels_axis_runs_each_budget_reuses_budget_free_stages_and_reports_a_learning_curve(tmp_path):
+    out = tmp_path / "study"
+    code, _, stderr = cli("study", "run", str(write(tmp_path, STUDY)), "--out", str(out))
+    assert code == 0, stderr
+    cells = read_study_json(out)["cells"]
+    assert len(cells) == 2 * 2 * 2 and {c.labels for c in cells} == {4, None}
+    assert {c.id.rsplit("-", 1)[0] for c in cells if c.model == "toy-cnn"} == {
+        "mixed-toy-cnn-labels4-seed0", "mixed-toy-cnn-labels4-seed1", "mixed-toy-cnn-labelsall-seed0",
+        "mixed-toy-cnn-labelsall-seed1"}
+    staged = [c for c in cells if c.model == "toy-staged"]
+    pretrain = {(c.labels, c.seed): read_models(c.request.out)["toy-staged"].stages[0] for c in staged}
+    for seed in (0, 1):  # the first budget of a seed trains the stage, the other reuses it
+        assert not pretrain[(4, seed)].reused_from and pretrain[(None, seed)].reused_from
+    head = {c.labels: read_models(c.request.out)["toy-staged"].stages[1] for c in staged if c.seed == 0}
+    assert (head[4].masks, head[None].masks) == (4, 24)
+
+    code, _, stderr = cli("report", str(out), "--format", "md", "--out", str(tmp_path / "report.md"))
+    assert code == 0, stderr
+    text = (tmp_path / "report.md").read_text()
+    assert "## mixed: learning curve, per-image dice by labelled training images" in text
+    assert "| toy-staged | 4 |" in text and "| toy-staged | all (24) |" in text
+    assert "![learning-curve](report-figures/learning-curve.png)" in text
+    assert (tmp_path / "report-figures/learning-curve.png").is_file()
+    code, _, stderr = cli("report", str(out), "--format", "csv", "--out", str(tmp_path / "summary.csv"))
+    assert code == 0, stderr
+    csv = pd.read_csv(tmp_path / "summary.csv")
+    assert set(csv["labels"].astype(str)) == {"4", "all"} and len(csv) == 2 * 2 * csv["metric"].nunique()
