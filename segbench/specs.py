@@ -32,6 +32,10 @@ class Segmenter(Protocol):
     images: float32 (B, 1, H, W) in [0, 1]; masks: float32 (B, 1, H, W) in {0, 1};
     seeds: int64 (B,), one per sample: every random draw for sample i must come
     from a generator seeded with seeds[i].
+
+    Optional: `synthesize(seeds) -> images` float32 (B, 1, H, W) in [0, 1], one image per seed, for a model
+    with a generative model of the images (an unconditional DDPM): a run then keeps a few of them for the
+    report's grid beside real images (and FID/KID with Inception weights on disk).
     """
 
     def training_loss(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor: ...
@@ -124,7 +128,9 @@ class ModelSpec:
     prints, e.g. formulation, sampler and network evaluations per mask. `network_evaluations`, if given,
     maps them to the number of network forward passes one predicted mask costs (1 for a U-Net, the
     sampling steps for a diffusion model); reports print it in each model's cost. `stages`: the model's
-    training stages in order (see `Stage`); without them, one stage on the labelled pairs.
+    training stages in order (see `Stage`); without them, one stage on the labelled pairs. `upper_bound`:
+    its probability is a score thresholded at a calibrated point (an anomaly model's), so reports add the
+    Dice at the best threshold on the test set, marked as an upper bound, and the score's image-level AUROC.
     """
 
     name: str
@@ -139,6 +145,7 @@ class ModelSpec:
     summary: Callable[[Mapping[str, Any]], str] | None = None
     network_evaluations: Callable[[Mapping[str, Any]], int] | None = None
     stages: tuple[Stage, ...] = SINGLE_STAGE
+    upper_bound: bool = False
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

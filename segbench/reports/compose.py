@@ -12,6 +12,7 @@ from segbench.reports.comparison import compared_metric
 from segbench.reports.options import ReportOptions
 from segbench.reports.strata import subgroups
 from segbench.reports.uncertainty import uncertainty_quality
+from segbench.reports.upper_bound import upper_bounds
 from segbench.results import RunResults, merge_runs
 from segbench.results.rescore import select_scores
 from segbench.specs import FormatSpec
@@ -90,7 +91,21 @@ def analysis_options(registry: Registry, results: RunResults) -> tuple[ReportOpt
         options["uncertainty"] = uncertainty_quality(results)
     except SegbenchError as exc:
         notes.append(f"no uncertainty table: {exc}")
+    scored = [m for m in results.scored_models if _spec_says(registry, m, "upper_bound")]
+    if scored:
+        try:
+            options["upper_bound"] = upper_bounds(results, scored)
+        except SegbenchError as exc:
+            notes.append(f"no upper-bound table: {exc}")
     return options, notes
+
+
+def _spec_says(registry: Registry, model: str, flag: str) -> bool:
+    """Whether `model`'s spec sets `flag` (False for a model whose plugin is no longer installed)."""
+    try:
+        return bool(getattr(registry.model(model), flag))
+    except SegbenchError:
+        return False
 
 
 def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, *, out_file: Path | None,

@@ -11,6 +11,8 @@ from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detectio
                                      strata, subgroups)
 from segbench.reports.table import BOLD_RULE, Entry, Table, build_table, fmt, grid, unpooled_note
 from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
+from segbench.reports.upper_bound import METHOD as UPPER_BOUND_METHOD
+from segbench.reports.upper_bound import UPPER_BOUND_COLUMNS, upper_bound_rows
 from segbench.results import RunResults
 
 STYLE = """
@@ -113,6 +115,10 @@ def render(results: RunResults, options: dict | None = None) -> str:
         parts += ["<h2>Uncertainty and calibration</h2>",
                   *_text_table(UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"])),
                   f'<p class="note">{escape(METHOD)}</p>']
+    if options.get("upper_bound"):
+        parts += ["<h2>Scores and their threshold: an upper bound</h2>",
+                  *_text_table(UPPER_BOUND_COLUMNS, upper_bound_rows(options["upper_bound"])),
+                  f'<p class="note">{escape(UPPER_BOUND_METHOD)}</p>']
     parts += ["<h2>Models: the cost of each result</h2>", *_table(list(MODEL_COLUMNS), [[escape(x) for x in r] for r in model_rows(results)])]
     hyperparameters = hyperparameter_items(results)
     if hyperparameters:

@@ -10,6 +10,8 @@ from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detectio
                                      strata, subgroups)
 from segbench.reports.table import BOLD_RULE, Entry, Table, build_table, fmt, grid, missing, unpooled_note
 from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
+from segbench.reports.upper_bound import METHOD as UPPER_BOUND_METHOD
+from segbench.reports.upper_bound import UPPER_BOUND_COLUMNS, upper_bound_rows
 from segbench.results import RunResults
 
 _SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -201,6 +203,9 @@ def render(results: RunResults, options: dict | None = None) -> str:
     if options.get("uncertainty"):
         lines += text_table(results, UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"]),
                             escape(f"Uncertainty and calibration. {METHOD}"), "-uncertainty")
+    if options.get("upper_bound"):
+        lines += text_table(results, UPPER_BOUND_COLUMNS, upper_bound_rows(options["upper_bound"]),
+                            escape(f"Scores and their threshold: an upper bound. {UPPER_BOUND_METHOD}"), "-upper-bound")
     lines += models_table(results)
     body = "\n".join(lines + figures)
     if not options.get("standalone"):

@@ -9,6 +9,8 @@ from segbench.reports.strata import (DETECTION_COLUMNS, DETECTION_NOTE, detectio
                                      strata, subgroups)
 from segbench.reports.table import BOLD_RULE, Entry, Table, build_table, fmt, grid, unpooled_note
 from segbench.reports.uncertainty import METHOD, UNCERTAINTY_COLUMNS, uncertainty_rows
+from segbench.reports.upper_bound import METHOD as UPPER_BOUND_METHOD
+from segbench.reports.upper_bound import UPPER_BOUND_COLUMNS, upper_bound_rows
 from segbench.results import RunResults
 
 
@@ -98,6 +100,9 @@ def render(results: RunResults, options: dict | None = None) -> str:
     if options.get("uncertainty"):
         lines += ["## Uncertainty and calibration", "", *_text_table(UNCERTAINTY_COLUMNS, uncertainty_rows(options["uncertainty"])),
                   "", METHOD, ""]
+    if options.get("upper_bound"):
+        lines += ["## Scores and their threshold: an upper bound", "",
+                  *_text_table(UPPER_BOUND_COLUMNS, upper_bound_rows(options["upper_bound"])), "", UPPER_BOUND_METHOD, ""]
     lines += ["## Models: the cost of each result", "", _row(list(MODEL_COLUMNS)),
               _row(["---", "---", *["---:"] * (len(MODEL_COLUMNS) - 3), "---"])]
     lines += [_row(list(r)) for r in model_rows(results)]

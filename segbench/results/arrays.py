@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from segbench.errors import SegbenchError
-from segbench.results.store import REFERENCE_FILE, prediction_file
+from segbench.results.store import REFERENCE_FILE, prediction_file, synthetic_file
 
 
 class StoredPredictions(NamedTuple):
@@ -71,3 +71,9 @@ def align(ids: list[str], wanted: list[str], what: str) -> np.ndarray:
     if missing:
         raise SegbenchError(f"{what} lacks sample {missing[0]!r} ({len(missing)} missing)")
     return np.array([position[w] for w in wanted], dtype=np.int64)
+
+
+def read_synthetic(run_dir: Path, model: str) -> np.ndarray | None:
+    """The images `model` synthesised after training, uint8 (N, H, W), or None when it made none."""
+    path = Path(run_dir) / synthetic_file(model)
+    return _load(path, "synthetic images")["images"] if path.is_file() else None

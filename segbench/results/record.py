@@ -97,6 +97,7 @@ class ModelRecord:
     validation_masks: int | None = None  # validation images whose masks a stage read
     network_evaluations: int | None = None  # network forward passes per predicted mask
     flops_per_mask: float | None = None  # counted by torch.utils.flop_counter on the first prediction batch
+    synthetic: dict[str, float | int | str] = field(default_factory=dict)  # images synthesised, FID/KID or why none
 
     @property
     def done(self) -> bool:

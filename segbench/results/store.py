@@ -64,6 +64,11 @@ def final_checkpoint(model: str, stages: Sequence[Stage]) -> str:
     return f"{stage_checkpoint_dir(model, stages, stages[-1])}/last.pt"
 
 
+def synthetic_file(model: str) -> str:
+    """Images a generative model synthesised after training (a report shows them beside real ones)."""
+    return f"synthetic/{safe_name(model)}.npz"
+
+
 def partial_dir(model: str) -> str:
     """Where a model's committed prediction batches wait until its results are written."""
     return f"partial/{safe_name(model)}"
@@ -182,6 +187,11 @@ class RunStore:
             "uncertainty": (uncertainty if uncertainty is not None else np.empty((0,))).astype(np.float16),
         }
         atomic_save(self.file(prediction_file(model)), lambda f: write_npz(f, arrays, compress=True))
+
+    def write_synthetic(self, model: str, images: np.ndarray) -> None:
+        """synthetic/<model>.npz: images uint8 (N, H, W) the trained model synthesised."""
+        arrays = {"images": np.asarray(images, np.uint8)}
+        atomic_save(self.file(synthetic_file(model)), lambda f: write_npz(f, arrays, compress=True))
 
     def write_reference(self, ids: list[str], images: np.ndarray, masks: np.ndarray) -> None:
         """predictions/_reference.npz: sample_id (N,), images and masks uint8 (N, H, W) as evaluated.

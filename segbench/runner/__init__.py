@@ -37,6 +37,7 @@ from segbench.results.directory import check_resume, open_run_directory
 from segbench.results.store import checkpoint_dir
 from segbench.runner.context import RunContext, for_each_model, notify
 from segbench.runner.evaluation import evaluate_model, plugin_failure
+from segbench.runner.synthesis import synthesize
 from segbench.runner.training import train_model
 from segbench.seeds import derive_seed
 from segbench.specs import DatasetSpec
@@ -195,6 +196,8 @@ def run_model(model: ModelPlan, network: torch.nn.Module, context: RunContext) -
         raise
     except Exception as exc:  # noqa: BLE001 - one model's bug must not lose the others' results
         return plugin_failure(model, exc, context, parameters)
+    if (made := synthesize(model, network, context)):
+        trained = replace(trained, synthetic=made)
     record = evaluate_model(model, network, context, trained)
     if record.done and compiled_before is not None and (compiled_after := compile_seconds()) is not None:
         record = replace(record, compile_seconds=round(compiled_after - compiled_before, 3))  # inside train/predict

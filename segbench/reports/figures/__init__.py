@@ -1,5 +1,5 @@
-"""Report figures (matplotlib, Agg): qualitative masks, per-image metric distribution, training losses,
-uncertainty against error."""
+"""Report figures (matplotlib, Agg): qualitative masks, synthetic images beside real ones, per-image metric
+distribution, training losses, uncertainty against error."""
 
 from __future__ import annotations
 
@@ -43,10 +43,11 @@ def to_image(figure, suffix: str = "png") -> bytes:
 def make_figures(results: RunResults, metric: str | None, suffix: str = "png") -> tuple[list[ReportFigure], list[str]]:
     """Every figure the results allow (as `suffix` images), and a note for each one they do not (e.g. an
     old run without images)."""
-    from segbench.reports.figures import distribution, losses, qualitative, uncertainty
+    from segbench.reports.figures import distribution, losses, qualitative, synthetic, uncertainty
 
     makers: list[tuple[str, Callable]] = [
         ("qualitative", qualitative.plot),
+        ("synthetic", synthetic.plot),
         ("distribution", lambda r: distribution.plot(r, metric)),
         ("losses", losses.plot),
         ("uncertainty", uncertainty.plot),
@@ -54,10 +55,13 @@ def make_figures(results: RunResults, metric: str | None, suffix: str = "png") -
     figures, notes = [], []
     for name, plot in makers:
         try:
-            figure, caption = plot(results)
+            made = plot(results)
         except SegbenchError as exc:
             notes.append(f"no {name} figure: {exc}")
             continue
+        if made is None:  # a figure that does not apply to these models (synthetic images of CNNs)
+            continue
+        figure, caption = made
         figures.append(ReportFigure(name, caption, to_image(figure, suffix), suffix))
     return figures, notes
 
