@@ -54,12 +54,14 @@ def on_train_step(model_name: str, step: Any) -> None:
     `epoch` and `step` (in the epoch), both from 0, `done` (steps done, from 1), `total`, `loss` (the batch's
     mean) and `lr` (the step's learning rate). Called on every step, so keep it cheap (buffer, write in
     batches); when no plugin implements it the runner does not call it. A resumed run repeats, with
-    identical values, the steps done after its last checkpoint."""
+    identical values, the steps done after its last checkpoint. For a model trained in several stages,
+    `model_name` is "MODEL/STAGE" and `done`/`total` count the stage's steps."""
 
 
 @hookspec
 def on_epoch_end(model_name: str, epoch: int, metrics: dict[str, float]) -> None:
-    """Model `model_name` finished training epoch `epoch` (from 1); `metrics` holds at least "loss"."""
+    """Model `model_name` finished training epoch `epoch` (from 1); `metrics` holds at least "loss". For a
+    model trained in several stages, `model_name` is "MODEL/STAGE" and `epoch` counts the stage's epochs."""
 
 
 @hookspec
