@@ -22,7 +22,7 @@ import torch
 from _common import build, write_json
 from segbench.noise import randn_per_sample, sample_generators
 from segbench.plugins import load_plugins
-from segbench_diffusion.samplers import ddim_sample
+from segbench_backbone.samplers import ddim_sample
 
 
 def reference_sample(model, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 Without LDM's latent encoder/decoder: it runs on the pixels of the (conditioned)
 noisy mask. Resampling happens inside ResBlocks (BigGAN-style, guided-diffusion's
-resblock_updown), attention is multi-head self-attention over positions.
+resblock_updown), attention is multi-head self-attention over positions, or at the levels of
+`attention_resolutions` optionally linear attention (Shen et al. 2021), as the seed paper's
+unconditional X-ray DDPM has it.
 """
 
 from __future__ import annotations
@@ -117,10 +119,42 @@ class AttentionBlock(nn.Module):
         return x + out.transpose(1, 2).reshape(b, c, height, width)
 
 
+class LinearAttentionBlock(nn.Module):
+    """Multi-head linear attention over positions with a residual: (B, C, H, W) -> same.
+
+    "Efficient attention" (Shen et al. 2021), the form of lucidrains' LinearAttention that the seed
+    paper's U-Net uses: per head of size d = head_channels, q is softmax-normalised over its d channels
+    and k over the L positions, and out = (k^T v)^T q / sqrt(d), which costs O(L d^2) instead of
+    O(L^2 d): the attention a 32x32 level can afford. The same layers as `AttentionBlock` (GroupNorm,
+    Q/K/V from one 1x1 Conv1d, zero-initialised output projection), so the parameter count is equal.
+    """
+
+    def __init__(self, channels: int, head_channels: int, norm_groups: int) -> None:
+        super().__init__()
+        self.heads = channels // head_channels
+        self.norm = GroupNorm(norm_groups, channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj_out = zero_init(nn.Conv1d(channels, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, height, width = x.shape
+        d = c // self.heads
+        qkv = self.qkv(self.norm(x).flatten(2))  # (B, 3C, L)
+        q, k, v = qkv.reshape(b, 3, self.heads, d, height * width).unbind(1)  # each (B, heads, d, L)
+        q = q.softmax(dim=2) * d**-0.5
+        k = k.softmax(dim=3)
+        context = torch.einsum("bhdl,bhel->bhde", k, v)  # (B, heads, d, d): sum over positions of k v^T
+        out = torch.einsum("bhde,bhdl->bhel", context, q).reshape(b, c, height * width)
+        return x + self.proj_out(out).reshape(b, c, height, width)
+
+
+ATTENTION_KINDS = ("full", "linear")
+
+
 class UNetStage(nn.Module):
     """A ResBlock, optionally followed by attention and/or a resampling ResBlock."""
 
-    def __init__(self, res: ResBlock, attention: AttentionBlock | None = None, resample: ResBlock | None = None):
+    def __init__(self, res: ResBlock, attention: nn.Module | None = None, resample: ResBlock | None = None):
         super().__init__()
         self.res = res
         self.attention = attention
@@ -144,6 +178,8 @@ class NoiseUNet(nn.Module):
     attention, ResBlock. Decoder: per level `num_res_blocks + 1` ResBlocks, each
     taking one encoder activation by concatenation, with an upsampling ResBlock
     closing every level but the first. Output: GroupNorm, SiLU, zero-initialised conv3x3.
+    `attention` is the kind at the levels of `attention_resolutions`: "full" (`AttentionBlock`, the
+    default) or "linear" (`LinearAttentionBlock`); the middle block's attention is always full.
     """
 
     def __init__(
@@ -158,8 +194,12 @@ class NoiseUNet(nn.Module):
         norm_groups: int,
         dropout: float = 0.0,
         checkpointing: bool = False,
+        attention: str = "full",
     ) -> None:
         super().__init__()
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, not {attention!r}")
+        level_attention = LinearAttentionBlock if attention == "linear" else AttentionBlock
         self.base_channels = base_channels
         self.checkpointing = checkpointing
         embedding_channels = 4 * base_channels
@@ -172,10 +212,10 @@ class NoiseUNet(nn.Module):
         def res(c_in: int, c_out: int, resample: str = "none") -> ResBlock:
             return ResBlock(c_in, c_out, embedding_channels, norm_groups, dropout, resample)
 
-        def attention(channels: int, resolution: int) -> AttentionBlock | None:
+        def level_attention_block(channels: int, resolution: int) -> nn.Module | None:
             if resolution not in attention_resolutions:
                 return None
-            return AttentionBlock(channels, head_channels, norm_groups)
+            return level_attention(channels, head_channels, norm_groups)
 
         self.input_conv = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         self.encoder = nn.ModuleList()
@@ -184,7 +224,7 @@ class NoiseUNet(nn.Module):
         for level, mult in enumerate(channel_mult):
             width = base_channels * mult
             for _ in range(num_res_blocks):
-                self.encoder.append(UNetStage(res(channels, width), attention(width, resolution)))
+                self.encoder.append(UNetStage(res(channels, width), level_attention_block(width, resolution)))
                 channels = width
                 skip_channels.append(channels)
             if level < len(channel_mult) - 1:
@@ -201,7 +241,7 @@ class NoiseUNet(nn.Module):
                 width = base_channels * mult
                 upsample = res(width, width, "up") if level > 0 and i == num_res_blocks else None
                 self.decoder.append(
-                    UNetStage(res(channels + skip_channels.pop(), width), attention(width, resolution), upsample)
+                    UNetStage(res(channels + skip_channels.pop(), width), level_attention_block(width, resolution), upsample)
                 )
                 channels = width
             resolution *= 2
@@ -212,21 +252,29 @@ class NoiseUNet(nn.Module):
             zero_init(nn.Conv2d(channels, 1, 3, padding=1)),
         )
 
+    def embed(self, t: Tensor) -> Tensor:
+        """The time embedding (B, 4 * base_channels) every ResBlock adds, for noise labels t (B,)."""
+        return self.time_embedding(timestep_embedding(t, self.base_channels))
+
+    def run(self, block: nn.Module, h: Tensor, embedding: Tensor) -> Tensor:
+        """One stage; with gradient checkpointing in training only its input is kept and its activations
+        are recomputed in the backward pass."""
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, h, embedding, use_reentrant=False)
+        return block(h, embedding)
+
+    def decode(self, h: Tensor, skips: list[Tensor], embedding: Tensor) -> Tensor:
+        """Middle block, decoder (each stage takes the last of `skips` by concatenation) and output conv."""
+        h = self.run(self.middle_out, self.run(self.middle, h, embedding), embedding)
+        for stage in self.decoder:
+            h = self.run(stage, torch.cat([h, skips.pop()], dim=1), embedding)
+        return self.output(h)
+
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        embedding = self.time_embedding(timestep_embedding(t, self.base_channels))
-
-        def run(block: nn.Module, h: Tensor) -> Tensor:
-            if self.checkpointing and torch.is_grad_enabled():
-                # keep only the stage's inputs; recompute its activations in the backward pass
-                return checkpoint(block, h, embedding, use_reentrant=False)
-            return block(h, embedding)
-
+        embedding = self.embed(t)
         h = self.input_conv(x)
         skips = [h]
         for stage in self.encoder:
-            h = run(stage, h)
+            h = self.run(stage, h, embedding)
             skips.append(h)
-        h = run(self.middle_out, run(self.middle, h))
-        for stage in self.decoder:
-            h = run(stage, torch.cat([h, skips.pop()], dim=1))
-        return self.output(h)
+        return self.decode(h, skips, embedding)

@@ -1,1 +1,1 @@
-"""Built-in diffusion segmenters (diff-add, diff-concat): schedules, samplers, networks, plugin."""
+"""Built-in diffusion segmenters (diff-add, diff-concat and its Wolleb et al. configuration): presets, networks, plugin."""

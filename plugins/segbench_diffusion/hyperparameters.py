@@ -1,92 +1,81 @@
-"""Hyperparameters of the diffusion segmenters diff-add and diff-concat: presets and validation.
+"""Hyperparameters of the diffusion segmenters diff-add and diff-concat (and diff-concat's Wolleb et al.
+configuration): presets, validation, summaries.
 
-The backbone and its training presets are segbench_backbone's, shared with the score-based models.
-No torch import here, so registering the plugin stays cheap.
+The backbone, the DDPM head and their training presets are segbench_backbone's, shared with the score-based
+models and MedSegDiff. No torch import here, so registering the plugin stays cheap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from segbench import Preset, SegbenchError
+from segbench import Preset
 from segbench.presets import seed_paper_task_layers
-from segbench_backbone.hyperparameters import BACKBONE, TRAINING, BackboneHyperparameters
+from segbench_backbone.ddpm_hyperparameters import (
+    DDPM_HEAD,
+    LOSSES,
+    PAPER_HEAD,
+    PREDICTIONS,
+    SAMPLERS,
+    DDPMHyperparameters,
+)
+from segbench_backbone.hyperparameters import BACKBONE, TRAINING
 
-SAMPLERS = ("ddim", "ddpm", "dpmpp2m")
-PREDICTIONS = ("epsilon", "x0")
-LOSSES = ("mse", "bce_dice")
+__all__ = ["LOSSES", "PREDICTIONS", "SAMPLERS", "PRESETS", "WOLLEB_PRESETS", "DiffusionHyperparameters"]
 
-# The seed paper: 1000 steps, linear betas 1e-4..0.02, eps-prediction, DDIM 50 steps.
-PAPER: dict[str, Any] = {
-    "timesteps": 1000,
-    "beta_start": 1e-4,
-    "beta_end": 0.02,
-    "sampler": "ddim",
-    "sampling_steps": 50,
-    "eta": 0.0,
-    "clip_x0": False,
-    "prediction": "epsilon",
-    "loss": "mse",
-}
-
-# The CPU default, designed for fast convergence (the report states these choices):
-# - prediction="x0": the network predicts the clean mask and the samplers use the
-#   eps it implies. With eps-prediction a few-step DDIM sample is only as good as
-#   x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t) at high t, where the
-#   eps error is amplified ~80x; an x0-predicting net learns "read the mask off the
-#   image" directly. Phantom lungs: Dice 0.986 after 300 steps (eps-prediction:
-#   0.61 after 400 steps);
-# - loss="bce_dice": the output is the mask's logit (x0 = tanh(out / 2)), trained with
-#   BCE + soft Dice like the U-Nets; MSE on x0 under-weights small lesions. Phantom
-#   infection, validation split, 12 epochs (benchmarks/preset_sweep.py, one seed): per-image
-#   Dice 0.71 vs 0.59 with MSE; 16 epochs 0.78 (on a GPU) and 0.74 (2-core CPU);
-# - clip_x0 and 10 DDIM steps: evaluation costs 10 U-Net forwards per mask.
-SMALL: dict[str, Any] = {**PAPER, "sampling_steps": 10, "clip_x0": True, "prediction": "x0", "loss": "bce_dice"}
-TINY: dict[str, Any] = {**SMALL, "sampling_steps": 2}
+# The head presets (paper: the seed paper's eps/MSE, DDIM 50; small: x0-prediction, BCE + Dice, DDIM 10) and
+# the reasons for them are segbench_backbone.ddpm_hyperparameters'.
+PAPER: dict[str, Any] = DDPM_HEAD["paper"]
+SMALL: dict[str, Any] = DDPM_HEAD["small"]
+TINY: dict[str, Any] = DDPM_HEAD["tiny"]
 
 PRESETS: dict[str, Preset] = {
+    **{name: Preset({**BACKBONE[name], **head}, TRAINING[name]) for name, head in DDPM_HEAD.items()},
+    **seed_paper_task_layers(),
+}
+
+# Wolleb et al. 2021 ("Diffusion Models for Implicit Image Segmentation Ensembles", MIDL 2022) as a named
+# configuration of diff-concat: the image concatenated with the noisy mask, eps-prediction and L_simple
+# (MSE), 1000 linear steps, sampled with all 1000 ancestral steps (Ho et al. Algorithm 2) and x0_hat
+# clipped to [-1, 1] (guided-diffusion's clip_denoised, which their sampling script keeps); DDIM 50 is the
+# option (`--set diff-concat-wolleb.sampler=ddim`). The ensemble of 5 whose per-pixel variance is the
+# uncertainty map is the run's `--ensemble 5`: the engine averages the members' probabilities, thresholds
+# at 0.5 and keeps the per-pixel std (the square root of Wolleb's variance map, the same ranking).
+# Departures: the image reaches the U-Net through diff-concat's RRDB encoder (16 channels) rather than as
+# raw channels, the U-Net is the seed paper's (not guided-diffusion's 128-channel one with learn_sigma),
+# and the small/tiny presets, sized for a CPU, sample with DDIM (50 and 2 steps) instead of 1000 steps.
+WOLLEB_PAPER: dict[str, Any] = {**PAPER_HEAD, "sampler": "ddpm", "clip_x0": True}
+WOLLEB_SMALL: dict[str, Any] = {**PAPER_HEAD, "sampler": "ddim", "sampling_steps": 50, "clip_x0": True}
+WOLLEB_TINY: dict[str, Any] = {**WOLLEB_SMALL, "sampling_steps": 2}
+WOLLEB_ENSEMBLE = 5
+
+WOLLEB_PRESETS: dict[str, Preset] = {
     **{name: Preset({**BACKBONE[name], **head}, TRAINING[name])
-       for name, head in (("tiny", TINY), ("small", SMALL), ("paper", PAPER))},
+       for name, head in (("tiny", WOLLEB_TINY), ("small", WOLLEB_SMALL), ("paper", WOLLEB_PAPER))},
     **seed_paper_task_layers(),
 }
 
 
 @dataclass(frozen=True)
-class DiffusionHyperparameters(BackboneHyperparameters):
+class DiffusionHyperparameters(DDPMHyperparameters):
     """Network, schedule and sampler hyperparameters of diff-add / diff-concat (validated on creation)."""
 
-    timesteps: int
-    beta_start: float
-    beta_end: float
-    sampler: str
-    sampling_steps: int
-    eta: float
-    clip_x0: bool
-    prediction: str
-    loss: str
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("timesteps", "sampling_steps"):
-            if getattr(self, name) < 1:
-                raise SegbenchError(f"{name}={getattr(self, name)} must be a positive integer")
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise SegbenchError(
-                f"beta_start={self.beta_start}, beta_end={self.beta_end}: need 0 < beta_start < beta_end < 1"
-            )
-        if self.prediction not in PREDICTIONS:
-            raise SegbenchError(f"unknown prediction {self.prediction!r}; valid: {', '.join(PREDICTIONS)}")
-        if self.loss not in LOSSES:
-            raise SegbenchError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
-        if self.loss == "bce_dice" and self.prediction != "x0":
-            raise SegbenchError(f"loss='bce_dice' needs prediction='x0' (the output is the mask's logit), not {self.prediction!r}")
-        if self.sampler not in SAMPLERS:
-            raise SegbenchError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if not 1 <= self.sampling_steps <= self.timesteps:
-            raise SegbenchError(
-                f"sampling_steps={self.sampling_steps} out of range for timesteps={self.timesteps}; "
-                f"valid: 1..{self.timesteps}"
-            )
-        if self.eta < 0:
-            raise SegbenchError(f"eta={self.eta} must be >= 0 (0: deterministic DDIM, 1: DDPM-like)")
+def diffusion_summary(conditioning: str):
+    """`segbench info`'s line for diff-add / diff-concat: formulation, sampler, network evaluations per mask."""
+
+    def summary(params: Mapping[str, Any]) -> str:
+        hparams = DiffusionHyperparameters.from_mapping({"image_size": 64, **params})
+        return f"SegDiff-style conditional {hparams.head_summary()}; RRDB image condition {conditioning} the noisy mask"
+
+    return summary
+
+
+def wolleb_summary(params: Mapping[str, Any]) -> str:
+    """`segbench info`'s line for diff-concat-wolleb: formulation, sampler, network evaluations, the ensemble."""
+    hparams = DiffusionHyperparameters.from_mapping({"image_size": 64, **params})
+    return (f"Wolleb et al. 2021 on diff-concat: {hparams.head_summary()}; the recipe evaluates an ensemble of "
+            f"{WOLLEB_ENSEMBLE} (run with --ensemble {WOLLEB_ENSEMBLE}: mean thresholded at 0.5, per-pixel std as "
+            f"uncertainty), {WOLLEB_ENSEMBLE * hparams.network_evaluations} network evaluations per image")

@@ -1,13 +1,23 @@
-"""Registers the built-in diffusion segmenters diff-add and diff-concat."""
+"""Registers the built-in diffusion segmenters diff-add and diff-concat, and diff-concat's Wolleb et al. configuration."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from segbench import ModelSpec, hookimpl
-from segbench_diffusion.hyperparameters import PRESETS, DiffusionHyperparameters
+from segbench_backbone.ddpm_hyperparameters import ddpm_network_evaluations
+from segbench_diffusion.hyperparameters import (
+    PRESETS,
+    WOLLEB_PRESETS,
+    DiffusionHyperparameters,
+    diffusion_summary,
+    wolleb_summary,
+)
 
 REFERENCE = "Amit et al. 2021, SegDiff: Image Segmentation with Diffusion Probabilistic Models (arXiv:2112.00390)"
+WOLLEB_REFERENCE = (
+    "Wolleb et al. 2021, Diffusion Models for Implicit Image Segmentation Ensembles (MIDL 2022, arXiv:2112.03145)"
+)
 
 
 # torch and the networks are imported on first use, so listing plugins stays fast
@@ -33,6 +43,8 @@ def register_models(register):
         schema=DiffusionHyperparameters,
         description="Conditional DDPM/DDIM on the mask; RRDB image condition added to the noisy mask",
         reference=REFERENCE,
+        summary=diffusion_summary("added to"),
+        network_evaluations=ddpm_network_evaluations(DiffusionHyperparameters),
     ))
     register(ModelSpec(
         name="diff-concat",
@@ -42,4 +54,18 @@ def register_models(register):
         schema=DiffusionHyperparameters,
         description="Conditional DDPM/DDIM on the mask; RRDB image condition concatenated with the noisy mask",
         reference=REFERENCE,
+        summary=diffusion_summary("concatenated with"),
+        network_evaluations=ddpm_network_evaluations(DiffusionHyperparameters),
+    ))
+    # The same network and head as diff-concat; only the presets differ (the recipe is a configuration).
+    register(ModelSpec(
+        name="diff-concat-wolleb",
+        factory=_diff_concat,
+        family="diffusion",
+        presets=WOLLEB_PRESETS,
+        schema=DiffusionHyperparameters,
+        description="Wolleb et al.'s recipe on diff-concat: eps-prediction, 1000 ancestral steps, run with --ensemble 5",
+        reference=WOLLEB_REFERENCE,
+        summary=wolleb_summary,
+        network_evaluations=ddpm_network_evaluations(DiffusionHyperparameters),
     ))

@@ -2,7 +2,8 @@
 
 Masks {0, 1} are mapped to x_0 in {-1, 1}; an RRDB encodes the image into a
 condition (B, cond_channels, H, W) that is added to the noisy mask (diff-add)
-or concatenated with it (diff-concat) before the noise-predicting U-Net.
+or concatenated with it (diff-concat) before the noise-predicting U-Net. The DDPM
+head (loss, samplers) is the shared `segbench_backbone.ddpm.DDPMSegmenter`.
 """
 
 from __future__ import annotations
@@ -10,96 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from segbench import Prediction
-from segbench.losses import bce_dice_loss
-from segbench.noise import randn_per_sample, sample_generators
 from segbench_backbone.conditional import ConditionalUNet
+from segbench_backbone.ddpm import DDPMSegmenter
 from segbench_diffusion.hyperparameters import DiffusionHyperparameters
-from segbench_diffusion.samplers import ddim_sample, ddpm_sample, dpmpp_2m_sample
-from segbench_diffusion.schedules import alphas_cumprod, linear_betas, q_sample
 
 
-class DiffusionSegmenter(ConditionalUNet):
-    """Conditional DDPM/DDIM segmenter (eps- or x0-predicting network); implements segbench's Segmenter."""
+class DiffusionSegmenter(DDPMSegmenter, ConditionalUNet):
+    """Conditional DDPM/DDIM segmenter on the RRDB + NoiseUNet backbone; implements segbench's Segmenter."""
 
     def __init__(self, hparams: DiffusionHyperparameters, conditioning: str) -> None:
-        super().__init__(hparams, conditioning)
-        self.hparams = hparams
-        betas = linear_betas(hparams.timesteps, hparams.beta_start, hparams.beta_end)
-        # derived from the hyperparameters, so not saved in checkpoints
-        self.register_buffer("alphas_cumprod", alphas_cumprod(betas), persistent=False)
+        ConditionalUNet.__init__(self, hparams, conditioning)
+        self.init_schedule(hparams)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], conditioning: str) -> DiffusionSegmenter:
         """Build from a factory's input (the hyperparameters and image_size)."""
         return cls(DiffusionHyperparameters.from_mapping(values), conditioning)
-
-    def noise_prediction(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
-        """epsilon_theta(x_t, t, condition) (B, 1, H, W), whatever the network predicts."""
-        out = self.network_output(x_t, t, condition)
-        if self.hparams.prediction == "epsilon":
-            return out
-        # a logit of the mask: x0 = 2 sigmoid(out) - 1 = tanh(out / 2), in (-1, 1)
-        x0 = torch.tanh(out.float() / 2) if self.hparams.loss == "bce_dice" else out.float()
-        # x0-prediction: the eps that x_t and x0_hat imply (Ho et al. Eq. 4 solved for eps)
-        abar = self.alphas_cumprod[t].view(-1, *([1] * (x_t.ndim - 1)))
-        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
-
-    def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
-        """L_simple = E ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)||^2 (Ho et al. Eq. 14),
-        or with prediction="x0" E ||x_0 - x0_theta(x_t, t)||^2 (the same objective weighted by 1/SNR(t)),
-        or with loss="bce_dice" BCE + soft Dice of the output as the mask's logit (the U-Nets' loss).
-
-        t ~ U{0..T-1} and eps ~ N(0, I) come from the global torch RNG, which the engine seeds.
-        """
-        x0 = masks * 2 - 1
-        t = torch.randint(0, self.hparams.timesteps, (x0.shape[0],), device=x0.device)
-        noise = torch.randn_like(x0)
-        x_t = q_sample(x0, t, noise, self.alphas_cumprod)
-        out = self.network_output(x_t, t, self.encode(images))
-        if self.hparams.loss == "bce_dice":
-            return bce_dice_loss(out, masks)
-        return F.mse_loss(out, noise if self.hparams.prediction == "epsilon" else x0)
-
-    @torch.inference_mode()
-    def sample(self, images: Tensor, seeds: Tensor, recompute_condition: bool = False) -> Tensor:
-        """Sample x_0 (B, 1, H, W), roughly in [-1, 1], for images (B, 1, H, W) with one seed per sample.
-
-        The condition does not depend on t, so it is encoded once and reused at
-        every step; recompute_condition=True re-encodes it at every step instead
-        (same result, for tests and benchmarks).
-        """
-        generators = sample_generators(seeds)
-        x_T = randn_per_sample(images.shape[1:], generators, images.device)
-        condition = None if recompute_condition else self.encode(images)
-
-        def eps_fn(x_t: Tensor, t: Tensor) -> Tensor:
-            c = self.encode(images) if recompute_condition else condition
-            # samplers work in float32 whatever precision the network runs in
-            return self.noise_prediction(x_t, t, c).float()
-
-        if self.hparams.sampler == "ddpm":
-            return ddpm_sample(eps_fn, x_T, self.alphas_cumprod, generators, self.hparams.clip_x0)
-        if self.hparams.sampler == "dpmpp2m":
-            return dpmpp_2m_sample(eps_fn, x_T, self.alphas_cumprod, self.hparams.sampling_steps, self.hparams.clip_x0)
-        return ddim_sample(
-            eps_fn,
-            x_T,
-            self.alphas_cumprod,
-            self.hparams.sampling_steps,
-            self.hparams.eta,
-            generators,
-            self.hparams.clip_x0,
-        )
-
-    def predict(self, images: Tensor, seeds: Tensor) -> Prediction:
-        """Mask probabilities (B, 1, H, W) in [0, 1]: clamp((x_0 + 1) / 2, 0, 1) of one sample per seed."""
-        x0 = self.sample(images, seeds)
-        return Prediction(((x0 + 1) / 2).clamp(0, 1), None)
 
 
 def diff_add(values: Mapping[str, Any]) -> DiffusionSegmenter:
@@ -108,5 +35,5 @@ def diff_add(values: Mapping[str, Any]) -> DiffusionSegmenter:
 
 
 def diff_concat(values: Mapping[str, Any]) -> DiffusionSegmenter:
-    """Factory of `diff-concat`: noisy mask concatenated with the image condition."""
+    """Factory of `diff-concat` (and its Wolleb et al. configuration): noisy mask concatenated with the image condition."""
     return DiffusionSegmenter.from_mapping(values, "concat")

@@ -22,14 +22,15 @@ def registered() -> dict[str, ModelSpec]:
     return {spec.name: spec for spec in specs}
 
 
-def test_registers_diff_add_and_diff_concat():
+def test_registers_diff_add_and_diff_concat_and_the_wolleb_configuration():
     specs = registered()
-    assert set(specs) == {"diff-add", "diff-concat"}
+    assert set(specs) == {"diff-add", "diff-concat", "diff-concat-wolleb"}
     for spec in specs.values():
         assert spec.family == "diffusion"
         assert {"tiny", "small", "paper"} <= set(spec.presets)
         assert spec.description and "\n" not in spec.description
-        assert "SegDiff" in spec.reference
+    assert "SegDiff" in specs["diff-add"].reference and "SegDiff" in specs["diff-concat"].reference
+    assert "Wolleb" in specs["diff-concat-wolleb"].reference
 
 
 @pytest.mark.parametrize(
@@ -101,3 +102,12 @@ def test_missing_hyperparameter_is_named():
 def test_training_settings_are_left_to_the_engine():
     c = DiffusionHyperparameters.from_mapping({**PRESETS["small"].model, "image_size": 64, "variant": "x"})
     assert not hasattr(c, "lr") and not hasattr(c, "variant")
+
+
+def test_summary_and_network_evaluations_follow_the_sampler():
+    spec = registered()["diff-add"]
+    small = {**PRESETS["small"].model, "image_size": 64}
+    assert spec.network_evaluations(small) == 10
+    assert spec.network_evaluations({**small, "sampler": "ddpm"}) == 1000
+    assert spec.network_evaluations({**small, "sampler": "dpmpp2m", "sampling_steps": 20}) == 20
+    assert "10 network evaluations per mask" in spec.summary(small) and "added to" in spec.summary(small)

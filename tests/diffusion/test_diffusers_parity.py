@@ -4,8 +4,8 @@ DDIM to the bit, DPM-Solver++(2M) to float32 rounding."""
 import pytest
 import torch
 
-from segbench_diffusion.samplers import ddim_sample, dpmpp_2m_sample, randn_per_sample
-from segbench_diffusion.schedules import alphas_cumprod, linear_betas
+from segbench_backbone.samplers import ddim_sample, dpmpp_2m_sample, randn_per_sample
+from segbench_backbone.schedules import alphas_cumprod, linear_betas
 
 diffusers = pytest.importorskip("diffusers")
 

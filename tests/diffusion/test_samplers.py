@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from segbench_diffusion.samplers import (
+from segbench_backbone.samplers import (
     ddim_sample,
     ddim_step,
     ddim_timesteps,
@@ -15,7 +15,7 @@ from segbench_diffusion.samplers import (
     dpmpp_timesteps,
     randn_per_sample,
 )
-from segbench_diffusion.schedules import alphas_cumprod, linear_betas
+from segbench_backbone.schedules import alphas_cumprod, linear_betas
 
 T = 1000
 BETAS = linear_betas(T, 1e-4, 0.02)

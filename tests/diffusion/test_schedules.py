@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from segbench_diffusion.schedules import alphas_cumprod, linear_betas, q_sample
+from segbench_backbone.schedules import alphas_cumprod, linear_betas, q_sample
 
 T = 1000
 

@@ -125,7 +125,7 @@ def test_paper_preset_builds_and_runs_at_64(capsys):
 @pytest.mark.parametrize(("prediction", "loss"), [("epsilon", "mse"), ("x0", "mse"), ("x0", "bce_dice")])
 def test_training_target_and_implied_noise(prediction, loss, monkeypatch):
     """An exact network gives (near) zero loss, and noise_prediction returns the true eps either way."""
-    from segbench_diffusion.schedules import q_sample
+    from segbench_backbone.schedules import q_sample
 
     model = tiny(prediction=prediction, loss=loss)
     x0 = (images(2) > 0.5).float() * 2 - 1

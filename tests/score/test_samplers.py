@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from segbench_diffusion.samplers import ddim_sample, randn_per_sample
-from segbench_diffusion.schedules import alphas_cumprod, linear_betas
+from segbench_backbone.samplers import ddim_sample, randn_per_sample
+from segbench_backbone.schedules import alphas_cumprod, linear_betas
 from segbench_score.samplers import (
     annealed_langevin,
     euler_maruyama,
