@@ -1,0 +1,34 @@
+"""Registers medsegdiff (MedSegDiff V1). V2 (SS-Former) is left out: its public code does not contain it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segbench import ModelSpec, hookimpl
+from segbench_backbone.ddpm_hyperparameters import ddpm_network_evaluations
+from segbench_medsegdiff.hyperparameters import PRESETS, MedSegDiffHyperparameters, medsegdiff_summary
+
+REFERENCE = ("Wu et al. 2023, MedSegDiff: Medical Image Segmentation with Diffusion Probabilistic Model "
+             "(MIDL 2023, arXiv:2211.00611)")
+
+
+# torch and the network are imported on first use, so listing plugins stays fast
+def _medsegdiff(values: dict[str, Any]) -> Any:
+    from segbench_medsegdiff.segmenter import medsegdiff
+
+    return medsegdiff(values)
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(
+        name="medsegdiff",
+        factory=_medsegdiff,
+        family="diffusion",
+        presets=PRESETS,
+        schema=MedSegDiffHyperparameters,
+        description="MedSegDiff V1: DDPM on the mask; image encoder modulated per scale by the FF-Parsed noisy-mask features",
+        reference=REFERENCE,
+        summary=medsegdiff_summary,
+        network_evaluations=ddpm_network_evaluations(MedSegDiffHyperparameters),
+    ))
