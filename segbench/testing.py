@@ -44,6 +44,19 @@ def check_model(spec: ModelSpec, name: str | None = None, preset: str = "tiny", 
     assert torch.allclose(first[1:2], alone, atol=1e-5), "a sample's prediction must not depend on its batch"
 
 
+def fit_stages(model: torch.nn.Module, spec: ModelSpec, image_size: int = 32) -> torch.nn.Module:
+    """`model` with its fit stages (a calibration, say) run once on random images, as a run leaves it before
+    predicting: what a test of `predict` on an untrained model needs. Returns the model, in eval mode."""
+    gen = torch.Generator().manual_seed(1)
+    images = torch.rand(4, 1, image_size, image_size, generator=gen)
+    model.eval()
+    for stage in spec.stages:
+        if stage.fit:
+            with torch.no_grad():
+                getattr(model, stage.fit)(images, torch.arange(4, dtype=torch.int64))
+    return model
+
+
 def _check_stage(model: torch.nn.Module, stage: Stage, images: torch.Tensor, masks: torch.Tensor,
                  seeds: torch.Tensor) -> None:
     """One step of `stage` as the engine takes it: the loss on (images, masks) for the labelled view, on

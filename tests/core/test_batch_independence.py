@@ -17,6 +17,7 @@ from segbench.engine.device import Runtime, batch_shape
 from segbench.engine.evaluation import predict_split
 from segbench.plan.build import plan_model
 from segbench.plan.run_plan import EvaluationPlan
+from segbench.testing import fit_stages
 from tests.core.test_registry_contracts import MODELS, REGISTRY
 
 SIZE = 32
@@ -50,7 +51,7 @@ def test_predictions_do_not_depend_on_batch_companions_subset_or_shard(name, thr
     spec = REGISTRY.model(name)
     plan = plan_model(spec, name, "tiny", "lung", SIZE)
     torch.manual_seed(0)
-    model = spec.factory(plan.factory_input(SIZE)).eval()
+    model = fit_stages(spec.factory(plan.factory_input(SIZE)), spec, SIZE)
     data = _data()
     evaluation = EvaluationPlan(None, threads_and_batch[1], 2, 0.5)
     cpu = Runtime(torch.device("cpu"), "fp32")

@@ -1,0 +1,330 @@
+"""Hyperparameters of the unconditional X-ray DDPM and of the two segmenters built on it: presets,
+validation, the decoder-block layout that feature extraction reads, and `segbench info`'s lines.
+
+No torch import here, so registering the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from segbench import Preset, SegbenchError
+from segbench.presets import SEED_PAPER_TRAINING
+from segbench_backbone.hyperparameters import BackboneHyperparameters
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+ATTENTIONS = ("full", "linear")
+
+# --- the unconditional X-ray DDPM ------------------------------------------------------------------
+
+# The seed paper's X-ray DDPM (its Section 3, Figure 3): the 192-channel U-Net with channel_mult
+# (1, 2, 3, 4), two ResBlocks per level, linear attention at 32x32, 16x16 and 8x8 (full attention in
+# the middle block), 1000 steps, linear betas 1e-4..0.02, eps-prediction, DDIM 50 steps.
+XRAY_DDPM_PAPER: dict[str, Any] = {
+    "base_channels": 192,
+    "channel_mult": (1, 2, 3, 4),
+    "num_res_blocks": 2,
+    "attention_resolutions": (32, 16, 8),
+    "attention": "linear",
+    "head_channels": 64,
+    "norm_groups": 32,
+    "dropout": 0.0,
+    "timesteps": 1000,
+    "beta_start": 1e-4,
+    "beta_end": 0.02,
+    "sampling_steps": 50,
+    "clip_x0": True,  # synthesis clamps x0_hat to [-1, 1] (guided-diffusion's and lucidrains' clip_denoised)
+    "gradient_checkpointing": False,
+    "channels_last": False,
+}
+
+# CPU-sized: the backbone's small layout (base 16, mult (1, 2, 2), one ResBlock per level; 0.33 M
+# parameters) with linear attention at 32x32 and 16x16 (cheap: O(L d^2)); the seed's schedule and
+# sampler, unchanged. A training step at batch 16 takes 0.4 s on 2 cores (base 32: 1.4 s).
+# channels_last, as the backbone's small preset (faster on 2 CPU cores).
+XRAY_DDPM_SMALL: dict[str, Any] = {
+    **XRAY_DDPM_PAPER,
+    "base_channels": 16,
+    "channel_mult": (1, 2, 2),
+    "num_res_blocks": 1,
+    "attention_resolutions": (32, 16),
+    "head_channels": 16,
+    "norm_groups": 8,
+    "sampling_steps": 20,
+    "channels_last": True,
+}
+
+# For tests: 77 k parameters, no level attention (valid at any image size divisible by 4).
+XRAY_DDPM_TINY: dict[str, Any] = {
+    **XRAY_DDPM_SMALL,
+    "base_channels": 8,
+    "attention_resolutions": (),
+    "head_channels": 8,
+    "norm_groups": 4,
+    "sampling_steps": 4,
+    "channels_last": False,
+}
+
+XRAY_DDPM: dict[str, dict[str, Any]] = {"tiny": XRAY_DDPM_TINY, "small": XRAY_DDPM_SMALL, "paper": XRAY_DDPM_PAPER}
+
+# The hyperparameters a trained DDPM depends on: the network and the noise schedule (not how it samples).
+DDPM_TRAINING_FIELDS = ("base_channels", "channel_mult", "num_res_blocks", "attention_resolutions", "attention",
+                        "head_channels", "norm_groups", "dropout", "timesteps", "beta_start", "beta_end",
+                        "gradient_checkpointing", "channels_last")
+
+# Training of the DDPM stage. paper: the seed's protocol as every built-in model's paper preset
+# (100 epochs at batch 512, lr 3e-3), with guided-diffusion's EMA; its budget is the stage's own (it
+# sees no masks, so the 2,400-epoch infection layer of the segmenters does not apply). small: AdamW
+# 1e-3 with the backbone's warm-up, batch 16, EMA 0.995, 1,200 steps: 0.40 s a step on 2 cores, so
+# ~8 min, trained once per run and reused across label budgets; the loss falls from 0.51 to 0.03 and
+# the samples are recognisable X-rays (benchmarks/unconditional_phantom.py). tiny: 24 steps, for tests.
+DDPM_STAGE: dict[str, dict[str, Any]] = {
+    "tiny": {"steps": 24, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.02,
+             "ema_decay": 0.0},
+    "small": {"steps": 1200, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.02,
+              "ema_decay": 0.995},
+    "paper": {**SEED_PAPER_TRAINING, "weight_decay": 0.0, "ema_decay": 0.9999},
+}
+
+
+@dataclass(frozen=True)
+class XrayDDPMHyperparameters:
+    """The unconditional X-ray DDPM: NoiseUNet on one image channel, noise schedule and DDIM synthesis."""
+
+    image_size: int
+    base_channels: int
+    channel_mult: tuple[int, ...]
+    num_res_blocks: int
+    attention_resolutions: tuple[int, ...]
+    attention: str
+    head_channels: int
+    norm_groups: int
+    dropout: float
+    timesteps: int
+    beta_start: float
+    beta_end: float
+    sampling_steps: int
+    clip_x0: bool
+    gradient_checkpointing: bool
+    channels_last: bool
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Self:
+        """The fields of this class from a factory's input (other keys are not ours)."""
+        missing = [f.name for f in fields(cls) if f.name not in values]
+        if missing:
+            raise SegbenchError(f"model hyperparameters lack {missing[0]!r}")
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+    def __post_init__(self) -> None:
+        # The U-Net's checks are the backbone's: it validates the same fields for the conditional models
+        # (its condition-encoder fields get neutral values: this model has no condition encoder).
+        BackboneHyperparameters(
+            image_size=self.image_size, base_channels=self.base_channels, channel_mult=self.channel_mult,
+            num_res_blocks=self.num_res_blocks, attention_resolutions=self.attention_resolutions,
+            head_channels=self.head_channels, norm_groups=self.norm_groups, dropout=self.dropout,
+            rrdb_blocks=0, rrdb_nf=1, rrdb_gc=1, cond_channels=1,
+            gradient_checkpointing=self.gradient_checkpointing, channels_last=self.channels_last,
+        )
+        if self.attention not in ATTENTIONS:
+            raise SegbenchError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTIONS)}")
+        for name in ("timesteps", "sampling_steps"):
+            if getattr(self, name) < 1:
+                raise SegbenchError(f"{name}={getattr(self, name)} must be a positive integer")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise SegbenchError(
+                f"beta_start={self.beta_start}, beta_end={self.beta_end}: need 0 < beta_start < beta_end < 1"
+            )
+        if self.sampling_steps > self.timesteps:
+            raise SegbenchError(f"sampling_steps={self.sampling_steps} out of range for timesteps={self.timesteps}; "
+                                f"valid: 1..{self.timesteps}")
+
+    @property
+    def decoder_blocks(self) -> tuple[tuple[int, int], ...]:
+        """(channels, resolution) of each decoder stage's output, in order: per level from the deepest,
+        num_res_blocks + 1 stages, the last of each level but the finest upsampling by 2 (NoiseUNet)."""
+        blocks = []
+        per_level = self.num_res_blocks + 1
+        for level in reversed(range(len(self.channel_mult))):
+            resolution = self.image_size // 2**level
+            for i in range(per_level):
+                upsampled = level > 0 and i == per_level - 1
+                blocks.append((self.base_channels * self.channel_mult[level], resolution * (2 if upsampled else 1)))
+        return tuple(blocks)
+
+    def ddpm_line(self) -> str:
+        """The DDPM part of `segbench info`'s line."""
+        attention = ", ".join(f"{r}x{r}" for r in self.attention_resolutions) or "none"
+        return (f"unconditional eps-DDPM of the images: U-Net base {self.base_channels}, mult "
+                f"{tuple(self.channel_mult)}, {self.num_res_blocks} ResBlock(s)/level, {self.attention} attention at "
+                f"{attention}; T={self.timesteps}, linear betas {self.beta_start:g}..{self.beta_end:g}; synthesis DDIM "
+                f"{self.sampling_steps} steps")
+
+
+# --- ddpm-features (Baranchuk et al. 2021) -------------------------------------------------------------
+
+# Baranchuk et al.: t in {50, 150, 250}; guided-diffusion decoder blocks {5, 6, 7, 8, 12} of 18 (256 px,
+# 3 blocks per level, levels 8..256): the block that upsamples 16 -> 32, the three blocks of the 32x32
+# level (the last one upsampling to 64) and the first block of the 128x128 level; 10 MLPs
+# Linear(d,128)-ReLU-BN-Linear(128,32)-ReLU-BN-Linear(32,C); Adam 1e-3, batch 64 pixels. On the seed
+# U-Net at 64 px (3 blocks per level, levels 8..64) the same positions are blocks 5-8, and 12 (no such
+# level) becomes 9, the first block at full resolution: 576 + 3 x 384 + 192 = 1,920 features per
+# timestep, 5,760 per pixel (the paper's 8,448 at 256 px).
+FEATURES_PAPER: dict[str, Any] = {
+    "feature_timesteps": (50, 150, 250),
+    "feature_blocks": (5, 6, 7, 8, 9),
+    "feature_noise_seed": 0,
+    "ensemble_size": 10,
+    "mlp_widths": (128, 32),
+    "pixels_per_step": 64,
+}
+# The small U-Net has 2 blocks per level (levels 16, 32, 64): the same positions are block 1 (upsamples
+# 16 -> 32), blocks 2-3 (the 32x32 level, 3 upsampling to 64) and block 4 (the first at 64x64): 112
+# features per timestep, 336 per pixel. 1,024 pixels per MLP and step (a batch of 64 would need 16x the
+# U-Net passes for the same pixels seen; the features of a step's images are computed once).
+FEATURES_SMALL: dict[str, Any] = {**FEATURES_PAPER, "feature_blocks": (1, 2, 3, 4), "pixels_per_step": 1024}
+FEATURES_TINY: dict[str, Any] = {**FEATURES_SMALL, "ensemble_size": 2, "mlp_widths": (16, 8), "pixels_per_step": 256}
+FEATURES: dict[str, dict[str, Any]] = {"tiny": FEATURES_TINY, "small": FEATURES_SMALL, "paper": FEATURES_PAPER}
+
+# Training of the MLP stage. paper: Adam 1e-3 without decay (weight_decay 0, no warm-up), batch 64 pixels
+# per MLP, no gradient clipping; 16,000 steps are 5 epochs of the pixels of 50 labelled 64x64 images (Baranchuk et al. stop
+# early from epoch 4); the engine's cosine decay stands in for the early stop. small: 600 steps of 1,024
+# pixels from 8 images. tiny: 12 steps.
+MLP_STAGE: dict[str, dict[str, Any]] = {
+    "tiny": {"steps": 12, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.0, "grad_clip": 0.0,
+             "ema_decay": 0.0},
+    "small": {"steps": 600, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.0, "grad_clip": 0.0,
+              "ema_decay": 0.0},
+    "paper": {"steps": 16000, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.0, "grad_clip": 0.0,
+              "ema_decay": 0.0},
+}
+
+
+@dataclass(frozen=True)
+class FeaturesHyperparameters(XrayDDPMHyperparameters):
+    """ddpm-features: the X-ray DDPM, which of its decoder activations make a pixel's features, and the
+    ensemble of pixel MLPs reading them."""
+
+    feature_timesteps: tuple[int, ...]
+    feature_blocks: tuple[int, ...]
+    feature_noise_seed: int
+    ensemble_size: int
+    mlp_widths: tuple[int, ...]
+    pixels_per_step: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.feature_timesteps or not all(0 <= t < self.timesteps for t in self.feature_timesteps):
+            raise SegbenchError(f"feature_timesteps={self.feature_timesteps}: need one or more steps in "
+                                f"0..{self.timesteps - 1}")
+        count = len(self.decoder_blocks)
+        if not self.feature_blocks or not all(0 <= b < count for b in self.feature_blocks):
+            raise SegbenchError(f"feature_blocks={self.feature_blocks}: this U-Net has decoder blocks 0..{count - 1}")
+        if len(set(self.feature_blocks)) != len(self.feature_blocks):
+            raise SegbenchError(f"feature_blocks={self.feature_blocks} repeats a block")
+        if self.ensemble_size < 1 or self.pixels_per_step < 2:
+            raise SegbenchError(f"ensemble_size={self.ensemble_size} must be >= 1 and pixels_per_step="
+                                f"{self.pixels_per_step} >= 2 (BatchNorm)")
+        if not self.mlp_widths or min(self.mlp_widths) < 1:
+            raise SegbenchError(f"mlp_widths={self.mlp_widths} must be a non-empty list of positive integers")
+
+    @property
+    def features_per_pixel(self) -> int:
+        """Length of a pixel's feature vector: the chosen blocks' channels, once per timestep."""
+        blocks = self.decoder_blocks
+        return len(self.feature_timesteps) * sum(blocks[b][0] for b in self.feature_blocks)
+
+    def summary(self) -> str:
+        blocks = self.decoder_blocks
+        chosen = ", ".join(f"{b} ({blocks[b][0]} ch at {blocks[b][1]}px)" for b in self.feature_blocks)
+        widths = "-".join(map(str, (self.features_per_pixel, *self.mlp_widths, 1)))
+        return (f"{self.ddpm_line()}. Features (Baranchuk et al.): decoder blocks {chosen} of {len(blocks)}, "
+                f"bilinearly upsampled, at t={', '.join(map(str, self.feature_timesteps))} with one shared noise: "
+                f"{self.features_per_pixel} per pixel (the paper's blocks 5-8 and 12 of guided-diffusion's 18 at "
+                f"256 px, mapped by position: the block upsampling into the second-finest level, that level's "
+                f"blocks, the first full-resolution block); {self.ensemble_size} pixel MLPs {widths}, "
+                f"mean probability, uncertainty their std; {len(self.feature_timesteps)} U-Net evaluations per mask")
+
+
+# --- anomaly-ddpm (Pinaya et al. 2022; AnoDDPM-style reconstruction) -------------------------------
+
+# AutoDDPM (T = 1000): reconstruction from t = 200, threshold for <= 5 % false positives on healthy
+# data. DDIM from t = 200 at the seed's DDIM spacing (50 steps over 1000: every 20) is 10 steps.
+ANOMALY_PAPER: dict[str, Any] = {
+    "start_steps": (200,),
+    "reconstruction_steps": 10,
+    "smoothing_sigma": 1.0,
+    "false_positive_rate": 0.05,
+}
+ANOMALY_SMALL: dict[str, Any] = {**ANOMALY_PAPER}
+ANOMALY_TINY: dict[str, Any] = {**ANOMALY_PAPER, "start_steps": (100, 200), "reconstruction_steps": 2}
+ANOMALY: dict[str, dict[str, Any]] = {"tiny": ANOMALY_TINY, "small": ANOMALY_SMALL, "paper": ANOMALY_PAPER}
+
+
+@dataclass(frozen=True)
+class AnomalyHyperparameters(XrayDDPMHyperparameters):
+    """anomaly-ddpm: the X-ray DDPM (trained on healthy images), how an image is reconstructed, how the
+    residual is smoothed, and the healthy false-positive rate the calibration fixes at probability 0.5."""
+
+    start_steps: tuple[int, ...]
+    reconstruction_steps: int
+    smoothing_sigma: float
+    false_positive_rate: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.start_steps or not all(1 <= t < self.timesteps for t in self.start_steps):
+            raise SegbenchError(f"start_steps={self.start_steps}: need one or more steps in 1..{self.timesteps - 1}")
+        if not 1 <= self.reconstruction_steps <= min(self.start_steps) + 1:
+            raise SegbenchError(f"reconstruction_steps={self.reconstruction_steps} out of range; valid: "
+                                f"1..{min(self.start_steps) + 1} (at most one per timestep of the shortest start)")
+        if not 0 <= self.smoothing_sigma <= self.image_size / 4:
+            raise SegbenchError(f"smoothing_sigma={self.smoothing_sigma} must be in [0, {self.image_size / 4:g}] pixels")
+        if not 0 < self.false_positive_rate < 0.5:
+            raise SegbenchError(f"false_positive_rate={self.false_positive_rate} must be in (0, 0.5)")
+
+    def summary(self) -> str:
+        starts = ", ".join(map(str, self.start_steps))
+        return (f"{self.ddpm_line()}; trained on healthy images only. Anomaly map (Pinaya et al., AnoDDPM-style): "
+                f"noise to t={starts}, DDIM {self.reconstruction_steps} steps back, |image - reconstruction| "
+                f"averaged over starts, Gaussian sigma {self.smoothing_sigma:g} px; probability 0.5 at the healthy "
+                f"validation pixels' {100 * (1 - self.false_positive_rate):g}th percentile (false-positive rate "
+                f"{self.false_positive_rate:g}); {len(self.start_steps) * self.reconstruction_steps} U-Net "
+                f"evaluations per mask")
+
+
+# --- presets, summaries and costs for the plugin -----------------------------------------------------
+
+
+def _presets(head: Mapping[str, dict[str, Any]], stages: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, Preset]:
+    return {name: Preset({**XRAY_DDPM[name], **head[name]}, {}, {stage: dict(settings[name])
+                                                              for stage, settings in stages.items()})
+            for name in ("tiny", "small", "paper")}
+
+
+FEATURES_PRESETS = _presets(FEATURES, {"ddpm": DDPM_STAGE, "mlp": MLP_STAGE})
+ANOMALY_PRESETS = _presets(ANOMALY, {"ddpm": DDPM_STAGE, "calibration": {name: {} for name in XRAY_DDPM}})
+
+
+def features_summary(params: Mapping[str, Any]) -> str:
+    """`segbench info`'s line for ddpm-features."""
+    return FeaturesHyperparameters.from_mapping({"image_size": 64, **params}).summary()
+
+
+def anomaly_summary(params: Mapping[str, Any]) -> str:
+    """`segbench info`'s line for anomaly-ddpm."""
+    return AnomalyHyperparameters.from_mapping({"image_size": 64, **params}).summary()
+
+
+def features_evaluations(params: Mapping[str, Any]) -> int:
+    """U-Net forward passes per predicted mask: one per feature timestep (the MLPs are not counted)."""
+    return len(params["feature_timesteps"])
+
+
+def anomaly_evaluations(params: Mapping[str, Any]) -> int:
+    """U-Net forward passes per predicted mask: the DDIM steps of every reconstruction."""
+    return len(params["start_steps"]) * int(params["reconstruction_steps"])

@@ -1,0 +1,80 @@
+"""Registers ddpm-features and anomaly-ddpm, each trained in stages (see `segbench.specs.Stage`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segbench import ModelSpec, hookimpl
+from segbench.specs import Stage
+from segbench_unconditional.hyperparameters import (
+    ANOMALY_PRESETS,
+    DDPM_TRAINING_FIELDS,
+    FEATURES_PRESETS,
+    AnomalyHyperparameters,
+    FeaturesHyperparameters,
+    anomaly_evaluations,
+    anomaly_summary,
+    features_evaluations,
+    features_summary,
+)
+
+FEATURES_REFERENCE = ("Baranchuk et al. 2022, Label-Efficient Semantic Segmentation with Diffusion Models "
+                      "(ICLR; arXiv:2112.03126)")
+ANOMALY_REFERENCE = ("Pinaya et al. 2022, Fast Unsupervised Brain Anomaly Detection and Segmentation with Diffusion "
+                     "Models (MICCAI; arXiv:2206.03461); Wyatt et al. 2022, AnoDDPM (CVPR Workshops)")
+
+# The DDPM stage reads no masks, so a run trains it once and reuses it across label budgets; its result
+# depends only on the network and schedule hyperparameters.
+FEATURES_STAGES = (
+    Stage("ddpm", view="images", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPM_TRAINING_FIELDS,
+          description="the unconditional X-ray DDPM on every training image"),
+    Stage("mlp", view="labelled", loss="training_loss", trains="ensemble",
+          description="the pixel-MLP ensemble on the labelled images' DDPM features"),
+)
+ANOMALY_STAGES = (
+    Stage("ddpm", view="healthy", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPM_TRAINING_FIELDS,
+          description="the unconditional X-ray DDPM on healthy training images"),
+    Stage("calibration", view="healthy", split="val", fit="calibrate", loss="", trains="",
+          description="the anomaly-score threshold at the healthy validation pixels' false-positive rate"),
+)
+
+
+# torch and the networks are imported on first use, so listing plugins stays fast
+def _ddpm_features(values: dict[str, Any]) -> Any:
+    from segbench_unconditional.ddpm_features import ddpm_features
+
+    return ddpm_features(values)
+
+
+def _anomaly_ddpm(values: dict[str, Any]) -> Any:
+    from segbench_unconditional.anomaly_ddpm import anomaly_ddpm
+
+    return anomaly_ddpm(values)
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(
+        name="ddpm-features",
+        factory=_ddpm_features,
+        family="diffusion",
+        presets=FEATURES_PRESETS,
+        schema=FeaturesHyperparameters,
+        description="Ensemble of pixel MLPs on an unconditional X-ray DDPM's decoder features; DDPM trained without masks",
+        reference=FEATURES_REFERENCE,
+        summary=features_summary,
+        network_evaluations=features_evaluations,
+        stages=FEATURES_STAGES,
+    ))
+    register(ModelSpec(
+        name="anomaly-ddpm",
+        factory=_anomaly_ddpm,
+        family="diffusion",
+        presets=ANOMALY_PRESETS,
+        schema=AnomalyHyperparameters,
+        description="Unsupervised: residual of a healthy-image DDPM's reconstruction, thresholded at a healthy false-positive rate",
+        reference=ANOMALY_REFERENCE,
+        summary=anomaly_summary,
+        network_evaluations=anomaly_evaluations,
+        stages=ANOMALY_STAGES,
+    ))

@@ -1,0 +1,30 @@
+"""Builders shared by the tests of the unconditional plugin."""
+
+import torch
+
+from segbench_unconditional.hyperparameters import ANOMALY_PRESETS, FEATURES_PRESETS
+
+
+def tiny_features(image_size: int = 32, **overrides):
+    """A tiny ddpm-features model (seeded), hyperparameters overridable."""
+    from segbench_unconditional.ddpm_features import ddpm_features
+
+    torch.manual_seed(0)
+    return ddpm_features({**FEATURES_PRESETS["tiny"].model, "image_size": image_size, **overrides})
+
+
+def tiny_anomaly(image_size: int = 32, **overrides):
+    """A tiny anomaly-ddpm model (seeded), hyperparameters overridable."""
+    from segbench_unconditional.anomaly_ddpm import anomaly_ddpm
+
+    torch.manual_seed(0)
+    return anomaly_ddpm({**ANOMALY_PRESETS["tiny"].model, "image_size": image_size, **overrides})
+
+
+def perturb(module: torch.nn.Module, scale: float = 0.05, seed: int = 1) -> None:
+    """Move every parameter off its initial value, so zero-initialised layers (the U-Net's output and
+    residual branches) pass signal, as after training."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
