@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned together so pip cannot swap the torch build; override for another CUDA/CPU build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test test-slow test-all reports study-report clean-cache
+.PHONY: install run test test-slow test-all reports study-report study-labels study-peers clean-cache
 
 $(BIN)/segbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,17 +43,31 @@ reports: install
 	  done; \
 	done
 
-# The example study in reports/study-infection/ (the README's headline table): diff-add, sde-add and unet
-# on phantom infection over run seeds 0-2, small preset, CPU (~35 min on 2 idle cores). Resumable: rerun
-# to continue an interrupted one; a finished study only renders the report again.
+# The example studies, each resumable (rerun to continue an interrupted one; a finished study only renders
+# its report again), small preset, CPU:
+# - study-report: reports/study-infection/ (the README's headline table): diff-add, sde-add and unet on
+#   phantom infection over run seeds 0-2 (~35 min on 2 idle cores);
+# - study-labels: reports/study-labels/ (the README's learning curve): unet, diff-add, ddpm-features and
+#   anomaly-ddpm at 16, 64 and all labelled images over seeds 0-2;
+# - study-peers: reports/study-peers/: medsegdiff, berdiff, diff-add and unet over seeds 0-2.
 STUDY_DIR ?= runs/study-phantom-infection
 
-study-report: install
-	$(BIN)/segbench study run studies/phantom-infection.toml --out $(STUDY_DIR)
+define study
+	$(BIN)/segbench study run studies/$(1).toml --out $(2)
 	set -e; for format in md:report.md latex:report.tex html:report.html csv:summary.csv; do \
-	  $(BIN)/segbench report $(STUDY_DIR) $$([ $${format%%:*} = latex ] && echo --standalone) --format $${format%%:*} \
-	    --out reports/study-infection/$${format#*:}; \
+	  $(BIN)/segbench report $(2) $$([ $${format%%:*} = latex ] && echo --standalone) --format $${format%%:*} \
+	    --out reports/$(3)/$${format#*:}; \
 	done
+endef
+
+study-report: install
+	$(call study,phantom-infection,$(STUDY_DIR),study-infection)
+
+study-labels: install
+	$(call study,phantom-labels,runs/study-phantom-labels,study-labels)
+
+study-peers: install
+	$(call study,phantom-peers,runs/study-phantom-peers,study-peers)
 
 clean-cache:
 	rm -rf "$${SEGBENCH_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/segbench}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from segbench.errors import SegbenchError
 from segbench.plan.training import TrainingSettings
@@ -48,9 +48,8 @@ class ModelPlan:
         def settings(values: dict[str, Any]) -> TrainingSettings:
             return TrainingSettings(**{k: v for k, v in values.items() if k in known})
 
-        return cls(data["name"], data.get("plugin", ""), data.get("family", ""), dict(data["hyperparameters"]),
-                   settings(data["training"]), data.get("variant"),
-                   {stage: settings(values) for stage, values in data.get("stages", {}).items()})
+        return from_fields(cls, data, hyperparameters=dict(data["hyperparameters"]), training=settings(data["training"]),
+                           stages={stage: settings(values) for stage, values in data.get("stages", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,7 @@ class EvaluationPlan:
     threshold: float
 
 
+T = TypeVar("T")
 NESTED = ("data", "evaluation", "models", "track")  # RunPlan's fields that are not plain JSON scalars
 
 
@@ -130,10 +130,10 @@ class RunPlan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunPlan:
-        scalars = {f.name: data.get(f.name, None if f.default is MISSING else f.default)
-                   for f in fields(cls) if f.name not in NESTED}
-        return cls(**scalars, data=DataPlan(**data["data"]), evaluation=EvaluationPlan(**data["evaluation"]),
-                   models=tuple(ModelPlan.from_json(m) for m in data["models"]), track=tuple(data.get("track", ())))
+        return from_fields(cls, data, data=from_fields(DataPlan, data["data"]),
+                           evaluation=from_fields(EvaluationPlan, data["evaluation"]),
+                           models=tuple(ModelPlan.from_json(m) for m in data["models"]),
+                           track=tuple(data.get("track", ())))
 
     def shaping(self) -> dict[str, Any]:
         """The settings results depend on, in config.json's JSON form: what `--resume` must find unchanged
@@ -152,6 +152,22 @@ class RunPlan:
             **({"stages": {m.name: {k: v.to_json() for k, v in m.stages.items()} for m in self.models if m.stages}}
                if any(m.stages for m in self.models) else {}),
         })
+
+
+def from_fields(cls: type[T], stored: dict[str, Any], /, **typed: Any) -> T:
+    """A dataclass from its JSON form: each field from `typed` (what needs converting), else as stored, else
+    its default (a field added since the file was written), else None (keys the file has that the class
+    lacks are ignored)."""
+    def value(f: Field) -> Any:
+        if f.name in typed:
+            return typed[f.name]
+        if f.name in stored:
+            return stored[f.name]
+        if f.default is not MISSING:
+            return f.default
+        return f.default_factory() if f.default_factory is not MISSING else None
+
+    return cls(**{f.name: value(f) for f in fields(cls)})
 
 
 def as_json(value: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 from segbench.errors import SegbenchError
 from segbench.plan.build import build_plan
 from segbench.plan.request import RunRequest
-from segbench.plan.run_plan import RunPlan
+from segbench.plan.run_plan import RunPlan, from_fields
 from segbench.plugins import Registry
 from segbench.results.store import safe_name
 from segbench.seeds import stable_digest
@@ -51,10 +51,9 @@ class Cell:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Cell:
-        variants = tuple(Variant(**{**v, "models": None if v["models"] is None else tuple(v["models"])})
+        variants = tuple(from_fields(Variant, v, models=None if v["models"] is None else tuple(v["models"]))
                          for v in data["variants"])
-        return cls(data["id"], data["dataset"], data["model"], data["seed"], data["fold"], RunRequest(**data["request"]),
-                   variants, data.get("labels"))
+        return from_fields(cls, data, request=from_fields(RunRequest, data["request"]), variants=variants)
 
 
 def folds_file(study_dir: Path, dataset: str) -> Path:
