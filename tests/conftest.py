@@ -50,3 +50,12 @@ def run_cli(monkeypatch: pytest.MonkeyPatch):
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def single_thread():
+    """For tests of tiny networks (a directory's conftest makes it autouse): one thread avoids OpenMP
+    synchronisation costing more than the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

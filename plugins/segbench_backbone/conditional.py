@@ -27,18 +27,7 @@ class ConditionalUNet(nn.Module):
         self.condition_encoder = RRDBEncoder(
             1, hparams.cond_channels, hparams.rrdb_nf, hparams.rrdb_gc, hparams.rrdb_blocks
         )
-        self.unet = NoiseUNet(
-            in_channels=hparams.cond_channels + 1 if conditioning == "concat" else hparams.cond_channels,
-            image_size=hparams.image_size,
-            base_channels=hparams.base_channels,
-            channel_mult=hparams.channel_mult,
-            num_res_blocks=hparams.num_res_blocks,
-            attention_resolutions=hparams.attention_resolutions,
-            head_channels=hparams.head_channels,
-            norm_groups=hparams.norm_groups,
-            dropout=hparams.dropout,
-            checkpointing=hparams.gradient_checkpointing,
-        )
+        self.unet = NoiseUNet.of(hparams, hparams.cond_channels + 1 if conditioning == "concat" else hparams.cond_channels)
         if hparams.channels_last:
             self.to(memory_format=torch.channels_last)
 

@@ -51,6 +51,17 @@ DDPM_HEAD: dict[str, dict[str, Any]] = {"tiny": TINY_HEAD, "small": SMALL_HEAD, 
 _SAMPLER_NAMES = {"ddim": "DDIM", "ddpm": "ancestral DDPM", "dpmpp2m": "DPM-Solver++(2M)"}
 
 
+def check_schedule(hparams: Any) -> None:
+    """A DDPM's schedule fields: timesteps and sampling_steps positive integers, 0 < beta_start < beta_end < 1."""
+    for name in ("timesteps", "sampling_steps"):
+        if getattr(hparams, name) < 1:
+            raise SegbenchError(f"{name}={getattr(hparams, name)} must be a positive integer")
+    if not 0 < hparams.beta_start < hparams.beta_end < 1:
+        raise SegbenchError(
+            f"beta_start={hparams.beta_start}, beta_end={hparams.beta_end}: need 0 < beta_start < beta_end < 1"
+        )
+
+
 @dataclass(frozen=True)
 class DDPMHyperparameters(BackboneHyperparameters):
     """Backbone plus the DDPM head: schedule, prediction, loss and sampler (validated on creation)."""
@@ -67,13 +78,7 @@ class DDPMHyperparameters(BackboneHyperparameters):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("timesteps", "sampling_steps"):
-            if getattr(self, name) < 1:
-                raise SegbenchError(f"{name}={getattr(self, name)} must be a positive integer")
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise SegbenchError(
-                f"beta_start={self.beta_start}, beta_end={self.beta_end}: need 0 < beta_start < beta_end < 1"
-            )
+        check_schedule(self)
         if self.prediction not in PREDICTIONS:
             raise SegbenchError(f"unknown prediction {self.prediction!r}; valid: {', '.join(PREDICTIONS)}")
         if self.loss not in LOSSES:

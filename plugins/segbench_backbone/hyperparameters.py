@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from segbench import SegbenchError
 from segbench.presets import SEED_PAPER_TRAINING
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+T = TypeVar("T")
 
 # The seed paper (after SegDiff, Amit et al. 2021) at 64x64: with the diffusion head, a 218 M-parameter U-Net.
 PAPER: dict[str, Any] = {
@@ -84,6 +86,15 @@ TRAINING: dict[str, dict[str, Any]] = {
 }
 
 
+def from_factory_input(cls: type[T], values: Mapping[str, Any]) -> T:
+    """The fields of the dataclass `cls` from a factory's input (other keys, such as a prefix variant, are
+    not its); a missing one is a clear error."""
+    missing = [f.name for f in fields(cls) if f.name not in values]
+    if missing:
+        raise SegbenchError(f"model hyperparameters lack {missing[0]!r}")
+    return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
 @dataclass(frozen=True)
 class BackboneHyperparameters:
     """Backbone hyperparameters (NoiseUNet + RRDB condition encoder), validated on creation.
@@ -109,11 +120,7 @@ class BackboneHyperparameters:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Self:
-        """The fields of this class from a factory's input (other keys, such as a prefix variant, are not ours)."""
-        missing = [f.name for f in fields(cls) if f.name not in values]
-        if missing:
-            raise SegbenchError(f"model hyperparameters lack {missing[0]!r}")
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return from_factory_input(cls, values)
 
     @property
     def level_resolutions(self) -> tuple[int, ...]:

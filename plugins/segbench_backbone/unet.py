@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -251,6 +252,16 @@ class NoiseUNet(nn.Module):
             nn.SiLU(),
             zero_init(nn.Conv2d(channels, 1, 3, padding=1)),
         )
+
+    @classmethod
+    def of(cls, hparams: Any, in_channels: int, attention: str = "full") -> NoiseUNet:
+        """The U-Net that hyperparameters with the backbone's network fields describe (base_channels,
+        channel_mult, ..., gradient_checkpointing), on `in_channels` input channels."""
+        return cls(in_channels=in_channels, image_size=hparams.image_size, base_channels=hparams.base_channels,
+                   channel_mult=hparams.channel_mult, num_res_blocks=hparams.num_res_blocks,
+                   attention_resolutions=hparams.attention_resolutions, head_channels=hparams.head_channels,
+                   norm_groups=hparams.norm_groups, dropout=hparams.dropout,
+                   checkpointing=hparams.gradient_checkpointing, attention=attention)
 
     def embed(self, t: Tensor) -> Tensor:
         """The time embedding (B, 4 * base_channels) every ResBlock adds, for noise labels t (B,)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from segbench import Preset, SegbenchError
 from segbench.presets import seed_paper_task_layers
+from segbench_backbone.ddpm_hyperparameters import check_schedule
 from segbench_backbone.hyperparameters import BACKBONE, TRAINING, BackboneHyperparameters
 
 SAMPLERS = ("ddim", "ddpm")
@@ -65,13 +66,7 @@ class BerDiffHyperparameters(BackboneHyperparameters):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("timesteps", "sampling_steps"):
-            if getattr(self, name) < 1:
-                raise SegbenchError(f"{name}={getattr(self, name)} must be a positive integer")
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise SegbenchError(
-                f"beta_start={self.beta_start}, beta_end={self.beta_end}: need 0 < beta_start < beta_end < 1"
-            )
+        check_schedule(self)
         for name, valid in (("sampler", SAMPLERS), ("prediction", PREDICTIONS), ("loss", LOSSES)):
             if getattr(self, name) not in valid:
                 raise SegbenchError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")

@@ -82,23 +82,9 @@ class MedSegDiffUNet(nn.Module):
             1, hparams.cond_channels, hparams.rrdb_nf, hparams.rrdb_gc, hparams.rrdb_blocks
         )
 
-        def unet(in_channels: int) -> NoiseUNet:
-            return NoiseUNet(
-                in_channels=in_channels,
-                image_size=hparams.image_size,
-                base_channels=hparams.base_channels,
-                channel_mult=hparams.channel_mult,
-                num_res_blocks=hparams.num_res_blocks,
-                attention_resolutions=hparams.attention_resolutions,
-                head_channels=hparams.head_channels,
-                norm_groups=hparams.norm_groups,
-                dropout=hparams.dropout,
-                checkpointing=hparams.gradient_checkpointing,
-            )
-
-        self.unet = unet(1)  # E_x sees the noisy mask alone
+        self.unet = NoiseUNet.of(hparams, 1)  # E_x sees the noisy mask alone
         # E_I: the input conv and encoder of a second U-Net (its middle and decoder are not kept)
-        image_unet = unet(hparams.cond_channels)
+        image_unet = NoiseUNet.of(hparams, hparams.cond_channels)
         self.image_input, self.image_encoder = image_unet.input_conv, image_unet.encoder
         levels, blocks = len(hparams.channel_mult), hparams.num_res_blocks
         # NoiseUNet's encoder: per level `blocks` stages, then a downsampling stage (not after the last level)

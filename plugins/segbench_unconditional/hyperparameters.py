@@ -7,12 +7,13 @@ No torch import here, so registering the plugin stays cheap.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from segbench import Preset, SegbenchError
 from segbench.presets import SEED_PAPER_TRAINING
-from segbench_backbone.hyperparameters import BackboneHyperparameters
+from segbench_backbone.ddpm_hyperparameters import check_schedule
+from segbench_backbone.hyperparameters import BackboneHyperparameters, from_factory_input
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -114,11 +115,7 @@ class XrayDDPMHyperparameters:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Self:
-        """The fields of this class from a factory's input (other keys are not ours)."""
-        missing = [f.name for f in fields(cls) if f.name not in values]
-        if missing:
-            raise SegbenchError(f"model hyperparameters lack {missing[0]!r}")
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return from_factory_input(cls, values)
 
     def __post_init__(self) -> None:
         # The U-Net's checks are the backbone's: it validates the same fields for the conditional models
@@ -132,13 +129,7 @@ class XrayDDPMHyperparameters:
         )
         if self.attention not in ATTENTIONS:
             raise SegbenchError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTIONS)}")
-        for name in ("timesteps", "sampling_steps"):
-            if getattr(self, name) < 1:
-                raise SegbenchError(f"{name}={getattr(self, name)} must be a positive integer")
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise SegbenchError(
-                f"beta_start={self.beta_start}, beta_end={self.beta_end}: need 0 < beta_start < beta_end < 1"
-            )
+        check_schedule(self)
         if self.sampling_steps > self.timesteps:
             raise SegbenchError(f"sampling_steps={self.sampling_steps} out of range for timesteps={self.timesteps}; "
                                 f"valid: 1..{self.timesteps}")

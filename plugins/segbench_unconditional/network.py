@@ -44,19 +44,7 @@ class XrayDDPM(nn.Module):
     def __init__(self, hparams: XrayDDPMHyperparameters) -> None:
         super().__init__()
         self.hparams = hparams
-        self.unet = NoiseUNet(
-            in_channels=1,
-            image_size=hparams.image_size,
-            base_channels=hparams.base_channels,
-            channel_mult=hparams.channel_mult,
-            num_res_blocks=hparams.num_res_blocks,
-            attention_resolutions=hparams.attention_resolutions,
-            head_channels=hparams.head_channels,
-            norm_groups=hparams.norm_groups,
-            dropout=hparams.dropout,
-            checkpointing=hparams.gradient_checkpointing,
-            attention=hparams.attention,
-        )
+        self.unet = NoiseUNet.of(hparams, 1, hparams.attention)
         if hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         betas = linear_betas(hparams.timesteps, hparams.beta_start, hparams.beta_end)

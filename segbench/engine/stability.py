@@ -12,7 +12,10 @@ WINDOW = 100
 
 
 class TrainingDiverged(RuntimeError):
-    """Training became unstable; the message names the epoch, the step and what happened."""
+    """Training became unstable; the message names the epoch, the step and what happened, and `stage` the
+    training stage it happened in (set by the staged training that ran it)."""
+
+    stage: str = ""
 
 
 class DivergenceGuard:

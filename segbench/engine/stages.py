@@ -20,7 +20,7 @@ from segbench.data.cache import cache_dir
 from segbench.data.views import TrainingView
 from segbench.engine.device import Runtime
 from segbench.engine.distributed import on_main
-from segbench.engine.training import Checkpointing, Objective, TrainingStep, train
+from segbench.engine.training import Checkpointing, Objective, TrainingDiverged, TrainingStep, train
 from segbench.io import atomic_write_text
 from segbench.io.checkpoints import load_checkpoint, save_checkpoint
 from segbench.plan.training import TrainingSettings
@@ -120,8 +120,12 @@ def train_stages(network: nn.Module, job: StagedTraining) -> list[StageRecord]:
         reused = ""
         if job.store is not None and reusable(job.stages, index):
             reused = on_main(lambda: _restore_stored(job.store, digest, folder), job.runtime.dist)
-        result = (_fit(network, job, stage, view, folder, resume=job.resume or bool(reused)) if stage.fit
-                  else _train(network, job, stage, view, folder, resume=job.resume or bool(reused)))
+        try:
+            result = (_fit(network, job, stage, view, folder, resume=job.resume or bool(reused)) if stage.fit
+                      else _train(network, job, stage, view, folder, resume=job.resume or bool(reused)))
+        except TrainingDiverged as exc:
+            exc.stage = stage.name
+            raise
         if job.store is not None and reusable(job.stages, index) and not reused and job.runtime.dist.main:
             job.store.keep(digest, folder / CHECKPOINT, {"run": job.origin, "model": job.model, "stage": stage.name})
         results.append(result if not reused else _as_reused(result, reused))

@@ -170,10 +170,10 @@ def models_table(results: RunResults) -> list[str]:
     failed = [row[0] for row in model_rows(results) if row[-1] != "done"]
     note = f" Failed (no results): {escape(', '.join(failed))}." if failed else ""
     s = dict(header_items(results, {}))
-    caption = (f"The cost of each result: parameters trained and frozen, labelled training images and validation "
-               "masks read, images used without masks, per training stage optimiser steps x batch and seconds, "
-               "network evaluations per mask x ensemble, FLOPs per mask (as torch.utils.flop_counter counts "
-               f"them) and masks per second on {escape(s['Device'])}.{note}")
+    caption = escape("The cost of each result: parameters trained and frozen, labelled training images and "
+                     "validation masks read, images used without masks, per training stage optimiser steps x batch "
+                     "and seconds, network evaluations per mask x ensemble, FLOPs per mask (as "
+                     f"torch.utils.flop_counter counts them) and masks per second on {s['Device']}.") + note
     return _table("ll" + "r" * (len(MODEL_COLUMNS) - 3), body, caption, _label(results, "-models"))
 
 

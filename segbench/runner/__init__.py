@@ -34,7 +34,7 @@ from segbench.progress import Progress
 from segbench.protocol import eval_subset
 from segbench.results import ModelRecord, RunRecord, RunStore
 from segbench.results.directory import check_resume, open_run_directory
-from segbench.results.store import checkpoint_dir
+from segbench.results.store import stage_checkpoint_dir
 from segbench.runner.context import RunContext, for_each_model, notify
 from segbench.runner.evaluation import evaluate_model, plugin_failure
 from segbench.runner.synthesis import synthesize
@@ -189,8 +189,10 @@ def run_model(model: ModelPlan, network: torch.nn.Module, context: RunContext) -
     try:
         trained = train_model(model, network, context)
     except TrainingDiverged as exc:
+        stages = context.registry.model(model.name).stages
+        kept = stage_checkpoint_dir(model.name, stages, next(s for s in stages if s.name == exc.stage))
         context.progress.log(f"[red]model {model.name} failed[/]: training diverged: {exc}; its last good "
-                             f"checkpoint under {checkpoint_dir(model.name)} is kept, the run goes on")
+                             f"checkpoint {kept}/last.pt is kept, the run goes on")
         return ModelRecord(error=f"training diverged: {exc}", parameters=parameters)
     except SegbenchError:
         raise

@@ -24,14 +24,17 @@ RESULTS = ("per_image.csv", "summary.csv", "predictions/toy-staged.npz")
 
 @pytest.fixture(scope="module")
 def budget_4(tmp_path_factory):
-    """A run of toy-staged with 4 labelled images, and the masks its labelled stage read."""
+    """A run of toy-staged with 4 labelled images, and the masks its labelled stage read; the module's
+    tests share a cache of their own, so no stage stored by another test is found."""
     from tests.reliability.conftest import cli
 
-    out = tmp_path_factory.mktemp("staged") / "labels-4"
-    toy_plugin.MASKS_SEEN.clear()
-    code, _, stderr = cli(*STAGED, "--labels", "4", "--out", str(out))
-    assert code == 0, stderr
-    return out, set(toy_plugin.MASKS_SEEN)
+    folder = tmp_path_factory.mktemp("staged")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEGBENCH_CACHE", str(folder / "cache"))
+        toy_plugin.MASKS_SEEN.clear()
+        code, _, stderr = cli(*STAGED, "--labels", "4", "--out", str(folder / "labels-4"))
+        assert code == 0, stderr
+        yield folder / "labels-4", set(toy_plugin.MASKS_SEEN)
 
 
 def test_each_stage_sees_its_view_and_the_labelled_one_only_the_budget(budget_4):

@@ -238,3 +238,24 @@ def test_a_model_in_stages_trains_under_two_processes_and_reuses_its_stored_stag
     done = single("evaluate", str(tmp_path / "first"), "--out", str(tmp_path / "evaluated"), "--quiet", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert same_files(tmp_path / "first", tmp_path / "evaluated", files) == []
+
+
+def _other_builtin_models() -> list[str]:
+    from tests.reliability.test_resume_models import BUILTIN
+
+    return [m for m in BUILTIN if m not in FAMILIES.split(",")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", _other_builtin_models())
+def test_every_other_builtin_model_evaluates_byte_identically_under_two_processes(tmp_path, model):
+    """Registry-driven: each built-in model outside FAMILIES (tiny, ensemble of 2), trained in one process,
+    evaluated by two; on toy-mixed, whose healthy images anomaly-ddpm trains on."""
+    mixed = ("--task", "infection", "--dataset", "toy-mixed", "--image-size", "32", "--quiet")
+    trained = tmp_path / "run"
+    done = single("run", *mixed, "--models", model, "--preset", "tiny", "--ensemble", "2", "--eval-batch-size", "3",
+                  "--out", str(trained))
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun("evaluate", str(trained), "--out", str(tmp_path / "sharded"), "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert same_files(trained, tmp_path / "sharded", _files(model)) == []

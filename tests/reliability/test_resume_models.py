@@ -1,6 +1,6 @@
 """Resume is exact for every built-in model, not only the toy ones (registry-driven).
 
-Each built-in model (tiny preset, on the toy squares at 32x32) is killed with SIGKILL during its
+Each built-in model (tiny preset, on the toy squares with healthy images at 32x32) is killed with SIGKILL during its
 training and, after a resume, during its evaluation; a last `--resume` must finish with
 per_image.csv, summary.csv and predictions/*.npz byte-identical to an uninterrupted run. The main
 job's pair (unet + diff-add) is killed together, by its own counters and from outside at several
@@ -36,9 +36,10 @@ DEFAULT_SUITE = ("unet", "diff-add")
 
 def _run(models: str) -> tuple[str, ...]:
     # 24 training images: 6 steps per epoch at the U-Nets' tiny batch of 4, 3 at the diffusion models' 8;
-    # 10 test images x 2 members in batches of 3: 7 prediction batches per model.
-    return ("run", "--task", "lung", "--dataset", "toy", "--models", models, "--preset", "tiny", "--image-size", "32",
-            "--ensemble", "2", "--eval-batch-size", "3", "--seed", "3", "--quiet")
+    # 10 test images x 2 members in batches of 3: 7 prediction batches per model. toy-mixed has the healthy
+    # images (no foreground) that anomaly-ddpm trains on.
+    return ("run", "--task", "infection", "--dataset", "toy-mixed", "--models", models, "--preset", "tiny",
+            "--image-size", "32", "--ensemble", "2", "--eval-batch-size", "3", "--seed", "3", "--quiet")
 
 
 def _compared(models: str) -> list[str]:

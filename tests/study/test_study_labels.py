@@ -30,7 +30,8 @@ toy-staged = {}
 """
 
 
-def test_a_labels_axis_runs_each_budget_reuses_budget_free_stages_and_reports_a_learning_curve(tmp_path):
+def test_a_labels_axis_runs_each_budget_reuses_budget_free_stages_and_reports_a_learning_curve(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CACHE", str(tmp_path / "cache"))  # no stage stored by another test
     out = tmp_path / "study"
     code, _, stderr = cli("study", "run", str(write(tmp_path, STUDY)), "--out", str(out))
     assert code == 0, stderr
