@@ -2,6 +2,7 @@
 
 import pluggy
 
+from segbench.deferred import deferred
 from segbench.errors import SegbenchError
 from segbench.specs import (
     DatasetOptions,
@@ -33,5 +34,6 @@ __all__ = [
     "Stage",
     "TrackerSpec",
     "__version__",
+    "deferred",
     "hookimpl",
 ]

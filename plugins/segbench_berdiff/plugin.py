@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from segbench import ModelSpec, hookimpl
+from segbench import ModelSpec, deferred, hookimpl
 from segbench_berdiff.hyperparameters import (
     PRESETS,
     BerDiffHyperparameters,
@@ -16,18 +15,11 @@ REFERENCE = ("Chen, Wang & Shan 2023, BerDiff: Conditional Bernoulli Diffusion M
              "Segmentation (MICCAI 2023, arXiv:2304.04429)")
 
 
-# torch and the network are imported on first use, so listing plugins stays fast
-def _berdiff(values: dict[str, Any]) -> Any:
-    from segbench_berdiff.segmenter import berdiff
-
-    return berdiff(values)
-
-
 @hookimpl
 def register_models(register):
     register(ModelSpec(
         name="berdiff",
-        factory=_berdiff,
+        factory=deferred("segbench_berdiff.segmenter:berdiff"),
         family="diffusion",
         presets=PRESETS,
         schema=BerDiffHyperparameters,

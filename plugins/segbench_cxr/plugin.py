@@ -3,25 +3,7 @@ so listing plugins does not pay for numpy, scipy or PIL."""
 
 from __future__ import annotations
 
-from segbench import DatasetOptions, DatasetSpec, hookimpl
-
-
-def _phantom(options: DatasetOptions):
-    from segbench_cxr.phantom import PhantomSource
-
-    return PhantomSource.from_options(options)
-
-
-def _covid_qu_ex(options: DatasetOptions):
-    from segbench_cxr.covid_qu_ex import CovidQuExSource
-
-    return CovidQuExSource.from_options(options)
-
-
-def _folder(options: DatasetOptions):
-    from segbench_cxr.folder import FolderSource
-
-    return FolderSource.from_options(options)
+from segbench import DatasetSpec, deferred, hookimpl
 
 
 @hookimpl
@@ -30,7 +12,7 @@ def register_datasets(register) -> None:
         DatasetSpec(
             name="cxr-phantom",
             tasks=("lung", "infection"),
-            factory=_phantom,
+            factory=deferred("segbench_cxr.phantom:PhantomSource.from_options"),
             description="procedural chest X-ray phantoms with lung and infection masks; no download",
             synthetic="synthetic chest X-ray phantoms, not patient data",
         )
@@ -39,7 +21,7 @@ def register_datasets(register) -> None:
         DatasetSpec(
             name="covid-qu-ex",
             tasks=("lung", "infection"),
-            factory=_covid_qu_ex,
+            factory=deferred("segbench_cxr.covid_qu_ex:CovidQuExSource.from_options"),
             description="Kaggle COVID-QU-Ex chest X-rays (lung and infection sets) under --data-root",
             needs_root=True,
             healthy=("group", "Normal"),
@@ -49,7 +31,7 @@ def register_datasets(register) -> None:
         DatasetSpec(
             name="folder",
             tasks=("lung", "infection"),
-            factory=_folder,
+            factory=deferred("segbench_cxr.folder:FolderSource.from_options"),
             description="images/ + masks/ with matching stems under --data-root; optional splits.json",
             needs_root=True,
         )

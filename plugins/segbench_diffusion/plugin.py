@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from segbench import ModelSpec, hookimpl
+from segbench import ModelSpec, deferred, hookimpl
 from segbench_backbone.ddpm_hyperparameters import ddpm_network_evaluations
 from segbench_diffusion.hyperparameters import (
     PRESETS,
@@ -20,24 +18,11 @@ WOLLEB_REFERENCE = (
 )
 
 
-# torch and the networks are imported on first use, so listing plugins stays fast
-def _diff_add(values: dict[str, Any]) -> Any:
-    from segbench_diffusion.segmenter import diff_add
-
-    return diff_add(values)
-
-
-def _diff_concat(values: dict[str, Any]) -> Any:
-    from segbench_diffusion.segmenter import diff_concat
-
-    return diff_concat(values)
-
-
 @hookimpl
 def register_models(register):
     register(ModelSpec(
         name="diff-add",
-        factory=_diff_add,
+        factory=deferred("segbench_diffusion.segmenter:diff_add"),
         family="diffusion",
         presets=PRESETS,
         schema=DiffusionHyperparameters,
@@ -48,7 +33,7 @@ def register_models(register):
     ))
     register(ModelSpec(
         name="diff-concat",
-        factory=_diff_concat,
+        factory=deferred("segbench_diffusion.segmenter:diff_concat"),
         family="diffusion",
         presets=PRESETS,
         schema=DiffusionHyperparameters,
@@ -60,7 +45,7 @@ def register_models(register):
     # The same network and head as diff-concat; only the presets differ (the recipe is a configuration).
     register(ModelSpec(
         name="diff-concat-wolleb",
-        factory=_diff_concat,
+        factory=deferred("segbench_diffusion.segmenter:diff_concat"),
         family="diffusion",
         presets=WOLLEB_PRESETS,
         schema=DiffusionHyperparameters,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from segbench import ModelSpec, hookimpl
+from segbench import ModelSpec, deferred, hookimpl
 from segbench_backbone.ddpm_hyperparameters import ddpm_network_evaluations
 from segbench_medsegdiff.hyperparameters import PRESETS, MedSegDiffHyperparameters, medsegdiff_summary
 
@@ -12,18 +11,11 @@ REFERENCE = ("Wu et al. 2023, MedSegDiff: Medical Image Segmentation with Diffus
              "(MIDL 2023, arXiv:2211.00611)")
 
 
-# torch and the network are imported on first use, so listing plugins stays fast
-def _medsegdiff(values: dict[str, Any]) -> Any:
-    from segbench_medsegdiff.segmenter import medsegdiff
-
-    return medsegdiff(values)
-
-
 @hookimpl
 def register_models(register):
     register(ModelSpec(
         name="medsegdiff",
-        factory=_medsegdiff,
+        factory=deferred("segbench_medsegdiff.segmenter:medsegdiff"),
         family="diffusion",
         presets=PRESETS,
         schema=MedSegDiffHyperparameters,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from segbench import ModelSpec, hookimpl
+from segbench import ModelSpec, deferred, hookimpl
 from segbench_score.hyperparameters import (
     NCSN_PRESETS,
     SDE_PRESETS,
@@ -25,22 +24,12 @@ SDE_REFERENCE = (
 )
 
 
-# torch and the networks are imported on first use, so listing plugins stays fast
-def _factory(name: str):
-    def build(values: dict[str, Any]) -> Any:
-        from segbench_score import segmenter
-
-        return getattr(segmenter, name)(values)
-
-    return build
-
-
 @hookimpl
 def register_models(register):
     for conditioning, verb in (("add", "added to"), ("concat", "concatenated with")):
         register(ModelSpec(
             name=f"ncsn-{conditioning}",
-            factory=_factory(f"ncsn_{conditioning}"),
+            factory=deferred(f"segbench_score.segmenter:ncsn_{conditioning}"),
             family="diffusion",
             presets=NCSN_PRESETS,
             schema=NCSNHyperparameters,
@@ -51,7 +40,7 @@ def register_models(register):
         ))
         register(ModelSpec(
             name=f"sde-{conditioning}",
-            factory=_factory(f"sde_{conditioning}"),
+            factory=deferred(f"segbench_score.segmenter:sde_{conditioning}"),
             family="diffusion",
             presets=SDE_PRESETS,
             schema=SDEHyperparameters,

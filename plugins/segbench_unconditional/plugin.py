@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from segbench import ModelSpec, hookimpl
-from segbench.specs import Stage
+from segbench import ModelSpec, Stage, deferred, hookimpl
 from segbench_unconditional.hyperparameters import (
     ANOMALY_PRESETS,
     DDPM_TRAINING_FIELDS,
@@ -39,24 +37,11 @@ ANOMALY_STAGES = (
 )
 
 
-# torch and the networks are imported on first use, so listing plugins stays fast
-def _ddpm_features(values: dict[str, Any]) -> Any:
-    from segbench_unconditional.ddpm_features import ddpm_features
-
-    return ddpm_features(values)
-
-
-def _anomaly_ddpm(values: dict[str, Any]) -> Any:
-    from segbench_unconditional.anomaly_ddpm import anomaly_ddpm
-
-    return anomaly_ddpm(values)
-
-
 @hookimpl
 def register_models(register):
     register(ModelSpec(
         name="ddpm-features",
-        factory=_ddpm_features,
+        factory=deferred("segbench_unconditional.ddpm_features:ddpm_features"),
         family="diffusion",
         presets=FEATURES_PRESETS,
         schema=FeaturesHyperparameters,
@@ -68,7 +53,7 @@ def register_models(register):
     ))
     register(ModelSpec(
         name="anomaly-ddpm",
-        factory=_anomaly_ddpm,
+        factory=deferred("segbench_unconditional.anomaly_ddpm:anomaly_ddpm"),
         family="diffusion",
         presets=ANOMALY_PRESETS,
         schema=AnomalyHyperparameters,

@@ -3,23 +3,21 @@
 import pytest
 
 from segbench import ModelSpec, SegbenchError
-from segbench.plan.build import plan_model
 from segbench.plan.training import TrainingSettings
 from segbench_backbone.hyperparameters import BACKBONE, TRAINING
 from segbench_berdiff import plugin
 from segbench_berdiff.hyperparameters import PRESETS, BerDiffHyperparameters
+from tests.segmenters import planned, registered
 
 
 def spec() -> ModelSpec:
-    specs: list[ModelSpec] = []
-    plugin.register_models(specs.append)
-    assert [s.name for s in specs] == ["berdiff"]
-    return specs[0]
+    specs = registered(plugin)
+    assert list(specs) == ["berdiff"]
+    return specs["berdiff"]
 
 
-def config(preset="tiny", image_size=32, **sets):
-    plan = plan_model(spec(), "berdiff", preset, "lung", image_size, sets={k: str(v) for k, v in sets.items()})
-    return BerDiffHyperparameters.from_mapping(plan.factory_input(image_size))
+def config(preset="tiny", image_size=32, **sets) -> BerDiffHyperparameters:
+    return planned(spec(), preset, image_size, **sets)
 
 
 def test_registration():

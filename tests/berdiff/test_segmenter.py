@@ -1,6 +1,8 @@
 """The berdiff segmenter: x0_hat from either prediction, the loss terms against their definitions, seeding,
 the shared backbone, and (slow) learning phantom lungs."""
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +11,7 @@ from segbench import Prediction
 from segbench_berdiff.bernoulli import bernoulli_kl, posterior_probability
 from segbench_berdiff.hyperparameters import PRESETS
 from segbench_berdiff.segmenter import BerDiffSegmenter, berdiff
+from tests.segmenters import perturbed, random_images
 from tests.test_learning_phantom import _dice_after_training
 
 SIZE = 16
@@ -16,16 +19,10 @@ SIZE = 16
 
 def tiny(**overrides) -> BerDiffSegmenter:
     """A tiny model with every parameter perturbed (the zero-initialised output would make x0_hat = 1/2)."""
-    torch.manual_seed(0)
-    model = berdiff({**PRESETS["tiny"].model, "image_size": SIZE, **overrides}).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
+    return perturbed(berdiff, {**PRESETS["tiny"].model, "image_size": SIZE, **overrides})
 
 
-def images(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+images = partial(random_images, SIZE)
 
 
 def test_the_network_is_diff_adds_rrdb_and_unet_with_the_condition_added():

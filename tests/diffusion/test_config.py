@@ -2,28 +2,20 @@
 
 import pytest
 
-from segbench import ModelSpec, SegbenchError
-from segbench.plan.build import plan_model
+from segbench import SegbenchError
 from segbench.plan.training import TrainingSettings
 from segbench_diffusion import plugin
 from segbench_diffusion.hyperparameters import PRESETS, DiffusionHyperparameters
+from tests.segmenters import planned, registered
 
 
-def config(preset="tiny", image_size=32, **sets):
+def config(preset="tiny", image_size=32, **sets) -> DiffusionHyperparameters:
     """The hyperparameters a run plans for diff-add, with `--set`-style overrides (as text)."""
-    spec = registered()["diff-add"]
-    plan = plan_model(spec, spec.name, preset, "lung", image_size, sets={k: str(v) for k, v in sets.items()})
-    return DiffusionHyperparameters.from_mapping(plan.factory_input(image_size))
-
-
-def registered() -> dict[str, ModelSpec]:
-    specs: list[ModelSpec] = []
-    plugin.register_models(specs.append)
-    return {spec.name: spec for spec in specs}
+    return planned(registered(plugin)["diff-add"], preset, image_size, **sets)
 
 
 def test_registers_diff_add_and_diff_concat_and_the_wolleb_configuration():
-    specs = registered()
+    specs = registered(plugin)
     assert set(specs) == {"diff-add", "diff-concat", "diff-concat-wolleb"}
     for spec in specs.values():
         assert spec.family == "diffusion"
@@ -48,7 +40,7 @@ def test_presets_hold_every_hyperparameter_and_only_training_settings_beside():
 
 
 def test_paper_preset_is_the_seed_setup():
-    preset = registered()["diff-add"].preset("paper", "infection")
+    preset = registered(plugin)["diff-add"].preset("paper", "infection")
     paper = {**preset.model, **preset.training}
     assert paper["base_channels"] == 192 and paper["channel_mult"] == (1, 2, 3, 4)
     assert paper["attention_resolutions"] == (32, 16, 8) and paper["head_channels"] == 64
@@ -105,7 +97,7 @@ def test_training_settings_are_left_to_the_engine():
 
 
 def test_summary_and_network_evaluations_follow_the_sampler():
-    spec = registered()["diff-add"]
+    spec = registered(plugin)["diff-add"]
     small = {**PRESETS["small"].model, "image_size": 64}
     assert spec.network_evaluations(small) == 10
     assert spec.network_evaluations({**small, "sampler": "ddpm"}) == 1000

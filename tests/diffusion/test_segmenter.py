@@ -1,29 +1,25 @@
 """The diffusion segmenter: Segmenter contract, seeding, condition caching, learning, presets."""
 
+from functools import partial
+
 import pytest
 import torch
 
 from segbench import Prediction
 from segbench_diffusion.hyperparameters import PRESETS
 from segbench_diffusion.segmenter import DiffusionSegmenter, diff_add, diff_concat
+from tests.segmenters import perturbed, random_images
 
 SIZE = 16
 
 
 def tiny(conditioning="add", **overrides) -> DiffusionSegmenter:
-    """A tiny model with every parameter perturbed, so that the zero-initialised output layers do
-    not make eps = 0 and the samples really depend on the image, the seed and the network."""
-    torch.manual_seed(0)
+    """A tiny model with every parameter perturbed (the zero-initialised output layers would make eps = 0)."""
     factory = diff_add if conditioning == "add" else diff_concat
-    model = factory({**PRESETS["tiny"].model, "image_size": SIZE, **overrides}).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
+    return perturbed(factory, {**PRESETS["tiny"].model, "image_size": SIZE, **overrides})
 
 
-def images(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+images = partial(random_images, SIZE)
 
 
 @pytest.mark.parametrize("conditioning", ["add", "concat"])

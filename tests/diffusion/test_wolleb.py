@@ -13,14 +13,13 @@ from segbench_backbone.hyperparameters import BACKBONE, TRAINING
 from segbench_diffusion import plugin
 from segbench_diffusion.hyperparameters import WOLLEB_PRESETS
 from segbench_diffusion.segmenter import DiffusionSegmenter
+from tests.segmenters import registered
 
 SIZE = 16
 
 
 def spec():
-    specs = []
-    plugin.register_models(specs.append)
-    return {s.name: s for s in specs}["diff-concat-wolleb"]
+    return registered(plugin)["diff-concat-wolleb"]
 
 
 def test_paper_preset_is_the_recipe_on_the_seed_backbone():

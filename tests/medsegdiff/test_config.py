@@ -3,24 +3,22 @@
 import pytest
 
 from segbench import ModelSpec, SegbenchError
-from segbench.plan.build import plan_model
 from segbench.plan.training import TrainingSettings
 from segbench_backbone.ddpm_hyperparameters import DDPM_HEAD
 from segbench_backbone.hyperparameters import BACKBONE, TRAINING
 from segbench_medsegdiff import plugin
 from segbench_medsegdiff.hyperparameters import PRESETS, MedSegDiffHyperparameters
+from tests.segmenters import planned, registered
 
 
 def spec() -> ModelSpec:
-    specs: list[ModelSpec] = []
-    plugin.register_models(specs.append)
-    assert [s.name for s in specs] == ["medsegdiff"]
-    return specs[0]
+    specs = registered(plugin)
+    assert list(specs) == ["medsegdiff"]
+    return specs["medsegdiff"]
 
 
-def config(preset="tiny", image_size=32, **sets):
-    plan = plan_model(spec(), "medsegdiff", preset, "lung", image_size, sets={k: str(v) for k, v in sets.items()})
-    return MedSegDiffHyperparameters.from_mapping(plan.factory_input(image_size))
+def config(preset="tiny", image_size=32, **sets) -> MedSegDiffHyperparameters:
+    return planned(spec(), preset, image_size, **sets)
 
 
 def test_registration():

@@ -1,5 +1,7 @@
 """The medsegdiff segmenter: the shared DDPM head on MedSegDiff's network, seeding, and (slow) learning."""
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from segbench import Prediction
 from segbench_backbone.ddpm import DDPMSegmenter
 from segbench_medsegdiff.hyperparameters import PRESETS
 from segbench_medsegdiff.segmenter import MedSegDiffSegmenter, medsegdiff
+from tests.segmenters import perturbed, random_images
 from tests.test_learning_phantom import _dice_after_training
 
 SIZE = 16
@@ -14,16 +17,10 @@ SIZE = 16
 
 def tiny(**overrides) -> MedSegDiffSegmenter:
     """A tiny model with every parameter perturbed, so that the samples depend on the image and the seed."""
-    torch.manual_seed(0)
-    model = medsegdiff({**PRESETS["tiny"].model, "image_size": SIZE, **overrides}).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
+    return perturbed(medsegdiff, {**PRESETS["tiny"].model, "image_size": SIZE, **overrides})
 
 
-def images(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+images = partial(random_images, SIZE)
 
 
 def test_the_head_is_the_shared_ddpm_head():

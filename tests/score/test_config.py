@@ -2,32 +2,23 @@
 
 import pytest
 
-from segbench import ModelSpec, SegbenchError
-from segbench.plan.build import plan_model
+from segbench import SegbenchError
 from segbench_backbone.hyperparameters import BACKBONE, TRAINING
 from segbench_diffusion.hyperparameters import PRESETS as DIFFUSION_PRESETS
 from segbench_score import plugin
 from segbench_score.hyperparameters import NCSN_PRESETS, SDE_PRESETS, NCSNHyperparameters, SDEHyperparameters
+from tests.segmenters import planned, registered
 
 SCHEMAS = {"ncsn": (NCSNHyperparameters, NCSN_PRESETS), "sde": (SDEHyperparameters, SDE_PRESETS)}
 
 
 def config(kind="ncsn", preset="tiny", image_size=32, **sets):
     """The hyperparameters a run plans for `<kind>-add`, with `--set`-style overrides (as text)."""
-    cls, _ = SCHEMAS[kind]
-    spec = registered()[f"{kind}-add"]
-    plan = plan_model(spec, spec.name, preset, "lung", image_size, sets={k: str(v) for k, v in sets.items()})
-    return cls.from_mapping(plan.factory_input(image_size))
-
-
-def registered() -> dict[str, ModelSpec]:
-    specs: list[ModelSpec] = []
-    plugin.register_models(specs.append)
-    return {spec.name: spec for spec in specs}
+    return planned(registered(plugin)[f"{kind}-add"], preset, image_size, **sets)
 
 
 def test_registers_the_four_models():
-    specs = registered()
+    specs = registered(plugin)
     assert set(specs) == {"ncsn-add", "ncsn-concat", "sde-add", "sde-concat"}
     for spec in specs.values():
         assert spec.family == "diffusion" and spec.summary is not None
@@ -60,7 +51,7 @@ def test_paper_presets_follow_the_papers():
     sde = config("sde", "paper", 64)
     assert (sde.sde, sde.beta_min, sde.beta_max, sde.sampler, sde.snr) == ("vp", 0.1, 20.0, "pc", 0.16)
     assert sde.network_evaluations == 2000
-    assert registered()["sde-add"].preset("paper", "infection").training["epochs"] == 2400
+    assert registered(plugin)["sde-add"].preset("paper", "infection").training["epochs"] == 2400
 
 
 def test_small_presets_network_evaluations_and_ncsn_level_spacing():
@@ -80,7 +71,7 @@ def test_network_evaluations_per_sampler(overrides, nfe):
 
 
 def test_summaries_name_formulation_sampler_steps_and_evaluations():
-    specs = registered()
+    specs = registered(plugin)
     ncsn = specs["ncsn-add"].summary({**specs["ncsn-add"].preset("small").model, "image_size": 64})
     assert ncsn.startswith("NCSN") and "annealed Langevin" in ncsn and "41 network evaluations per mask" in ncsn
     sde = specs["sde-add"].summary({**specs["sde-add"].preset("paper").model, "image_size": 64})

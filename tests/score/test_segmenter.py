@@ -1,5 +1,7 @@
 """The score segmenters: contract, per-sample seeds, parameterisations against an exact network."""
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -7,25 +9,19 @@ from segbench import Prediction
 from segbench_score.hyperparameters import NCSN_PRESETS, SDE_PRESETS
 from segbench_score.schedules import expand
 from segbench_score.segmenter import ScoreSegmenter, ncsn_add, ncsn_concat, sde_add, sde_concat
+from tests.segmenters import perturbed, random_images
 
 SIZE = 16
 FACTORIES = {"ncsn-add": ncsn_add, "ncsn-concat": ncsn_concat, "sde-add": sde_add, "sde-concat": sde_concat}
 
 
 def tiny(name="ncsn-add", **overrides) -> ScoreSegmenter:
-    """A tiny model with every parameter perturbed, so that the zero-initialised output layer does not
-    make the samples independent of the image, the seed and the network."""
-    torch.manual_seed(0)
+    """A tiny model with every parameter perturbed (the zero-initialised output layer would hide the image)."""
     presets = NCSN_PRESETS if name.startswith("ncsn") else SDE_PRESETS
-    model = FACTORIES[name]({**presets["tiny"].model, "image_size": SIZE, **overrides}).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    return model
+    return perturbed(FACTORIES[name], {**presets["tiny"].model, "image_size": SIZE, **overrides})
 
 
-def images(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+images = partial(random_images, SIZE)
 
 
 @pytest.mark.parametrize("name", FACTORIES)

@@ -4,8 +4,7 @@ preset's X-ray DDPM is the seed paper's network (parameter count, where its atte
 import pytest
 import torch
 
-from segbench import ModelSpec, SegbenchError
-from segbench.plan.build import plan_model
+from segbench import SegbenchError
 from segbench.plan.training import TrainingSettings
 from segbench_unconditional import plugin
 from segbench_unconditional.hyperparameters import (
@@ -16,23 +15,16 @@ from segbench_unconditional.hyperparameters import (
     FeaturesHyperparameters,
     XrayDDPMHyperparameters,
 )
-
-
-def registered() -> dict[str, ModelSpec]:
-    specs: list[ModelSpec] = []
-    plugin.register_models(specs.append)
-    return {spec.name: spec for spec in specs}
+from tests.segmenters import planned, registered
 
 
 def config(name="ddpm-features", preset="tiny", image_size=32, **sets):
     """The hyperparameters a run plans, with `--set`-style overrides (as text)."""
-    spec = registered()[name]
-    plan = plan_model(spec, name, preset, "infection", image_size, sets={k: str(v) for k, v in sets.items()})
-    return spec.schema.from_mapping(plan.factory_input(image_size))
+    return planned(registered(plugin)[name], preset, image_size, "infection", **sets)
 
 
 def test_registers_two_staged_models_whose_stage_methods_exist():
-    specs = registered()
+    specs = registered(plugin)
     assert set(specs) == {"ddpm-features", "anomaly-ddpm"}
     features, anomaly = specs["ddpm-features"], specs["anomaly-ddpm"]
     assert [(s.name, s.view, s.split) for s in features.stages] == [("ddpm", "images", "train"), ("mlp", "labelled", "train")]
@@ -59,7 +51,7 @@ def test_presets_are_valid(name, preset, image_size):
 
 @pytest.mark.parametrize("name, presets", [("ddpm-features", FEATURES_PRESETS), ("anomaly-ddpm", ANOMALY_PRESETS)])
 def test_presets_hold_every_hyperparameter_and_valid_stage_settings(name, presets):
-    spec = registered()[name]
+    spec = registered(plugin)[name]
     schema_keys = set(spec.schema.__dataclass_fields__) - {"image_size"}
     stage_names = {stage.name for stage in spec.stages}
     for preset in presets.values():
@@ -113,7 +105,7 @@ def test_paper_presets_follow_the_papers():
     assert features.features_per_pixel == 3 * 1920
     anomaly = config("anomaly-ddpm", "paper", 64)
     assert (anomaly.start_steps, anomaly.reconstruction_steps, anomaly.false_positive_rate) == ((200,), 10, 0.05)
-    paper = registered()["ddpm-features"].preset("paper", "infection")
+    paper = registered(plugin)["ddpm-features"].preset("paper", "infection")
     assert paper.stages["mlp"]["lr"] == 1e-3 and paper.stages["mlp"]["weight_decay"] == 0.0
 
 
@@ -129,7 +121,7 @@ def test_decoder_blocks_describe_the_network():
 
 
 def test_summary_and_network_evaluations():
-    specs = registered()
+    specs = registered(plugin)
     features = {**FEATURES_PRESETS["paper"].model, "image_size": 64}
     line = specs["ddpm-features"].summary(features)
     assert "5760 per pixel" in line and "t=50, 150, 250" in line and "3 U-Net evaluations per mask" in line
