@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -43,7 +42,7 @@ class SplitPredictions:
     uncertainty: torch.Tensor | None
     seconds: float
     batch_size: int
-    flops_per_mask: float | None = None  # of the first batch this process predicted, where one was counted
+    flops_per_mask: float | None = None  # of one mask, counted in a pass of its own, where asked
 
 
 def _unpack(output: torch.Tensor | Prediction, expected: torch.Size, model_name: str) -> Prediction:
@@ -52,6 +51,14 @@ def _unpack(output: torch.Tensor | Prediction, expected: torch.Size, model_name:
         got = getattr(pred.probabilities, "shape", type(pred.probabilities).__name__)
         raise SegbenchError(f"model {model_name!r}: predict returned {got}, expected probabilities of shape {tuple(expected)}")
     return pred
+
+
+def _flops_per_mask(model: nn.Module, inputs: torch.Tensor, seeds: torch.Tensor, precision: Any) -> float:
+    """FLOPs of predicting one mask, counted by torch.utils.flop_counter in a pass of its own whose output is
+    dropped: under FlopCounterMode some CPU kernels round differently, so no result may come from it."""
+    with precision, FlopCounterMode(display=False) as counter:
+        model.predict(inputs, seeds)
+    return counter.get_total_flops() / len(inputs)
 
 
 @torch.inference_mode()
@@ -83,8 +90,8 @@ def predict_split(
     predicted, so a resumed evaluation (with any process count) is bit-identical. A batch that runs out of
     GPU memory is halved and redone (a smaller batch shape, which may change the last bits; the caller
     records `SplitPredictions.batch_size`). `should_stop()` is asked between batches: True raises Stopped.
-    With `count_flops`, torch.utils.flop_counter counts the first batch's FLOPs (what it knows how to count:
-    convolutions, matrix products, attention), divided by the batch shape.
+    With `count_flops`, torch.utils.flop_counter counts the FLOPs of predicting one mask (what it knows how to
+    count: convolutions, matrix products, attention) in an extra pass whose output is dropped.
     """
     ensemble, dist = evaluation.ensemble, runtime.dist
     if ensemble < 1:
@@ -115,11 +122,10 @@ def predict_split(
         seeds = torch.tensor([sample_seed(run_seed, *keys[j]) for j in padded], dtype=torch.int64)
         inputs = images[[items[j][0] for j in padded]].to(runtime.device)
         try:
-            counter = FlopCounterMode(display=False) if flops is None and count_flops else nullcontext()
-            with network_precision, counter:
+            if flops is None and count_flops:
+                flops = _flops_per_mask(model, inputs[:1], seeds[:1].to(runtime.device), network_precision)
+            with network_precision:
                 output = model.predict(inputs, seeds.to(runtime.device))
-            if isinstance(counter, FlopCounterMode):
-                flops = counter.get_total_flops() / shape
         except torch.cuda.OutOfMemoryError:
             # redo this batch in a smaller shape (results may change in the last bits; recorded by the caller)
             if batch_size == 1:

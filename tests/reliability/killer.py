@@ -1,7 +1,8 @@
 """`python -m tests.reliability.killer WHERE N ARGS...`: the segbench CLI, killed with SIGKILL at a chosen point.
 
 WHERE is `train` (the Nth training step starts, in any stage: the calls of every stage's loss count),
-`predict` (the Nth prediction batch starts), either of
+`predict` (the Nth prediction batch starts; the pass of one mask that counts FLOPs is not a batch: CPU
+batches are multiples of 32 masks), either of
 them as `train@MODEL` / `predict@MODEL` to count only that model's calls (any registered model: the
 factories are wrapped, so built-in models are killed as the toy ones are), or a file name such as
 `per_image.csv`: the Nth atomic write of that file dies after writing its temporary file, before the
@@ -46,7 +47,8 @@ def main() -> None:
                     original = getattr(model, method)
 
                     def counted(*a, original=original, **k):
-                        tick()
+                        if kind == "train" or len(a[0]) > 1:
+                            tick()
                         return original(*a, **k)
 
                     object.__setattr__(model, method, counted)  # an instance attribute shadows the method
