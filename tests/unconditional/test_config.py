@@ -30,6 +30,7 @@ def test_registers_two_staged_models_whose_stage_methods_exist():
     assert [(s.name, s.view, s.split) for s in features.stages] == [("ddpm", "images", "train"), ("mlp", "labelled", "train")]
     assert [(s.name, s.view, s.split) for s in anomaly.stages] == [("ddpm", "healthy", "train"), ("calibration", "healthy", "val")]
     assert not any(stage.needs_labels for stage in anomaly.stages)  # anomaly-ddpm never reads a mask
+    assert anomaly.upper_bound and not features.upper_bound  # reports add the best-threshold upper bound
     for spec in specs.values():
         assert spec.family == "diffusion" and spec.description and "\n" not in spec.description
         assert {"tiny", "small", "paper"} <= set(spec.presets)
