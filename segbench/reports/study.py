@@ -125,11 +125,12 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
 
 
 def verdict(entry: str, baseline: str, paired) -> str:
-    seeds = len(paired.difference.seeds)
+    n = len(paired.difference.seeds)
+    seeds = f"{n} seed" if n == 1 else f"{n} seeds"
     if not paired.separated:
-        return f"not separated at {seeds} seeds"
+        return f"not separated at {seeds}"
     better = paired.difference.mean > 0
-    return f"{'above' if better else 'below'} {baseline} at {seeds} seeds (CI excludes 0)"
+    return f"{'above' if better else 'below'} {baseline} at {seeds} (CI excludes 0)"
 
 
 def seed_figure(results: StudyResults, suffix: str = "png"):
