@@ -60,29 +60,40 @@ def budget_label(results: StudyResults, dataset: str, labels: int | None) -> str
 
 def learning_curve_sections(results: StudyResults, metric: str, higher: bool) -> list[Section]:
     """With a labels axis, per dataset: each model at each label budget, over seeds, and its paired
-    difference to the baseline at the same budget."""
+    difference to the baseline at the same budget; where some references are empty, the same again over the
+    images whose reference has foreground (a model that predicts nothing scores well on the others)."""
     sections = []
     for dataset in results.datasets:
-        rows = []
-        for entry in results.entries:
-            for labels in results.ordered_budgets:
-                summary = results.summary(dataset, entry, metric, labels)
-                if summary is None:
-                    continue
-                paired = results.paired(dataset, entry, metric, higher, labels)
-                difference = (f"{fmt(paired.difference.mean)} {_ci(paired.difference.ci_low, paired.difference.ci_high)}"
-                              if paired is not None else "–")
-                rows.append([entry, budget_label(results, dataset, labels),
-                             f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", str(len(summary.seeds)),
-                             difference, verdict(entry, results.baseline, paired) if paired is not None else "–"])
-        if rows:
-            sections.append(Section(
-                f"{dataset}: learning curve, per-image {metric} by labelled training images",
-                ["Model", "Labelled images", "Mean over seeds [95% CI]", "Seeds", f"Difference to {results.baseline} "
-                 "[95% CI]", "Verdict"], rows,
-                "Each budget's labelled images are the same for every model and seed (nested: the smaller budgets' "
-                "images are among the larger ones'); differences are paired by seed and image at the same budget."))
+        for foreground_only in (False, True) if results.has_empty_references(dataset) else (False,):
+            rows = []
+            for entry in results.entries:
+                for labels in results.ordered_budgets:
+                    summary = results.summary(dataset, entry, metric, labels, foreground_only)
+                    if summary is None:
+                        continue
+                    paired = results.paired(dataset, entry, metric, higher, labels, foreground_only)
+                    difference = (f"{fmt(paired.difference.mean)} "
+                                  f"{_ci(paired.difference.ci_low, paired.difference.ci_high)}"
+                                  if paired is not None else "–")
+                    rows.append([entry, budget_label(results, dataset, labels),
+                                 f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", str(len(summary.seeds)),
+                                 difference, verdict(entry, results.baseline, paired) if paired is not None else "–"])
+            if rows:
+                images = ", images whose reference has foreground" if foreground_only else ""
+                sections.append(Section(
+                    f"{dataset}: learning curve, per-image {metric} by labelled training images{images}",
+                    ["Model", "Labelled images", "Mean over seeds [95% CI]", "Seeds", f"Difference to "
+                     f"{results.baseline} [95% CI]", "Verdict"], rows,
+                    "Each budget's labelled images are the same for every model and seed (nested: the smaller "
+                    "budgets' images are among the larger ones'); differences are paired by seed and image at the "
+                    "same budget." + (FOREGROUND_NOTE if foreground_only else "")))
     return sections
+
+
+FOREGROUND_NOTE = (" Only the images whose reference has foreground: on an image with an empty reference the "
+                   "empty-mask policy gives Dice 1 to a model that predicts nothing and 0 to one that predicts a "
+                   "single pixel, so the table above mixes how well a model segments with how rarely it predicts "
+                   "anything.")
 
 
 def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> list[Section]:

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from segbench.errors import SegbenchError
+from segbench.protocol import REFERENCE_EMPTY
 from segbench.results import load_run
+from segbench.results.store import empty_references
 from segbench.seeds import derive_seed
 from segbench.study.directory import finished, read_study_json, variant_dir
 from segbench.study.statistics import OverSeeds, PairedOverSeeds, over_seeds, paired_over_seeds
@@ -21,7 +23,8 @@ VARIANT_MARK = "@"  # "diff-add@ddim50": model diff-add evaluated with variant d
 
 @dataclass
 class StudyResults:
-    """frames[(dataset, entry, labels)][seed]: per-image rows (sample_id, metrics) of that seed, folds pooled.
+    """frames[(dataset, entry, labels)][seed]: per-image rows (sample_id, reference_empty, metrics) of that seed,
+    folds pooled.
     Entries are the study's model labels and "<label>@<variant>" for evaluation variants; `budgets` the
     study's label budgets (None: all labels), and `training_images` per dataset the size of its training
     split (what "all" labels is). Without a `labels` argument, methods use the largest budget."""
@@ -52,24 +55,38 @@ class StudyResults:
     def seeds(self, dataset: str, entry: str, labels: int | None | str = "default") -> list[int]:
         return sorted(self.frames.get((dataset, entry, self._budget(labels)), {}))
 
-    def summary(self, dataset: str, entry: str, metric: str, labels: int | None | str = "default") -> OverSeeds | None:
+    def has_empty_references(self, dataset: str) -> bool:
+        """Whether some evaluated image of `dataset` has an empty reference (and some has foreground)."""
+        empty = pd.concat([frame[REFERENCE_EMPTY] for (d, _, _), by_seed in self.frames.items() if d == dataset
+                           for frame in by_seed.values()])
+        return bool(empty.any()) and not bool(empty.all())
+
+    def _rows(self, dataset: str, entry: str, budget: int | None, seed: int, foreground_only: bool) -> pd.DataFrame:
+        frame = self.frames[(dataset, entry, budget)][seed]
+        return frame[~frame[REFERENCE_EMPTY]] if foreground_only else frame
+
+    def summary(self, dataset: str, entry: str, metric: str, labels: int | None | str = "default",
+                foreground_only: bool = False) -> OverSeeds | None:
+        """`entry`'s metric over seeds (at one label budget; over the images whose reference has foreground
+        when `foreground_only`)."""
         budget = self._budget(labels)
         seeds = self.seeds(dataset, entry, budget)
         if not seeds:
             return None
-        per_seed = [self.frames[(dataset, entry, budget)][s][metric].to_numpy(np.float64) for s in seeds]
+        per_seed = [self._rows(dataset, entry, budget, s, foreground_only)[metric].to_numpy(np.float64) for s in seeds]
         return over_seeds(seeds, per_seed, self.bootstrap_seed(dataset))
 
     def paired(self, dataset: str, entry: str, metric: str, higher_is_better: bool = True,
-               labels: int | None | str = "default") -> PairedOverSeeds | None:
-        """`entry` against the baseline on the seeds both have, image by image (at one label budget)."""
+               labels: int | None | str = "default", foreground_only: bool = False) -> PairedOverSeeds | None:
+        """`entry` against the baseline on the seeds both have, image by image (at one label budget; over the
+        images whose reference has foreground when `foreground_only`)."""
         budget = self._budget(labels)
         seeds = [s for s in self.seeds(dataset, entry, budget) if s in self.seeds(dataset, self.baseline, budget)]
         if entry == self.baseline or not seeds:
             return None
         model, base = [], []
         for s in seeds:
-            joined = self.frames[(dataset, entry, budget)][s].merge(
+            joined = self._rows(dataset, entry, budget, s, foreground_only).merge(
                 self.frames[(dataset, self.baseline, budget)][s], on="sample_id", suffixes=("", "_baseline"))
             model.append(joined[metric].to_numpy(np.float64))
             base.append(joined[f"{metric}_baseline"].to_numpy(np.float64))
@@ -101,7 +118,8 @@ def load_study(directory: str | Path) -> StudyResults:
                 continue
             results = load_run(run_dir)
             metrics = metrics or results.metric_names
-            frame = results.per_image[["sample_id", *results.metric_names]]
+            frame = results.per_image[["sample_id", *results.metric_names]].assign(
+                **{REFERENCE_EMPTY: empty_references(results.per_image).to_numpy()})
             collected.setdefault((cell.dataset, entry, cell.labels), {}).setdefault(cell.seed, []).append(frame)
             if results.record.train_samples:
                 training_images[cell.dataset] = results.record.train_samples

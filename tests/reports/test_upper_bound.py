@@ -1,5 +1,6 @@
 """The upper-bound table of a model whose probability is a calibrated score (ModelSpec.upper_bound): the
-best threshold and its Dice, and the image-level AUROC, against a direct computation from the saved
+best threshold and its Dice, over all images and over those whose reference has foreground, and the
+image-level AUROC, against a direct computation from the saved
 predictions and reference."""
 
 from __future__ import annotations
@@ -28,8 +29,15 @@ def test_the_upper_bound_is_the_best_test_threshold_computed_directly(tmp_path):
     best = max(by_threshold, key=lambda t: (by_threshold[t], -t))
     assert row.best_threshold == best and abs(row.best_dice - by_threshold[best]) < 1e-12
     assert abs(row.dice - np.mean([_dice(q >= 0.5, m) for q, m in zip(probabilities, masks)])) < 1e-12
-    scores = np.quantile(probabilities.reshape(len(masks), -1), 0.99, axis=1)
     positive = masks.reshape(len(masks), -1).any(1)
+    assert 0 < positive.sum() < len(masks)
+    with_foreground = {t: np.mean([_dice(q >= t, m) for q, m in zip(probabilities[positive], masks[positive])])
+                       for t in THRESHOLDS}
+    best = max(with_foreground, key=lambda t: (with_foreground[t], -t))
+    assert row.foreground_best_threshold == best and abs(row.foreground_best_dice - with_foreground[best]) < 1e-12
+    assert abs(row.foreground_dice - np.mean([_dice(q >= 0.5, m) for q, m in zip(probabilities[positive],
+                                                                                 masks[positive])])) < 1e-12
+    scores = np.quantile(probabilities.reshape(len(masks), -1), 0.99, axis=1)
     pairs = [(s > n) + 0.5 * (s == n) for s in scores[positive] for n in scores[~positive]]
     assert abs(row.image_auroc - np.mean(pairs)) < 1e-12
     report = (out / "report.md").read_text()
