@@ -45,11 +45,11 @@ class AnomalyDDPMSegmenter(nn.Module):
 
     @torch.no_grad()
     def anomaly_scores(self, images: Tensor, seeds: Tensor) -> Tensor:
-        """Anomaly map (B, 1, S, S) >= 0: the smoothed residual of one reconstruction per start step, each
-        noised with the next draw of the sample's generator (seeded with seeds[i])."""
+        """Anomaly map (B, 1, S, S) >= 0: the smoothed mean residual of `reconstructions` reconstructions per
+        start step, each noised with the next draw of the sample's generator (seeded with seeds[i])."""
         generators = sample_generators(seeds)
         reconstructions = [self.ddpm.reconstruct(images, t, self.hparams.reconstruction_steps, generators)
-                           for t in self.hparams.start_steps]
+                           for t in self.hparams.start_steps for _ in range(self.hparams.reconstructions)]
         return residual_score(images, reconstructions, self.hparams.smoothing_sigma)
 
     @torch.no_grad()

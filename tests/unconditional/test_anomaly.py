@@ -89,15 +89,26 @@ def test_an_exact_healthy_model_scores_the_anomaly_alone(monkeypatch):
 
 
 def test_reconstruction_noise_comes_from_each_samples_seed(monkeypatch):
-    """The first reconstruction's x_t uses the first N(0, I) draw of a generator seeded with the sample's seed."""
-    model = tiny_anomaly().eval()
+    """Reconstruction k (start steps in order, `reconstructions` draws each) starts from x_t made with the
+    k-th N(0, I) draw of a generator seeded with the sample's seed, and the score is the smoothed mean of
+    the reconstructions' residuals."""
+    model = tiny_anomaly(start_steps=(100, 200), reconstructions=2, reconstruction_steps=2,
+                         smoothing_sigma=0.0).eval()
     seen = []
-    monkeypatch.setattr(model.ddpm, "eps", lambda x, t: (seen.append(x.clone()), torch.zeros_like(x))[1])
+    monkeypatch.setattr(model.ddpm, "eps", lambda x, t: (seen.append((x.clone(), int(t[0]))), torch.zeros_like(x))[1])
     images = torch.rand(2, 1, 32, 32)
-    model.anomaly_scores(images, torch.tensor([5, 6]))
-    noise = torch.stack([torch.randn((1, 32, 32), generator=torch.Generator().manual_seed(s)) for s in (5, 6)])
-    t = model.hparams.start_steps[0]
-    torch.testing.assert_close(seen[0], q_sample(images * 2 - 1, torch.full((2,), t), noise, model.ddpm.alphas_cumprod))
+    score = model.anomaly_scores(images, torch.tensor([5, 6]))
+    generators = [torch.Generator().manual_seed(s) for s in (5, 6)]
+    draws = [torch.stack([torch.randn((1, 32, 32), generator=g) for g in generators]) for _ in range(4)]
+    starts = seen[::2]  # the first of each reconstruction's 2 DDIM steps
+    assert [t for _, t in seen] == [100, 50, 100, 50, 200, 100, 200, 100]
+    for (x_t, t), noise in zip(starts, draws):
+        torch.testing.assert_close(x_t, q_sample(images * 2 - 1, torch.full((2,), t), noise, model.ddpm.alphas_cumprod))
+    # eps = 0: each DDIM run ends at x_0 = clamp(x_t / sqrt(abar_t)) of its own x_t (every step keeps x0_hat)
+    abar = model.ddpm.alphas_cumprod
+    reconstructions = [((x_t / abar[t].sqrt()).clamp(-1, 1) + 1) / 2 for x_t, t in starts]
+    expected = torch.stack([(images - r).abs() for r in reconstructions]).mean(0)
+    torch.testing.assert_close(score, expected)
 
 
 def test_calibration_is_kept_in_the_checkpoint_and_gives_its_rate_on_its_images():

@@ -105,7 +105,8 @@ def test_paper_presets_follow_the_papers():
     assert [features.decoder_blocks[b] for b in features.feature_blocks] == [(576, 32), (384, 32), (384, 32), (384, 64), (192, 64)]
     assert features.features_per_pixel == 3 * 1920
     anomaly = config("anomaly-ddpm", "paper", 64)
-    assert (anomaly.start_steps, anomaly.reconstruction_steps, anomaly.false_positive_rate) == ((200,), 10, 0.05)
+    assert (anomaly.start_steps, anomaly.reconstructions, anomaly.reconstruction_steps,
+            anomaly.false_positive_rate) == ((200,), 1, 10, 0.05)
     paper = registered(plugin)["ddpm-features"].preset("paper", "infection")
     assert paper.stages["mlp"]["lr"] == 1e-3 and paper.stages["mlp"]["weight_decay"] == 0.0
 
@@ -128,8 +129,9 @@ def test_summary_and_network_evaluations():
     assert "5760 per pixel" in line and "t=50, 150, 250" in line and "3 U-Net evaluations per mask" in line
     assert specs["ddpm-features"].network_evaluations(features) == 3
     anomaly = {**ANOMALY_PRESETS["tiny"].model, "image_size": 32}
-    assert specs["anomaly-ddpm"].network_evaluations(anomaly) == 2 * 2
-    assert "95th percentile" in specs["anomaly-ddpm"].summary(anomaly)
+    assert specs["anomaly-ddpm"].network_evaluations(anomaly) == 2 * 2 * 2  # starts x draws x DDIM steps
+    line = specs["anomaly-ddpm"].summary(anomaly)
+    assert "95th percentile" in line and "(2 noise draw(s) each)" in line and "8 U-Net evaluations per mask" in line
 
 
 @pytest.mark.parametrize(
@@ -144,6 +146,7 @@ def test_summary_and_network_evaluations():
         ("ddpm-features", {"sampling_steps": 1001}, r"sampling_steps=1001 out of range"),
         ("anomaly-ddpm", {"start_steps": "0"}, r"start_steps=\(0,\): need one or more steps in 1\.\.999"),
         ("anomaly-ddpm", {"reconstruction_steps": 102}, r"reconstruction_steps=102 out of range; valid: 1\.\.101"),
+        ("anomaly-ddpm", {"reconstructions": 0}, r"reconstructions=0 must be >= 1"),
         ("anomaly-ddpm", {"false_positive_rate": 0.5}, r"false_positive_rate=0\.5 must be in \(0, 0\.5\)"),
         ("anomaly-ddpm", {"smoothing_sigma": -1}, r"smoothing_sigma=-1\.0 must be in"),
     ],
