@@ -48,7 +48,7 @@ reports: install
 # - study-report: reports/study-infection/ (the README's headline table): diff-add, sde-add and unet on
 #   phantom infection over run seeds 0-2 (~35 min on 2 idle cores);
 # - study-labels: reports/study-labels/ (the README's learning curve): unet, diff-add, ddpm-features and
-#   anomaly-ddpm at 16 and all labelled images over seeds 0-1;
+#   anomaly-ddpm at 16 and all labelled images over seeds 0-2;
 # - study-peers: reports/study-peers/: medsegdiff, berdiff, diff-add and unet over seeds 0-2.
 STUDY_DIR ?= runs/study-phantom-infection
 

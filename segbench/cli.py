@@ -307,7 +307,7 @@ def study_plan(
 def study_run(
     study_file: Annotated[Path, typer.Argument(help="A study file (TOML).")],
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Study directory (default runs/study-<name>).")] = None,
-    executor: Annotated[Optional[str], typer.Option(help="How cells run (default: the file's [executor], else local).")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="How cells run (default: the study file's executor table, else local).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="local executor: cells at once (one GPU each).")] = None,
 ) -> None:
     """Run a study's cells that are not done (finished ones are skipped, interrupted ones resumed)."""

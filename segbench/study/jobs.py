@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from segbench.errors import SegbenchError
 from segbench.study.directory import read_study_json, variant_dir
 
 
@@ -32,7 +33,10 @@ def run_cell(study_dir: Path, cell_id: str, plugins: tuple[str, ...] = (), quiet
 
     registry = load_plugins(plugins)
     progress = Progress(quiet=quiet)
-    cell = next(c for c in read_study_json(study_dir)["cells"] if c.id == cell_id)
+    cell = next((c for c in read_study_json(study_dir)["cells"] if c.id == cell_id), None)
+    if cell is None:
+        raise SegbenchError(f"cell {cell_id} is not in {study_dir}/study.json any more: another `segbench study run` "
+                            f"with a different study file rewrote it; run one study file per directory at a time")
     run(cell.request, registry, progress)
     for variant in cell.variants:
         sets = [f"{model}.{key}={value}" for model in cell.request.models for key, value in variant.sets.items()]

@@ -73,6 +73,21 @@ def test_a_changed_study_adds_new_cells_and_refuses_to_mix_changed_ones(toy_stud
     assert "move" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+def test_a_cell_whose_study_file_was_rewritten_by_another_study_run_fails_with_one_clear_error(toy_study, tmp_path):
+    """Two `study run`s with different files in one directory: the first one's pending cells are no longer in
+    study.json when their turn comes; the job says so instead of an internal error."""
+    from segbench.errors import SegbenchError
+    from segbench.study.jobs import run_cell
+
+    out = tmp_path / "study"
+    _run_study(toy_study, out)
+    first = next(iter(_cells(out)))
+    _run_study(write(tmp_path, TOY.replace("seeds = [0, 1]", "seeds = [5]"), "other.toml"), out)  # rewrites study.json
+    assert first not in _cells(out)
+    with pytest.raises(SegbenchError, match="is not in .*study.json any more: another `segbench study run`"):
+        run_cell(out, first)
+
+
 KILLS = [  # (where, n): each cell trains 72 steps (12 epochs of 6) and predicts 7 batches
     pytest.param("train", 100, id="training-of-the-second-cell"),
     pytest.param("predict", 3, id="evaluating-the-first-cell"),
