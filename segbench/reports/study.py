@@ -17,6 +17,8 @@ import pandas as pd
 
 from segbench.reports import latex, markdown
 from segbench.reports.comparison import PREFERRED_METRIC, fmt_p
+from segbench.reports.settings import MODEL_COLUMNS, model_rows
+from segbench.results import load_run
 from segbench.reports.table import fmt
 from segbench.study.results import StudyResults
 from segbench.study.statistics import METHOD
@@ -132,7 +134,25 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
             all_rows.append([name, *cells])
         sections.append(Section(f"{dataset}: every metric{at}, mean over seeds [95% CI]", ["Metric", *entries],
                                 all_rows))
+        sections += cost_sections(results, dataset)
     return sections
+
+
+def cost_sections(results: StudyResults, dataset: str) -> list[Section]:
+    """What each model's result cost (the run report's cost table), from its cell with the lowest seed, per
+    label budget."""
+    rows = []
+    for entry in results.entries:
+        for labels in results.ordered_budgets:
+            if (dataset, entry, labels) in results.first_runs:
+                seed, run_dir = results.first_runs[(dataset, entry, labels)]
+                row = next(r for r in model_rows(load_run(run_dir)) if r[0] == entry)
+                rows.append([row[0], str(seed), *row[1:]])
+    if not rows:
+        return []
+    return [Section(f"{dataset}: what each result cost", [MODEL_COLUMNS[0], "Run seed", *MODEL_COLUMNS[1:]], rows,
+                    "One row per model and label budget, from its cell with the lowest run seed (the other seeds "
+                    "train the same steps; seconds and masks/s vary with the machine's load).")]
 
 
 def verdict(entry: str, baseline: str, paired) -> str:

@@ -39,6 +39,9 @@ class StudyResults:
     missing: list[str] = field(default_factory=list)  # cells (or variants) without results yet
     budgets: list[int | None] = field(default_factory=lambda: [None])
     training_images: dict[str, int] = field(default_factory=dict)
+    # first_runs[(dataset, model, labels)]: (run seed, run directory) of the model's finished cell with the
+    # lowest seed (what reports read a model's cost from)
+    first_runs: dict[tuple[str, str, int | None], tuple[int, Path]] = field(default_factory=dict)
 
     @property
     def has_labels_axis(self) -> bool:
@@ -107,6 +110,7 @@ def load_study(directory: str | Path) -> StudyResults:
     training_images: dict[str, int] = {}
     missing: list[str] = []
     metrics: list[str] | None = None
+    first_runs: dict[tuple[str, str, int | None], tuple[int, Path]] = {}
     for cell in data["cells"]:
         runs = [(cell.model, Path(cell.request.out)),
                 *((f"{cell.model}{VARIANT_MARK}{v.name}", variant_dir(directory, cell, v)) for v in cell.variants)]
@@ -121,6 +125,9 @@ def load_study(directory: str | Path) -> StudyResults:
             frame = results.per_image[["sample_id", *results.metric_names]].assign(
                 **{REFERENCE_EMPTY: empty_references(results.per_image).to_numpy()})
             collected.setdefault((cell.dataset, entry, cell.labels), {}).setdefault(cell.seed, []).append(frame)
+            key = (cell.dataset, entry, cell.labels)
+            if VARIANT_MARK not in entry and (key not in first_runs or cell.seed < first_runs[key][0]):
+                first_runs[key] = (cell.seed, run_dir)
             if results.record.train_samples:
                 training_images[cell.dataset] = results.record.train_samples
     if metrics is None:
@@ -128,4 +135,4 @@ def load_study(directory: str | Path) -> StudyResults:
     frames = {key: {seed: pd.concat(parts, ignore_index=True) for seed, parts in by_seed.items()}
               for key, by_seed in collected.items()}
     return StudyResults(directory, data["name"], data["baseline"], data["datasets"], entries, metrics, frames, missing,
-                        budgets, training_images)
+                        budgets, training_images, first_runs)

@@ -53,6 +53,9 @@ def test_a_labels_axis_runs_each_budget_reuses_budget_free_stages_and_reports_a_
     assert "## mixed: learning curve, per-image dice by labelled training images" in text
     assert "| toy-staged | 4 |" in text and "| toy-staged | all (24) |" in text
     assert "![learning-curve](report-figures/learning-curve.png)" in text
+    cost = text.split("## mixed: what each result cost", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in cost.splitlines() if line.startswith("| toy-staged |")]
+    assert [(r[1], r[4]) for r in rows] == [("0", "4"), ("0", "24")]  # run seed, labelled images per budget
     assert (tmp_path / "report-figures/learning-curve.png").is_file()
     code, _, stderr = cli("report", str(out), "--format", "csv", "--out", str(tmp_path / "summary.csv"))
     assert code == 0, stderr
