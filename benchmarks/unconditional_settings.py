@@ -33,6 +33,7 @@ from segbench.data.prepare import SplitData, load_split
 from segbench.data.views import healthy
 from segbench.metrics.calibration import auroc
 from segbench.plugins import Registry, load_plugins
+from segbench.reports.upper_bound import per_image_dice
 from segbench.results import load_run
 
 ANOMALY_STARTS = ((100,), (200,), (300,), (100, 200, 300))
@@ -66,12 +67,6 @@ def tensor(data: SplitData, index=slice(None)) -> torch.Tensor:
     return data.tensors(index)[0]
 
 
-def dice(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per-image Dice of boolean (N, H, W) masks, 1 where both are empty."""
-    both = predicted.sum((1, 2)) + reference.sum((1, 2))
-    return np.where(both == 0, 1.0, 2 * (predicted & reference).sum((1, 2)) / np.maximum(both, 1))
-
-
 def anomaly(registry: Registry, run_dir: Path) -> dict:
     from segbench.noise import sample_generators
     from segbench_unconditional.anomaly import fit_threshold, gaussian_smooth, score_probability
@@ -99,8 +94,9 @@ def anomaly(registry: Registry, run_dir: Path) -> dict:
             return gaussian_smooth(torch.stack(maps).mean(0), sigma)
         tau, scale = fit_threshold(score("val"), hp.false_positive_rate)
         p = score_probability(score("test"), tau, scale)[:, 0].numpy()
-        at_threshold = float(dice(p >= 0.5, masks)[foreground].mean())
-        searched = {round(float(t), 2): float(dice(p >= t, masks)[foreground].mean()) for t in np.arange(0.05, 1.0, 0.05)}
+        at_threshold = float(per_image_dice(p, masks, 0.5)[foreground].mean())
+        searched = {round(float(t), 2): float(per_image_dice(p, masks, t)[foreground].mean())
+                    for t in np.arange(0.05, 1.0, 0.05)}
         best = max(searched, key=searched.get)
         image_auroc = float(auroc(np.quantile(p.reshape(len(p), -1), 0.99, axis=1), foreground))
         rows.append({"start_steps": list(combo), "reconstructions": draws, "smoothing_sigma": sigma,
@@ -154,7 +150,7 @@ def features(registry: Registry, run_dir: Path) -> dict:
         with torch.no_grad():
             maps = chosen(test_features, ts, bs)
             p = torch.cat([ensemble(as_pixels(maps[i:i + 8])).sigmoid().mean(0) for i in range(0, len(maps), 8)])
-        per_image = dice(p.reshape(masks.shape).numpy() >= 0.5, masks)
+        per_image = per_image_dice(p.reshape(masks.shape).numpy(), masks, 0.5)
         rows.append({"feature_timesteps": list(ts), "feature_blocks": list(bs), "features_per_pixel": pixels.shape[1],
                      "dice": float(per_image.mean()), "dice_foreground": float(per_image[foreground].mean())})
         print(f"t {ts}, blocks {bs}: Dice {per_image.mean():.4f}, with foreground {per_image[foreground].mean():.4f}",

@@ -18,7 +18,6 @@ import pandas as pd
 from segbench.reports import latex, markdown
 from segbench.reports.comparison import PREFERRED_METRIC, fmt_p
 from segbench.reports.settings import MODEL_COLUMNS, model_rows
-from segbench.results import load_run
 from segbench.reports.table import fmt
 from segbench.study.results import StudyResults
 from segbench.study.statistics import METHOD
@@ -145,8 +144,8 @@ def cost_sections(results: StudyResults, dataset: str) -> list[Section]:
     for entry in results.entries:
         for labels in results.ordered_budgets:
             if (dataset, entry, labels) in results.first_runs:
-                seed, run_dir = results.first_runs[(dataset, entry, labels)]
-                row = next(r for r in model_rows(load_run(run_dir)) if r[0] == entry)
+                seed, run = results.first_runs[(dataset, entry, labels)]
+                row = next(r for r in model_rows(run) if r[0] == entry)
                 rows.append([row[0], str(seed), *row[1:]])
     if not rows:
         return []

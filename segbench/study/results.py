@@ -12,7 +12,7 @@ import pandas as pd
 
 from segbench.errors import SegbenchError
 from segbench.protocol import REFERENCE_EMPTY
-from segbench.results import load_run
+from segbench.results import RunResults, load_run
 from segbench.results.store import empty_references
 from segbench.seeds import derive_seed
 from segbench.study.directory import finished, read_study_json, variant_dir
@@ -39,9 +39,9 @@ class StudyResults:
     missing: list[str] = field(default_factory=list)  # cells (or variants) without results yet
     budgets: list[int | None] = field(default_factory=lambda: [None])
     training_images: dict[str, int] = field(default_factory=dict)
-    # first_runs[(dataset, model, labels)]: (run seed, run directory) of the model's finished cell with the
-    # lowest seed (what reports read a model's cost from)
-    first_runs: dict[tuple[str, str, int | None], tuple[int, Path]] = field(default_factory=dict)
+    # first_runs[(dataset, model, labels)]: (run seed, results) of the model's finished cell with the lowest
+    # seed (what reports read a model's cost from)
+    first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = field(default_factory=dict)
 
     @property
     def has_labels_axis(self) -> bool:
@@ -110,7 +110,7 @@ def load_study(directory: str | Path) -> StudyResults:
     training_images: dict[str, int] = {}
     missing: list[str] = []
     metrics: list[str] | None = None
-    first_runs: dict[tuple[str, str, int | None], tuple[int, Path]] = {}
+    first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = {}
     for cell in data["cells"]:
         runs = [(cell.model, Path(cell.request.out)),
                 *((f"{cell.model}{VARIANT_MARK}{v.name}", variant_dir(directory, cell, v)) for v in cell.variants)]
@@ -124,10 +124,10 @@ def load_study(directory: str | Path) -> StudyResults:
             metrics = metrics or results.metric_names
             frame = results.per_image[["sample_id", *results.metric_names]].assign(
                 **{REFERENCE_EMPTY: empty_references(results.per_image).to_numpy()})
-            collected.setdefault((cell.dataset, entry, cell.labels), {}).setdefault(cell.seed, []).append(frame)
             key = (cell.dataset, entry, cell.labels)
+            collected.setdefault(key, {}).setdefault(cell.seed, []).append(frame)
             if VARIANT_MARK not in entry and (key not in first_runs or cell.seed < first_runs[key][0]):
-                first_runs[key] = (cell.seed, run_dir)
+                first_runs[key] = (cell.seed, results)
             if results.record.train_samples:
                 training_images[cell.dataset] = results.record.train_samples
     if metrics is None:
