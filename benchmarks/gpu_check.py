@@ -200,7 +200,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             row = run_task("lung", "diff-add", Path(tmp), "--preset", args.preset)
             info = read_models(Path(tmp) / "lung")["diff-add"]
-            save("paper_run", {**row, **{k: getattr(info, k) for k in ("accumulation_parts", "ema_decay_used")}})
+            save("paper_run", {**row, "accumulation_parts": info.accumulation_parts, "ema_decay_used": info.ema_decay_used})
     if "distributed" in only and DEVICE.type == "cuda":
         save("distributed", distributed_scaling(args.preset))
     save("gemm_bf16_tflops", gemm_peak_tflops(8192 if DEVICE.type == "cuda" else 1024))

@@ -26,6 +26,7 @@ import torch
 from _common import write_json
 from score_formulations import whole_test_split
 from segbench import protocol
+from segbench.plan.run_plan import THRESHOLD
 from segbench.noise import randn_per_sample, sample_generators
 from segbench.plugins import load_plugins
 from segbench.results.trained import load_trained
@@ -37,7 +38,7 @@ from segbench_score.schedules import geometric_sigmas
 def dice_and_area(x: torch.Tensor, masks: torch.Tensor, ids: list[str], dice_metric: MetricSpec,
                   run_seed: int) -> tuple[float, float]:
     """Per-image mean Dice of the mask x_0 as `segbench run` scores it, and predicted / true foreground."""
-    scores = protocol.score("x0", ids, ((x + 1) / 2).clamp(0, 1), masks, protocol.THRESHOLD, {"dice": dice_metric},
+    scores = protocol.score("x0", ids, ((x + 1) / 2).clamp(0, 1), masks, THRESHOLD, {"dice": dice_metric},
                             protocol.bootstrap_seed(run_seed))
     tp, fp, fn = (torch.tensor(int(scores.per_image[column].sum())) for column in ("tp", "fp", "fn"))
     return round(scores.by_metric["dice"]["mean"], 4), round(float((tp + fp) / (tp + fn)), 3)  # float32, as before

@@ -62,9 +62,9 @@ def one(task: str, overrides: list[str]) -> dict[str, Any]:
     from segbench.engine.evaluation import predict_split
     from segbench.engine.random_state import seed_everything
     from segbench.engine.training import train
-    from segbench.plan.run_plan import EvaluationPlan
+    from segbench.plan.run_plan import THRESHOLD, EvaluationPlan
     from segbench.plugins import load_plugins
-    from segbench.protocol import THRESHOLD, bootstrap_seed, score
+    from segbench.protocol import bootstrap_seed, score
     from segbench.seeds import derive_seed
 
     registry = load_plugins()

@@ -34,7 +34,7 @@ from segbench.engine.device import Runtime
 from segbench.engine.evaluation import predict_split
 from segbench.plugins import load_plugins
 from segbench.protocol import bootstrap_seed, eval_subset, score
-from segbench.results import read_record
+from segbench.results import RunResults, load_run, read_record
 from segbench.results.trained import load_trained
 
 # Two sampler settings per formulation, about 10 and about 50 NFE in the small preset ({}: the
@@ -92,17 +92,24 @@ def run_seed(task: str, models: str, seed: int, workdir: Path, sets: list[str]) 
     start = time.perf_counter()
     options = [option for key in sets for name in models.split(",") for option in ("--set", f"{name}.{key}")]
     row = main_job.run_task(task, models, workdir, "--preset", "small", "--seed", str(seed), *options)
-    run_dir = workdir / task
-    test = scored_split(run_dir)
+    run = load_run(workdir / task)
+    test = scored_split(run.path)
     results = {}
     for name, overrides in ((name, BUDGETS[name.split("-")[0]]) for name in models.split(",")):
-        budgets = [resample(run_dir, name, budget, test) for budget in overrides]
+        budgets = [resample(run.path, name, budget, test) for budget in overrides]
         default = budgets[overrides.index({})]  # the preset's sampler: as the run scored it
-        if default["dice"] != row["dice"][name]:
+        if default["dice"] != run_dice(run, name):
             raise RuntimeError(f"{name}: the checkpoint sampled again does not give the run's Dice")
-        results[name] = {"train_seconds": row["train_seconds"][name], "budgets": budgets}
+        results[name] = {"train_seconds": run.models[name].train_seconds, "budgets": budgets}
     return {"seed": seed, "command": row["command"], "wall_seconds": round(time.perf_counter() - start, 1),
             "models": results}
+
+
+def run_dice(run: RunResults, name: str) -> dict[str, float]:
+    """`name`'s Dice as the run scored it (its summary row), rounded as `resample` rounds."""
+    dice = next(row for row in run.summary.itertuples(index=False) if row.model == name and row.metric == "dice")
+    return {"mean": round(dice.mean, 4), "ci_low": round(dice.ci_low, 4), "ci_high": round(dice.ci_high, 4),
+            "pooled": round(dice.pooled, 4)}
 
 
 def across_seeds(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -47,7 +47,8 @@ from segbench.metrics.confusion import confusion_counts
 from segbench.metrics.statistics import per_image
 from segbench.plan.run_plan import EvaluationPlan
 from segbench.plugins import load_plugins
-from segbench.protocol import THRESHOLD, bootstrap_seed, score
+from segbench.plan.run_plan import THRESHOLD
+from segbench.protocol import bootstrap_seed, score
 from segbench.seeds import derive_seed
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

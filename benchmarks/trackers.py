@@ -27,6 +27,7 @@ from segbench.engine.training import TrainingStep
 from segbench.plan.request import RunRequest
 from segbench.plugins import load_plugins
 from segbench.progress import Progress
+from segbench.reports.compose import write_run_report
 from segbench.results import read_models, read_record
 from segbench.runner import run
 
@@ -51,7 +52,7 @@ def step_seconds(registry, model: str, preset: str, size: int, track: tuple[str,
     """Training seconds per optimiser step of a two-epoch run (models.json times the training loop only)."""
     request = RunRequest(task="lung", models=[model], preset=preset, image_size=size, epochs=2, eval_samples=1,
                          device="cpu", out=str(out), track=list(track))
-    run(request, registry, Progress(quiet=True))
+    run(request, registry, Progress(quiet=True), write_run_report)
     trained = read_models(out)[model]
     return trained.train_seconds / trained.steps
 

@@ -3,7 +3,7 @@
 import pluggy
 
 from segbench.deferred import deferred
-from segbench.errors import SegbenchError
+from segbench.errors import HyperparameterError, SegbenchError
 from segbench.specs import (
     DatasetOptions,
     DatasetSpec,
@@ -26,6 +26,7 @@ __all__ = [
     "DatasetSpec",
     "ExecutorSpec",
     "FormatSpec",
+    "HyperparameterError",
     "MetricSpec",
     "ModelSpec",
     "Prediction",

@@ -16,6 +16,7 @@ from segbench.engine.stopping import REQUEST as STOP_REQUEST
 from segbench.engine.stopping import Stopped, stop_on_signals
 from segbench.errors import SegbenchError, unknown
 from segbench.plugins import Registry, load_plugins
+from segbench.reports.console import print_table
 
 # Typer's parse errors derive from click's UsageError (from the click that Typer >= 0.17 vendors, else click)
 USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
@@ -85,7 +86,7 @@ def list_(kind: Annotated[str, typer.Argument(help="models, datasets, metrics, f
             table.add_column(col)
         for s in specs:
             table.add_row(s.name, s.plugin, s.description.splitlines()[0] if s.description else "")
-    out.print(table)
+    print_table(out, table)
 
 
 @app.command()
@@ -118,18 +119,24 @@ def info(
         out.print(f"network evaluations per mask: {spec.network_evaluations(plan.factory_input(image_size))}")
     tables = [("hyperparameter", plan.hyperparameters)]
     for stage in spec.stages:
-        settings = {k: v for k, v in plan.stage_training(stage.name).to_json().items() if v is not None}  # steps or epochs
         if len(spec.stages) > 1:
-            what = f"fit: {stage.fit}" if stage.fit else f"loss: {stage.loss}, trains: {stage.trains or 'all'}"
+            what = (f"fit: {stage.fit} of {stage.fit_on}, once, no optimiser" if stage.fit
+                    else f"loss: {stage.loss}, trains: {stage.trains or 'all'}")
             out.print(f"stage [bold]{stage.name}[/]: view {stage.view} ({stage.split} split), {what}"
                       + (f"; {stage.description}" if stage.description else ""))
         if not stage.fit:
+            settings = {k: v for k, v in plan.stage_training(stage.name).to_json().items() if v is not None}
             tables.append(("training setting" if len(spec.stages) == 1 else f"{stage.name} setting", settings))
     for title, values in tables:
         table = Table(title, "value", box=None, header_style="bold")
         for key, value in values.items():
             table.add_row(key, repr(value))
-        out.print(table)
+        print_table(out, table)
+
+
+def _budget_text(labels: int | None) -> str:
+    """A label budget as --labels takes it: N, or all."""
+    return "all" if labels is None else str(labels)
 
 
 def _label_budget(text: str) -> int | None:
@@ -150,11 +157,11 @@ def run(
     data_root: Annotated[Optional[str], typer.Option(help="Folder of a file-based dataset.")] = None,
     preset: Annotated[str, typer.Option(help="auto, tiny, small or paper (auto: paper on CUDA, else small).")] = "auto",
     seed: Annotated[int, typer.Option(help="Run seed: training, sampling and bootstrap draws derive from it.")] = 0,
-    epochs: Annotated[Optional[int], typer.Option(help="Train every model for N epochs (instead of its preset's budget).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Train every model (each trained stage of a staged one) for N epochs, instead of its preset's budget; --set MODEL.STAGE.epochs=N wins for that stage.")] = None,
     steps: Annotated[Optional[int], typer.Option(
-        help="Train every model for N optimiser steps (a budget that means the same on any dataset size).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Override every model's training batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Override every model's learning rate.")] = None,
+        help="Train every model (each trained stage of a staged one) for N optimiser steps (a budget that means the same on any dataset size); --set MODEL.STAGE.steps=N wins for that stage.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override the training batch size of every model and trained stage.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override the learning rate of every model and trained stage.")] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help="Evaluate a seeded subset of N test images.")] = None,
     eval_batch_size: Annotated[Optional[int], typer.Option(
         help="Most masks per prediction batch (speed only; default 256 on CUDA, 32 elsewhere; "
@@ -205,9 +212,10 @@ def run(
         labels=_label_budget(labels), labels_seed=labels_seed,
     )
     check_arguments(request, registry())  # a mistyped command is answered before torch loads
+    from segbench.reports.compose import write_run_report
     from segbench.runner import run as run_benchmark
 
-    _run_and_show(lambda progress: run_benchmark(request, registry(), progress), quiet,
+    _run_and_show(lambda progress: run_benchmark(request, registry(), progress, write_run_report), quiet,
                   f"{task} on {dataset}, per-image mean [95% CI]")
 
 
@@ -238,7 +246,9 @@ def evaluate(
         sets=list(set_ or []), ensemble=ensemble, threshold=threshold, eval_samples=eval_samples,
         eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume, dist_backend=dist_backend,
         dist_timeout=dist_timeout)
-    _run_and_show(lambda progress: evaluate_run(request, registry(), progress), quiet,
+    from segbench.reports.compose import write_run_report
+
+    _run_and_show(lambda progress: evaluate_run(request, registry(), progress, write_run_report), quiet,
                   f"{run_dir} evaluated again, per-image mean [95% CI]")
 
 
@@ -290,17 +300,15 @@ def study_plan(
     from segbench.study.run import plan_study
 
     plan = plan_study(study_file, out_dir, registry())
-    table = Table(box=None, header_style="bold")
-    for column in ("cell", "task", "model", "seed", "fold", "evaluates", "state"):
-        table.add_column(column, no_wrap=column == "cell")
+    table = Table("cell", "task", "model", "labels", "seed", "fold", "evaluates", "state", box=None, header_style="bold")
     for cell in plan.cells:
         evaluates = ", ".join(["as trained", *(v.name for v in cell.variants)])
-        table.add_row(cell.id, cell.request.task, cell.request.models[0], str(cell.seed),
-                      "–" if cell.fold is None else str(cell.fold), evaluates, plan.states[cell.id])
-    out.print(table)
+        table.add_row(cell.id, cell.request.task, cell.request.models[0], _budget_text(cell.request.labels),
+                      str(cell.seed), "–" if cell.fold is None else str(cell.fold), evaluates, plan.states[cell.id])
+    print_table(out, table)
     done = sum(state == "done" for state in plan.states.values())
     out.print(f"{len(plan.cells)} cells in {plan.directory}/ ({done} done); run them with "
-              f"`segbench study run {study_file}`", markup=False, highlight=False)
+              f"`segbench study run {study_file}`", markup=False, highlight=False, soft_wrap=True)
 
 
 @study_app.command("run")
@@ -315,12 +323,15 @@ def study_run(
 
     reg = registry()
     plan = plan_study(study_file, out_dir, reg)
-    outcomes = run_study(plan, reg, executor_for(reg, plan.study, executor, workers), _state.get("plugins", ()))
+    from segbench.reports.compose import write_run_report
+
+    outcomes = run_study(plan, reg, executor_for(reg, plan.study, executor, workers), write_run_report,
+                         _state.get("plugins", ()))
     failed = {cell: why for cell, why in outcomes.items() if why}
     for cell, why in failed.items():
         _say("error", "red", f"cell {cell} did not finish: {why}")
     out.print(f"{len(plan.cells) - len(failed)} of {len(plan.cells)} cells done in {plan.directory}/; "
-              f"report: segbench report {plan.directory}", markup=False, highlight=False)
+              f"report: segbench report {plan.directory}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -328,9 +339,10 @@ def study_run(
 @study_app.command("run-cell", hidden=True)
 def study_run_cell(study_dir: Path, cell_id: str) -> None:
     """Run one cell of a study directory (what the local executor's workers call)."""
+    from segbench.reports.compose import write_run_report
     from segbench.study.jobs import run_cell
 
-    run_cell(study_dir, cell_id, _state.get("plugins", ()))
+    run_cell(study_dir, cell_id, write_run_report, _state.get("plugins", ()))
 
 
 @app.command()
@@ -387,7 +399,7 @@ def plugins() -> None:
     for p in registry().plugins:
         table.add_row(p.name, p.distribution or "–", p.version or "–", p.source,
                       Text("failed (below)", style="red") if p.error else "ok")
-    out.print(table)
+    print_table(out, table)
     for p in registry().failures:
         out.print(Text.assemble((p.name, "bold"), ": ", p.error), soft_wrap=True)
 

@@ -21,3 +21,13 @@ def unknown(kind: str, name: str, valid: "list[str] | tuple[str, ...]") -> Segbe
     """Error for an unknown name, with the closest valid name and the valid choices."""
     choices = ", ".join(sorted(valid)) or "(none registered)"
     return SegbenchError(f"unknown {kind} {name!r}{did_you_mean(name, valid) or ';'} valid: {choices}")
+
+
+class HyperparameterError(SegbenchError):
+    """A model's hyperparameter out of range for the run (raised by a model's schema): `key` names it and
+    `fix`, where one exists, is a value that would be valid, so the run can say which `--set` fixes it."""
+
+    def __init__(self, key: str, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.fix = fix

@@ -9,26 +9,26 @@ from pathlib import Path
 
 import torch
 
-from segbench import environment
-from segbench.engine.device import Runtime, eval_batch_cap, resolve_device
-from segbench.engine.distributed import leave_together, on_main, start, stop
+from segbench.engine.device import eval_batch_cap, resolve_device
+from segbench.engine.distributed import Distributed
 from segbench.errors import SegbenchError
-from segbench.plan.build import parse_sets, refuse_training_sets, replan_model
+from segbench.plan.build import refuse_training_sets, replan_model
 from segbench.plan.request import check_counts
 from segbench.plan.run_plan import EvaluationPlan, ModelPlan, RunPlan
+from segbench.plan.sets import ModelSets, parse_sets
 from segbench.plugins import Registry
 from segbench.progress import Progress
 from segbench.results import ModelRecord, RunRecord, read_models, read_record
-from segbench.results.directory import open_run_directory
 from segbench.results.trained import load_weights
 from segbench.runner import (
+    Prepared,
     RunContext,
+    RunReport,
     build_network,
     evaluate_model,
-    for_each_model,
+    execute,
     in_run_directory,
     load_data,
-    start_record,
 )
 
 
@@ -50,43 +50,32 @@ class EvaluateRequest:
     dist_timeout: float = 600.0
 
 
-def evaluate(request: EvaluateRequest, registry: Registry, progress: Progress) -> Path:
-    """Evaluate the run's trained models as asked; returns the new run directory. With the run's own
-    settings the results are byte-identical to the run's."""
-    return in_run_directory(lambda held: _evaluate(request, registry, progress, held))
+def evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, report: RunReport) -> Path:
+    """Evaluate the run's trained models as asked, then `report(run_dir, registry)`; returns the new run directory.
+    With the run's own settings the results are byte-identical to the run's."""
+    return in_run_directory(lambda held: _evaluate(request, registry, progress, report, held))
 
 
-def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
+def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, report: RunReport,
+              held: contextlib.ExitStack) -> Path:
     source_dir = Path(request.run_dir)
     source = read_record(source_dir)
     trained = read_models(source_dir)
-    plan = evaluation_plan(request, source, trained, registry)
-    dist, device = start(torch.device(plan.device), request.dist_backend, request.dist_timeout)
-    try:
-        plan = replace(plan, device=str(device), processes=dist.world)
-        progress = progress if dist.main else progress.silenced()
+
+    def prepare(plan: RunPlan, dist: Distributed, progress: Progress) -> Prepared:
         networks = {m.name: _network(registry, m, plan, source_dir) for m in plan.models}
-        store, resume = on_main(lambda: open_run_directory(request.out, plan.data.task, request.resume, held,
-                                                           progress.log), dist)
         _, test_data = load_data(registry, plan, progress)
-        record = replace(source, plan=plan, eval_samples_used=len(test_data), trained_in=str(source_dir.resolve()),
-                         **environment.provenance(device))
-        on_main(lambda: start_record(store, record, resume), dist)
-        metrics = {name: registry.metric(name) for name in registry.names("metrics")}
-        context = RunContext(plan, Runtime(device, plan.precision, dist), store, {}, test_data, metrics, registry,
-                             progress, resume)
+        record = replace(source, plan=plan, eval_samples_used=len(test_data), trained_in=str(source_dir.resolve()))
+        return Prepared(networks, {}, test_data, record, lifecycle=False)
 
-        def evaluated(model: ModelPlan) -> ModelRecord:
-            # the run's size and training, without its evaluation
-            training = replace(trained[model.name], status="failed", error=None, compile_seconds=None,
-                               predict_seconds=None, masks_per_second=None, eval_batch_size_used=None)
-            return evaluate_model(model, networks[model.name], context, training)
+    def evaluated(model: ModelPlan, network: torch.nn.Module, context: RunContext) -> ModelRecord:
+        # the run's size and training, without its evaluation
+        training = replace(trained[model.name], status="failed", error=None, compile_seconds=None,
+                           predict_seconds=None, masks_per_second=None, eval_batch_size_used=None)
+        return evaluate_model(model, network, context, training)
 
-        for_each_model(context, evaluated)
-        leave_together(dist)
-        return store.path
-    finally:
-        stop(dist)
+    return execute(evaluation_plan(request, source, trained, registry), request.out, request.resume,
+                   (request.dist_backend, request.dist_timeout), held, registry, progress, prepare, evaluated, report)
 
 
 def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[str, ModelRecord],
@@ -116,7 +105,7 @@ def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[s
     return replace(plan, device=str(device), models=models, evaluation=evaluation, track=())  # evaluate tracks nothing
 
 
-def _replanned(registry: Registry, model: ModelPlan, plan: RunPlan, sets: dict[str, str]) -> ModelPlan:
+def _replanned(registry: Registry, model: ModelPlan, plan: RunPlan, sets: ModelSets) -> ModelPlan:
     changed = replan_model(registry.model(model.name), model, plan.data.image_size, sets)
     refuse_training_sets(model.name, sets, "evaluate")
     return changed

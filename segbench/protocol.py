@@ -1,4 +1,4 @@
-"""The evaluation protocol: the threshold, the seeds of the evaluation subset and the bootstrap, and the
+"""The evaluation protocol (its threshold is the plan's, `segbench.plan.run_plan.THRESHOLD`): the seeds of the evaluation subset and the bootstrap, and the
 one scoring function every caller uses (the runner, re-scoring from predictions/, the benchmarks)."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from segbench.errors import SegbenchError
 from segbench.seeds import derive_seed
 from segbench.specs import MetricSpec
 
-THRESHOLD = 0.5  # a pixel is foreground when its probability is >= THRESHOLD
 COUNT_COLUMNS = ["tp", "fp", "fn", "tn"]
 REFERENCE_EMPTY = "reference_empty"  # per_image.csv: True where the reference mask has no foreground
 

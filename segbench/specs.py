@@ -6,7 +6,7 @@ These are plain dataclasses with no heavy imports, so listing plugins stays fast
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -56,30 +56,40 @@ class Stage:
     reference, or the dataset's healthy group; without masks). A stage gets exactly its view, and validation
     images only with split="val"; never the test split.
     loss: the segmenter's method giving the stage's scalar loss on a batch: loss(images, masks) for the
-    labelled view, loss(images) for the others. Or fit: a method called once with the whole view,
-    fit(images, seeds) (seeds as in `predict`), that sets the model's state without an optimiser
-    (a calibration, say); a stage has a loss or a fit, not both.
+    labelled view, loss(images) for the others. Or fit: a method that sets the model's state without an
+    optimiser (a calibration, say), called once as fit(outputs) with the outputs of method `fit_on` on the
+    whole view, float32 (N, 1, H, W) on the CPU, computed as prediction computes `predict`'s (fit_on(images,
+    seeds) with the same per-sample seeds, batch shape, padding and precision); a stage has a loss or a fit,
+    not both.
     trains: the attribute name of the submodule whose parameters the stage optimises ("": all of them); the
     rest is frozen (no gradients, modules in eval mode) for the stage.
-    hyperparameters: the model hyperparameters the stage's result depends on, () for all; a stage whose
-    view and earlier stages do not depend on the label budget is trained once and reused, named by a digest
-    of these, the data, the seed and its training settings.
+    hyperparameters: a dataclass whose fields are the model hyperparameters the stage's result depends on
+    (None: all of them); a stage whose view and earlier stages do not depend on the label budget is trained
+    once and reused, named by a digest of their values, the data, the seed and its training settings.
     """
 
     name: str
     view: str = "labelled"
     loss: str = "training_loss"
     fit: str = ""
+    fit_on: str = ""
     trains: str = ""
     split: str = "train"
-    hyperparameters: tuple[str, ...] = ()
-    description: str = ""
+    hyperparameters: type | None = None
+    description: str = field(default="", compare=False)  # not part of what the stage is, nor of its digest
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
             raise SegbenchError(f"stage {self.name!r} has view {self.view!r}; valid: {', '.join(VIEWS)}")
         if self.split not in STAGE_SPLITS:
             raise SegbenchError(f"stage {self.name!r} has split {self.split!r}; valid: {', '.join(STAGE_SPLITS)}")
+        if bool(self.fit) != bool(self.fit_on):
+            raise SegbenchError(f"stage {self.name!r} has fit={self.fit!r} and fit_on={self.fit_on!r}: a fit names "
+                                "the method whose outputs it fits, e.g. fit='calibrate', fit_on='scores'")
+        if self.hyperparameters is not None and not (isinstance(self.hyperparameters, type)
+                                                     and is_dataclass(self.hyperparameters)):
+            raise SegbenchError(f"stage {self.name!r} has hyperparameters={self.hyperparameters!r}; expected a "
+                                "dataclass whose fields are the hyperparameters its result depends on, or None")
 
     @property
     def needs_labels(self) -> bool:
@@ -94,7 +104,7 @@ SINGLE_STAGE = (Stage("train"),)
 @dataclass(frozen=True)
 class Preset:
     """One preset of a model: `model` hyperparameters (for its factory), `training` settings (for the
-    engine: any field of `segbench.plan.training.TrainingSettings`, e.g. steps or epochs, batch_size, lr),
+    engine: any field of `segbench.training_settings.TrainingSettings`, e.g. steps or epochs, batch_size, lr),
     and for a model in several stages, `stages`: per stage name, settings layered over `training`."""
 
     model: Mapping[str, Any] = field(default_factory=dict)
@@ -106,7 +116,7 @@ class Preset:
         """A Preset as is; a flat dict split by key: training settings to `training`, the rest to `model`."""
         if isinstance(values, Preset):
             return values
-        from segbench.plan.training import TrainingSettings
+        from segbench.training_settings import TrainingSettings
 
         training = set(TrainingSettings.keys())
         return cls({k: v for k, v in values.items() if k not in training},

@@ -52,21 +52,25 @@ def fit_stages(model: torch.nn.Module, spec: ModelSpec, image_size: int = 32) ->
     model.eval()
     for stage in spec.stages:
         if stage.fit:
-            with torch.no_grad():
-                getattr(model, stage.fit)(images, torch.arange(4, dtype=torch.int64))
+            _fit(model, stage, images, torch.arange(4, dtype=torch.int64))
     return model
+
+
+def _fit(model: torch.nn.Module, stage: Stage, images: torch.Tensor, seeds: torch.Tensor) -> None:
+    """A fit stage as the engine runs it on one batch: `fit` on the outputs of `fit_on`."""
+    with torch.no_grad():
+        getattr(model, stage.fit)(getattr(model, stage.fit_on)(images, seeds).float())
 
 
 def _check_stage(model: torch.nn.Module, stage: Stage, images: torch.Tensor, masks: torch.Tensor,
                  seeds: torch.Tensor) -> None:
     """One step of `stage` as the engine takes it: the loss on (images, masks) for the labelled view, on
     images alone for the others, reaching the parameters the stage trains; a fit stage's fit."""
-    for method in (stage.fit or stage.loss,):
+    for method in (stage.fit, stage.fit_on) if stage.fit else (stage.loss,):
         assert callable(getattr(model, method, None)), f"stage {stage.name!r} names method {method!r}, which the model lacks"
     if stage.fit:
         model.eval()
-        with torch.no_grad():
-            getattr(model, stage.fit)(images, seeds)
+        _fit(model, stage, images, seeds)
         return
     trained = model.get_submodule(stage.trains) if stage.trains else model
     model.train()

@@ -9,6 +9,7 @@ for unpackaged modules. Fast enough for end-to-end CLI tests in seconds.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -100,11 +101,14 @@ class ToyStaged(nn.Module):
         MASKS_SEEN.update(m.numpy().astype(np.uint8).tobytes() for m in masks.cpu())
         return F.binary_cross_entropy_with_logits(self.head(self.body["encoder"](images)), masks)
 
-    def calibrate(self, images: torch.Tensor, seeds: torch.Tensor) -> None:
-        self.offset.copy_(self.head(self.body["encoder"](images)).mean() + 2.0)
+    def logits(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body["encoder"](images))
+
+    def calibrate(self, logits: torch.Tensor) -> None:
+        self.offset.copy_(logits.mean() + 2.0)
 
     def predict(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.body["encoder"](images)) - self.offset)
+        return torch.sigmoid(self.logits(images, seeds) - self.offset)
 
     def synthesize(self, seeds: torch.Tensor) -> torch.Tensor:
         """An "image" per seed: the body's reconstruction of uniform noise drawn from the seed."""
@@ -112,9 +116,16 @@ class ToyStaged(nn.Module):
         return self.body["decoder"](self.body["encoder"](noise.to(seeds.device))).clamp(0, 1)
 
 
-STAGES = (Stage("pretrain", view="images", loss="reconstruction_loss", trains="body", hyperparameters=("width",)),
+@dataclass(frozen=True)
+class ToyBody:
+    """What toy-staged's pretrained body depends on."""
+
+    width: int
+
+
+STAGES = (Stage("pretrain", view="images", loss="reconstruction_loss", trains="body", hyperparameters=ToyBody),
           Stage("head", view="labelled", trains="head"),
-          Stage("calibrate", view="healthy", split="val", fit="calibrate"))
+          Stage("calibrate", view="healthy", split="val", fit="calibrate", fit_on="logits"))
 STAGED_PRESET = Preset({"width": 8}, {"epochs": 4, "batch_size": 4, "lr": 0.03},
                        {"pretrain": {"steps": 10}, "head": {"epochs": 6}})
 

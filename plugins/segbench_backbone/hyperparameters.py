@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from segbench import SegbenchError
+from segbench import HyperparameterError, SegbenchError
 from segbench.presets import SEED_PAPER_TRAINING
 
 if TYPE_CHECKING:
@@ -143,12 +143,15 @@ class BackboneHyperparameters:
                 f"(channel_mult={self.channel_mult}); use a multiple of {factor}"
             )
         levels = self.level_resolutions
-        for resolution in self.attention_resolutions:
-            if resolution not in levels:
-                raise SegbenchError(
-                    f"attention_resolutions contains {resolution}, which no U-Net level has; "
-                    f"level resolutions for image_size={self.image_size}: {', '.join(map(str, levels))}"
-                )
+        missing = [r for r in self.attention_resolutions if r not in levels]
+        if missing:
+            nearest = sorted({min(levels, key=lambda level: abs(level - r)) for r in self.attention_resolutions},
+                             reverse=True)
+            raise HyperparameterError(
+                "attention_resolutions",
+                f"attention_resolutions contains {missing[0]}, which no U-Net level has; "
+                f"level resolutions for image_size={self.image_size}: {', '.join(map(str, levels))}",
+                fix=",".join(map(str, nearest)))
         if self.base_channels % self.norm_groups:
             raise SegbenchError(
                 f"base_channels={self.base_channels} is not divisible by norm_groups={self.norm_groups} (GroupNorm)"

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from segbench import SegbenchError
-from segbench.data.images import DECODE_ERRORS, image_extensions, read_image
+from segbench.data.images import DECODE_ERRORS, broken_link, image_extensions, read_image
 from segbench.errors import unknown
 
 
@@ -30,15 +30,19 @@ def require_dir(path: Path, what: str) -> Path:
 def image_files(folder: Path) -> dict[str, Path]:
     """Image files directly in `folder`, by stem, sorted by stem.
 
-    Hidden files (macOS "._x.png" resource forks) and other suffixes are skipped;
-    two images with one stem (a.png, a.jpg) are an error naming both.
+    Hidden files (macOS "._x.png" resource forks) and other suffixes are skipped; symbolic links are
+    followed, and one to a missing file is an error naming it, as are two images with one stem (a.png, a.jpg).
     """
     extensions = image_extensions()
     found: dict[str, Path] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             path = Path(entry.path)
-            if entry.name.startswith(".") or path.suffix.lower() not in extensions or not entry.is_file():
+            if entry.name.startswith(".") or path.suffix.lower() not in extensions:
+                continue
+            if broken := broken_link(path):
+                raise SegbenchError(f"{broken}; fix or remove the link")
+            if not entry.is_file():
                 continue
             if path.stem in found:
                 first, second = sorted([found[path.stem].name, entry.name])

@@ -2,8 +2,9 @@
 trained on healthy images only; what it cannot reconstruct is the anomaly.
 
 Stage "ddpm" trains `ddpm` on the healthy training images (`ddpm_loss`, no masks); stage "calibration"
-fits the score-to-probability map on healthy validation images (`calibrate`), kept in persistent
-buffers so checkpoints carry it.
+fits the score-to-probability map (`calibrate`) on the `anomaly_scores` of healthy validation images,
+which the engine computes as it predicts (same batches and precision), kept in persistent buffers so
+checkpoints carry it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from segbench.noise import sample_generators
 from segbench_unconditional.anomaly import fit_threshold, residual_score, score_probability
 from segbench_unconditional.hyperparameters import AnomalyHyperparameters
 from segbench_unconditional.network import XrayDDPM
-
-# Images per scoring pass in `calibrate`, which gets the whole healthy validation view at once.
-CALIBRATION_CHUNK = 64
 
 
 class AnomalyDDPMSegmenter(nn.Module):
@@ -50,14 +48,14 @@ class AnomalyDDPMSegmenter(nn.Module):
         generators = sample_generators(seeds)
         reconstructions = [self.ddpm.reconstruct(images, t, self.hparams.reconstruction_steps, generators)
                            for t in self.hparams.start_steps for _ in range(self.hparams.reconstructions)]
-        return residual_score(images, reconstructions, self.hparams.smoothing_sigma)
+        with torch.autocast(images.device.type, enabled=False):  # float32 scores under any network precision
+            return residual_score(images, reconstructions, self.hparams.smoothing_sigma)
 
     @torch.no_grad()
-    def calibrate(self, images: Tensor, seeds: Tensor) -> None:
-        """Stage "calibration" (view "healthy", split "val", a fit): the threshold at the healthy pixels'
-        `false_positive_rate` and the scale of the probability map, from every healthy validation image."""
-        scores = torch.cat([self.anomaly_scores(images[i:i + CALIBRATION_CHUNK], seeds[i:i + CALIBRATION_CHUNK])
-                            for i in range(0, images.shape[0], CALIBRATION_CHUNK)])
+    def calibrate(self, scores: Tensor) -> None:
+        """Stage "calibration" (view "healthy", split "val", a fit on `anomaly_scores`): the threshold at the
+        healthy pixels' `false_positive_rate` and the scale of the probability map, from the scores of every
+        healthy validation image (N, 1, S, S)."""
         tau, scale = fit_threshold(scores, self.hparams.false_positive_rate)
         self.threshold.fill_(tau)
         self.scale.fill_(scale)

@@ -72,11 +72,6 @@ XRAY_DDPM_TINY: dict[str, Any] = {
 
 XRAY_DDPM: dict[str, dict[str, Any]] = {"tiny": XRAY_DDPM_TINY, "small": XRAY_DDPM_SMALL, "paper": XRAY_DDPM_PAPER}
 
-# The hyperparameters a trained DDPM depends on: the network and the noise schedule (not how it samples).
-DDPM_TRAINING_FIELDS = ("base_channels", "channel_mult", "num_res_blocks", "attention_resolutions", "attention",
-                        "head_channels", "norm_groups", "dropout", "timesteps", "beta_start", "beta_end",
-                        "gradient_checkpointing", "channels_last")
-
 # Training of the DDPM stage. paper: the seed's protocol as every built-in model's paper preset
 # (100 epochs at batch 512, lr 3e-3), with guided-diffusion's EMA; its budget is the stage's own (it
 # sees no masks, so the 2,400-epoch infection layer of the segmenters does not apply). small: AdamW
@@ -93,8 +88,10 @@ DDPM_STAGE: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class XrayDDPMHyperparameters:
-    """The unconditional X-ray DDPM: NoiseUNet on one image channel, noise schedule and DDIM synthesis."""
+class DDPMStageHyperparameters:
+    """What a trained X-ray DDPM depends on, and so what the "ddpm" stage's stored result is named by: the
+    NoiseUNet on one image channel and the noise schedule. Not how it samples: a field that changes the
+    trained weights belongs here, one that does not in a subclass."""
 
     image_size: int
     base_channels: int
@@ -108,10 +105,16 @@ class XrayDDPMHyperparameters:
     timesteps: int
     beta_start: float
     beta_end: float
-    sampling_steps: int
-    clip_x0: bool
     gradient_checkpointing: bool
     channels_last: bool
+
+
+@dataclass(frozen=True)
+class XrayDDPMHyperparameters(DDPMStageHyperparameters):
+    """The unconditional X-ray DDPM: its trained network and schedule, and DDIM synthesis."""
+
+    sampling_steps: int
+    clip_x0: bool
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Self:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from segbench import ModelSpec, Stage, deferred, hookimpl
 from segbench_unconditional.hyperparameters import (
     ANOMALY_PRESETS,
-    DDPM_TRAINING_FIELDS,
     FEATURES_PRESETS,
     AnomalyHyperparameters,
+    DDPMStageHyperparameters,
     FeaturesHyperparameters,
     anomaly_evaluations,
     anomaly_summary,
@@ -22,17 +22,17 @@ ANOMALY_REFERENCE = ("Pinaya et al. 2022, Fast Unsupervised Brain Anomaly Detect
                      "Models (MICCAI; arXiv:2206.03461); Wyatt et al. 2022, AnoDDPM (CVPR Workshops)")
 
 # The DDPM stage reads no masks, so a run trains it once and reuses it across label budgets; its result
-# depends only on the network and schedule hyperparameters.
+# depends only on the network and schedule hyperparameters (DDPMStageHyperparameters' fields).
 FEATURES_STAGES = (
-    Stage("ddpm", view="images", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPM_TRAINING_FIELDS,
+    Stage("ddpm", view="images", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPMStageHyperparameters,
           description="the unconditional X-ray DDPM on every training image"),
     Stage("mlp", view="labelled", loss="training_loss", trains="ensemble",
           description="the pixel-MLP ensemble on the labelled images' DDPM features"),
 )
 ANOMALY_STAGES = (
-    Stage("ddpm", view="healthy", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPM_TRAINING_FIELDS,
+    Stage("ddpm", view="healthy", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPMStageHyperparameters,
           description="the unconditional X-ray DDPM on healthy training images"),
-    Stage("calibration", view="healthy", split="val", fit="calibrate", loss="", trains="",
+    Stage("calibration", view="healthy", split="val", fit="calibrate", fit_on="anomaly_scores", loss="", trains="",
           description="the anomaly-score threshold at the healthy validation pixels' false-positive rate"),
 )
 

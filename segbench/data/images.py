@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +20,13 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 def image_extensions() -> frozenset[str]:
     """Lower-case suffixes (".png", ".tif", ...) of the formats PIL can open."""
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def broken_link(path: Path) -> str | None:
+    """"PATH is a symbolic link to TARGET, which does not exist" where `path` is such a link, else None."""
+    if path.is_symlink() and not path.exists():
+        return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+    return None
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from segbench.data.prepare import SplitData
+from segbench.errors import SegbenchError
 from segbench.seeds import derive_seed
 
 STRATUM_KEY = "group"  # a dataset's metadata key that labelled subsets are stratified by, where it has one
@@ -52,3 +53,12 @@ def labelled_subset(data: SplitData, labels: int | None, labels_seed: int) -> np
 def labelled_ids(splits: Mapping[str, SplitData], labels: int | None, labels_seed: int) -> dict[str, list[str]]:
     """Per split a stage may train on, the ids of its labelled images under a budget of `labels`."""
     return {name: [data.ids[i] for i in labelled_subset(data, labels, labels_seed)] for name, data in splits.items()}
+
+
+def check_budget(labels: int | None, splits: Mapping[str, SplitData]) -> None:
+    """A budget below the size of every split it applies to: at or above it, `--labels N` would mean every
+    mask, which is `--labels all` (one name for one setting, so a study plans one cell for it)."""
+    for name, data in splits.items():
+        if labels is not None and labels >= len(data):
+            raise SegbenchError(f"--labels {labels}: the {name} split has {len(data)} images, so a budget of "
+                                f"{labels} would label all of them; use --labels all, or a number below {len(data)}")

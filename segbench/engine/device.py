@@ -9,6 +9,7 @@ import torch
 
 from segbench.engine.distributed import SINGLE, Distributed
 from segbench.errors import SegbenchError
+from segbench.plan.run_plan import RunDevice
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -61,6 +62,12 @@ def eval_batch_cap(device: torch.device) -> int:
     (paper preset on an H200: 19.5 masks/s at 64, 23.8 at 512), 32 elsewhere (eager CPU convolutions
     gain nothing from larger ones). Out-of-memory halves it during the run."""
     return 256 if device.type == "cuda" else 32
+
+
+def run_device(name: str, precision: str) -> RunDevice:
+    """The device `segbench run --device NAME --precision PRECISION` plans for, resolved."""
+    device = resolve_device(name)
+    return RunDevice(str(device), resolve_precision(precision, device), eval_batch_cap(device))
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

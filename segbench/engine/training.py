@@ -22,7 +22,7 @@ from segbench.engine.random_state import rng_state, seed_everything, set_rng_sta
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
 from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
-from segbench.plan.training import TrainingSettings
+from segbench.training_settings import TrainingSettings
 from segbench.seeds import derive_seed
 
 __all__ = ["EMA", "Checkpointing", "Objective", "TrainState", "TrainingData", "TrainingDiverged", "TrainingStep", "train",

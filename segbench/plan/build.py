@@ -1,24 +1,26 @@
 """Building the run plan: the request and the registry give every setting, resolved and checked once.
 
-Torch-free at import (the device is resolved inside `build_plan`), so the CLI answers a mistyped
-command through `check_arguments` before torch loads.
+Torch-free (the caller resolves the device), so the CLI answers a mistyped command through
+`check_arguments` before torch loads.
 """
 
 from __future__ import annotations
 
+import re
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
-from segbench.errors import SegbenchError
+from segbench.errors import HyperparameterError, SegbenchError
 from segbench.plan import hyperparameters as hp
 from segbench.plan.request import RunRequest, check_request
-from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan
-from segbench.plan.training import SettingError, TrainingSettings
+from segbench.plan.run_plan import THRESHOLD, DataPlan, EvaluationPlan, ModelPlan, RunDevice, RunPlan
+from segbench.plan.sets import ModelSets, SetKey, parse_sets
 from segbench.plugins import Registry
 from segbench.presets import resolve_preset
 from segbench.specs import SINGLE_STAGE, ModelSpec
+from segbench.training_settings import SettingError, TrainingSettings
 
 TRAINING_KINDS = typing.get_type_hints(TrainingSettings)
 CLI_TRAINING = {"epochs": "--epochs", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr"}
@@ -35,55 +37,33 @@ def check_arguments(request: RunRequest, registry: Registry) -> None:
         return
     for name, values in sets.items():  # auto: the keys (the same in every preset) before the values
         spec = registry.model(name)
-        check_set_keys(name, model_kinds(spec, spec.preset(preset, request.task).model), values, stage_names(spec))
+        check_set_keys(spec, name, model_kinds(spec, spec.preset(preset, request.task).model), values)
 
 
 def plan_models(request: RunRequest, registry: Registry, preset: str,
-                sets: Mapping[str, Mapping[str, str]]) -> tuple[ModelPlan, ...]:
+                sets: Mapping[str, ModelSets]) -> tuple[ModelPlan, ...]:
     """Every requested model's plan at `preset`, with the request's training options and `--set` values."""
     cli = {key: getattr(request, key) for key in CLI_TRAINING if getattr(request, key) is not None}
     return tuple(plan_model(registry.model(name), name, preset, request.task, request.image_size, cli,
                             sets.get(name, {})) for name in request.models)
 
 
-def build_plan(request: RunRequest, registry: Registry) -> RunPlan:
-    """The plan of `request`; anything the user can fix is a SegbenchError naming it."""
-    from segbench.engine.device import eval_batch_cap, resolve_device, resolve_precision
-    from segbench.protocol import THRESHOLD
-
+def build_plan(request: RunRequest, registry: Registry, device: RunDevice) -> RunPlan:
+    """The plan of `request` on `device` (resolved by the caller: `segbench.engine.device.run_device`);
+    anything the user can fix is a SegbenchError naming it."""
     check_request(request, registry)
-    device = resolve_device(request.device)
-    precision = resolve_precision(request.precision, device)
     preset = resolve_preset(request.preset, device.type)
     models = plan_models(request, registry, preset, parse_sets(request.sets, request.models))
     return RunPlan(
-        seed=request.seed, preset=preset, preset_requested=request.preset, device=str(device), precision=precision,
-        precision_requested=request.precision, compile=request.compile, checkpoint_every=request.checkpoint_every,
+        seed=request.seed, preset=preset, preset_requested=request.preset, device=device.name,
+        precision=device.precision, precision_requested=request.precision, compile=request.compile,
+        checkpoint_every=request.checkpoint_every,
         data=DataPlan(request.dataset, request.task, request.data_root, request.image_size, request.mask_threshold,
                       request.folds, request.fold, request.labels, request.labels_seed),
-        evaluation=EvaluationPlan(request.eval_samples, request.eval_batch_size or eval_batch_cap(device),
+        evaluation=EvaluationPlan(request.eval_samples, request.eval_batch_size or device.eval_batch_cap,
                                   request.ensemble, THRESHOLD),
         models=models, track=tuple(dict.fromkeys(request.track)), sync_batchnorm=request.sync_batchnorm,
     )
-
-
-def parse_sets(items: Sequence[str], model_names: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`["diff-add.sampling_steps=25", "ddpm-features.ddpm.steps=9"]` ->
-    {"diff-add": {"sampling_steps": "25"}, "ddpm-features": {"ddpm.steps": "9"}} (a stage's training
-    setting keeps the stage's name in its key)."""
-    out: dict[str, dict[str, str]] = {}
-    for item in items:
-        target, sep, value = item.partition("=")
-        model, dot, key = target.rpartition(".")
-        if not sep or not dot or not model or not key:
-            raise SegbenchError(f"--set {item!r} is not of the form MODEL.KEY=VALUE (e.g. diff-add.sampling_steps=25)")
-        owner, _, stage = model.rpartition(".")
-        if model not in model_names and owner in model_names and stage:
-            model, key = owner, f"{stage}.{key}"
-        if model not in model_names:
-            raise SegbenchError(f"--set {item!r} names model {model!r}, which is not in --models ({', '.join(model_names)})")
-        out.setdefault(model, {})[key] = value
-    return out
 
 
 def model_kinds(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,9 +76,15 @@ def model_kinds(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     return kinds
 
 
+# The training layers below `--set` of a model (stage None) or of one of its trained stages.
+BaseLayers = Callable[[str | None], list[Mapping[str, Any]]]
+
+
 def plan_model(spec: ModelSpec, name: str, preset: str, task: str | None, image_size: int,
-               cli: Mapping[str, Any] | None = None, sets: Mapping[str, str] | None = None) -> ModelPlan:
-    """One model's plan: its preset (and preset/task layer), then the CLI's training options, then `--set`."""
+               cli: Mapping[str, Any] | None = None, sets: ModelSets | Mapping[str, str] | None = None) -> ModelPlan:
+    """One model's plan: its preset (and preset/task layer); for each trained stage the preset's training,
+    the preset's layer of that stage, then the CLI's training options; then `--set MODEL.KEY`, then
+    `--set MODEL.STAGE.KEY`. `sets` may be given as {"KEY" or "STAGE.KEY": text}."""
     chosen = spec.preset(preset, task)
     kinds = model_kinds(spec, chosen.model)
     missing = [key for key in kinds if key not in chosen.model]
@@ -108,26 +94,36 @@ def plan_model(spec: ModelSpec, name: str, preset: str, task: str | None, image_
     values = _typed(spec, name, chosen.model, kinds, f"preset {preset!r}")
     sources = {key: f"hyperparameter {name}.{key} of preset {preset}" for key in chosen.training}
     sources.update({key: option for key, option in CLI_TRAINING.items() if key in (cli or {})})
-    return _with_sets(spec, name, kinds, values, [chosen.training, cli or {}], sources, sets or {}, image_size,
-                      chosen.stages)
+
+    def layers(stage: str | None) -> list[Mapping[str, Any]]:
+        return [chosen.training, *([chosen.stages.get(stage, {})] if stage else []), cli or {}]
+
+    return _with_sets(spec, name, kinds, values, layers, sources, _keyed(sets or {}), image_size)
 
 
-def replan_model(spec: ModelSpec, plan: ModelPlan, image_size: int, sets: Mapping[str, str]) -> ModelPlan:
+def replan_model(spec: ModelSpec, plan: ModelPlan, image_size: int, sets: ModelSets | Mapping[str, str]) -> ModelPlan:
     """A model's plan as a run recorded it (JSON values typed again), with `--set` overrides applied: how
     a finished run's model is evaluated another way."""
     kinds = model_kinds(spec, plan.hyperparameters)
     values = _typed(spec, plan.name, plan.hyperparameters, kinds, "the run's config.json")
-    return _with_sets(spec, plan.name, kinds, values, [plan.training.to_json()], {}, sets, image_size,
-                      {stage: settings.to_json() for stage, settings in plan.stages.items()})
+
+    def layers(stage: str | None) -> list[Mapping[str, Any]]:
+        return [plan.stage_training(stage or "train").to_json()]
+
+    return _with_sets(spec, plan.name, kinds, values, layers, {}, _keyed(sets), image_size)
 
 
-def refuse_training_sets(name: str, sets: Mapping[str, str], command: str) -> None:
+def refuse_training_sets(name: str, sets: ModelSets, command: str) -> None:
     """`--set` for a trained model (`segbench evaluate`, `segbench predict`) may change how it samples, not
     a training setting: that is one clear error naming the key."""
-    training = [key for key in sets if key.rpartition(".")[2] in TRAINING_KINDS]
+    training = [key for key in sets if key.setting in TRAINING_KINDS]
     if training:
         raise SegbenchError(f"--set {name}.{training[0]}: a training setting; {command} reuses the trained weights, "
                             "so only how the model samples can change (run again to train differently)")
+
+
+def _keyed(sets: ModelSets | Mapping[str, str]) -> dict[SetKey, str]:
+    return {key if isinstance(key, SetKey) else SetKey.of(key): text for key, text in sets.items()}
 
 
 def _typed(spec: ModelSpec, name: str, given: Mapping[str, Any], kinds: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -137,33 +133,36 @@ def _typed(spec: ModelSpec, name: str, given: Mapping[str, Any], kinds: Mapping[
         raise SegbenchError(f"model {name!r} (plugin {spec.plugin!r}): {where}: {exc}") from None
 
 
-def _with_sets(spec: ModelSpec, name: str, kinds: Mapping[str, Any], values: dict[str, Any],
-               training_layers: list[Mapping[str, Any]], sources: dict[str, str], sets: Mapping[str, str],
-               image_size: int, stage_layers: Mapping[str, Mapping[str, Any]] | None = None) -> ModelPlan:
+def _with_sets(spec: ModelSpec, name: str, kinds: Mapping[str, Any], values: dict[str, Any], layers: BaseLayers,
+               sources: dict[str, str], sets: ModelSets, image_size: int) -> ModelPlan:
     """Apply `--set` (model hyperparameters, training settings and a stage's training settings, each parsed
-    once by its declared type), then check the training settings of the model and of each of its stages,
-    and the model's schema. A stage's settings: the model's, its preset's stage layer, then its `--set`."""
-    check_set_keys(name, kinds, sets, stage_names(spec))
+    once by its declared type), then check the training settings of the model or of each of its trained
+    stages, and the model's schema."""
+    check_set_keys(spec, name, kinds, sets)
+    trained = trained_stages(spec)
     set_training: dict[str, Any] = {}
     set_stages: dict[str, dict[str, Any]] = {}
     for key, text in sets.items():
-        stage, _, setting = key.rpartition(".")
-        kind = kinds.get(key, TRAINING_KINDS.get(setting))
+        hyperparameter = not key.stage and key.setting in kinds
+        kind = kinds[key.setting] if hyperparameter else TRAINING_KINDS[key.setting]
         try:
             value = hp.parse(text, kind)
         except ValueError:
-            example = values.get(key, getattr(TrainingSettings(), setting, None))
+            stage = key.stage or (trained[0] if trained else None)
+            example = (values[key.setting] if hyperparameter else
+                       TrainingSettings.layered(*layers(stage)).to_json()[key.setting])
             raise SegbenchError(f"--set {name}.{key}={text!r}: expected a value like {example!r} "
                                 f"({hp.describe(kind)})") from None
-        if key in kinds:
-            values[key] = value
+        if hyperparameter:
+            values[key.setting] = value
         else:
-            (set_stages.setdefault(stage, {}) if stage else set_training)[setting] = value
-            sources[key] = f"--set {name}.{key}={text}"
-    training = _settings(name, [*training_layers, set_training], sources)
-    stages = {stage: _settings(name, [*training_layers, (stage_layers or {}).get(stage, {}), set_training,
-                                      set_stages.get(stage, {})], sources, stage)
-              for stage in stage_names(spec)} if spec.stages != SINGLE_STAGE else {}
+            (set_stages.setdefault(key.stage, {}) if key.stage else set_training)[key.setting] = value
+            sources[str(key)] = f"--set {name}.{key}={text}"
+    if trained is None:
+        training, stages = _settings(name, [*layers(None), set_training], sources), {}
+    else:
+        training, stages = None, {stage: _settings(name, [*layers(stage), set_training, set_stages.get(stage, {})],
+                                                   sources, stage) for stage in trained}
     if spec.schema is not None:
         _validate(spec, name, values, image_size)
     variant = name.split(":", 1)[1] if spec.prefix else None
@@ -183,20 +182,31 @@ def stage_names(spec: ModelSpec) -> tuple[str, ...]:
     return tuple(stage.name for stage in spec.stages)
 
 
-def check_set_keys(name: str, kinds: Mapping[str, Any], sets: Mapping[str, str], stages: Sequence[str] = ()) -> None:
+def trained_stages(spec: ModelSpec) -> tuple[str, ...] | None:
+    """The stages of a model in several stages that train with an optimiser (not those fitted once), in
+    order; None for a model in one stage, whose plan has one `training`."""
+    if spec.stages == SINGLE_STAGE:
+        return None
+    return tuple(stage.name for stage in spec.stages if not stage.fit)
+
+
+def check_set_keys(spec: ModelSpec, name: str, kinds: Mapping[str, Any], sets: ModelSets) -> None:
     """Every `--set` key of model `name` is one of its hyperparameters (`kinds`), a training setting, or
-    for a model in several stages STAGE.SETTING."""
+    for a model in several stages STAGE.SETTING of a stage that trains with an optimiser."""
+    stages, trained = stage_names(spec), trained_stages(spec) or ()
     for key in sets:
-        stage, _, setting = key.rpartition(".")
-        if key in kinds or (not stage and key in TRAINING_KINDS):
+        if not key.stage and (key.setting in kinds or key.setting in TRAINING_KINDS):
             continue
-        if stage and len(stages) > 1 and stage in stages and setting in TRAINING_KINDS:
-            continue
-        if stage and len(stages) > 1 and stage not in stages:
-            raise SegbenchError(f"--set {name}.{key}: {name} has no stage {stage!r}; its stages: {', '.join(stages)}")
+        if key.stage and len(stages) > 1 and key.stage in stages and key.setting in TRAINING_KINDS:
+            if key.stage in trained:
+                continue
+            raise SegbenchError(f"--set {name}.{key}: stage {key.stage!r} of {name} is fitted once, without an "
+                                f"optimiser, so it has no training settings; stages that train: {', '.join(trained)}")
+        if key.stage and len(stages) > 1 and key.stage not in stages:
+            raise SegbenchError(f"--set {name}.{key}: {name} has no stage {key.stage!r}; its stages: {', '.join(stages)}")
         valid = ", ".join(sorted({*kinds, *TRAINING_KINDS}))
-        staged = f" (or STAGE.SETTING for its stages {', '.join(stages)})" if len(stages) > 1 else ""
-        raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {key!r}; valid: {valid}{staged}")
+        staged = f" (or STAGE.SETTING for its stages {', '.join(trained)})" if len(stages) > 1 else ""
+        raise SegbenchError(f"--set {name}.{key}: {name} has no hyperparameter {str(key)!r}; valid: {valid}{staged}")
 
 
 def _setting_problem(name: str, exc: SettingError, source: str, key: str) -> str:
@@ -210,12 +220,18 @@ def _setting_problem(name: str, exc: SettingError, source: str, key: str) -> str
 
 
 def _validate(spec: ModelSpec, name: str, values: dict[str, Any], image_size: int) -> None:
-    """Build the spec's schema from the values: its checks raise SegbenchError on a bad combination."""
+    """Build the spec's schema from the values: its checks raise SegbenchError on a bad combination, named
+    here with the model (and, for a HyperparameterError or a message that starts with a hyperparameter's
+    name, the `--set` that changes it)."""
     run_fields = {key: image_size for key in hp.RUN_FIELDS if key in {f.name for f in fields(spec.schema)}}
     try:
         spec.schema(**values, **run_fields)
-    except SegbenchError:
-        raise
+    except HyperparameterError as exc:
+        raise SegbenchError(f"model {name!r}: {exc}; change it with --set {name}.{exc.key}={exc.fix or 'VALUE'}") from None
+    except SegbenchError as exc:
+        key = next((key for key in values if re.match(rf"{re.escape(key)}\b", str(exc))), None)
+        fix = f"; change it with --set {name}.{key}=VALUE" if key else ""
+        raise SegbenchError(f"model {name!r}: {exc}{fix}") from None
     except Exception as exc:  # noqa: BLE001 - a plugin's schema bug is reported with its name
         raise SegbenchError(f"model {name!r} (plugin {spec.plugin!r}): its hyperparameters could not be checked: "
                             f"{type(exc).__name__}: {exc}") from exc

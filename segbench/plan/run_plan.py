@@ -8,28 +8,38 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from segbench.errors import SegbenchError
-from segbench.plan.training import TrainingSettings
 from segbench.specs import DatasetOptions
+from segbench.training_settings import TrainingSettings
 
 
 @dataclass(frozen=True)
 class ModelPlan:
     """One model of the run: its spec's name and plugin, typed hyperparameters (what the factory gets, in
-    declaration order), the prefix variant if any ("FPN:resnet18" of "smp:FPN:resnet18"), and training:
-    `training` for a model in one stage; for a model in several, `stages` holds each stage's settings
-    (`training` layered with the stage's own)."""
+    declaration order), the prefix variant if any ("FPN:resnet18" of "smp:FPN:resnet18"), and what it trains
+    with: `training` for a model in one stage; for a model in several, `stages` holds the settings of each
+    stage that trains with an optimiser (a stage fitted once has none) and `training` is None."""
 
     name: str
     plugin: str
     family: str
     hyperparameters: dict[str, Any]
-    training: TrainingSettings
+    training: TrainingSettings | None
     variant: str | None = None
     stages: dict[str, TrainingSettings] = field(default_factory=dict)
 
     def stage_training(self, stage: str) -> TrainingSettings:
         """The training settings of stage `stage` (`training` for a model in one stage)."""
-        return self.stages.get(stage, self.training)
+        if self.training is not None:
+            return self.training
+        if stage not in self.stages:
+            raise SegbenchError(f"model {self.name!r}: stage {stage!r} trains without an optimiser; "
+                                f"stages with training settings: {', '.join(self.stages)}")
+        return self.stages[stage]
+
+    @property
+    def trained(self) -> dict[str, TrainingSettings]:
+        """The settings of every stage trained with an optimiser ("train" for a model in one stage)."""
+        return {"train": self.training} if self.training is not None else dict(self.stages)
 
     def factory_input(self, image_size: int) -> dict[str, Any]:
         """What the spec's factory is called with."""
@@ -37,9 +47,10 @@ class ModelPlan:
         return {**self.hyperparameters, "image_size": image_size, **extra}
 
     def to_json(self) -> dict[str, Any]:
-        stages = {"stages": {k: v.to_json() for k, v in self.stages.items()}} if self.stages else {}
-        return {**{k: v for k, v in asdict(self).items() if k != "stages"}, "training": self.training.to_json(),
-                **stages}
+        """config.json's form: `training` for a model in one stage, else `stages` (what ran, nothing else)."""
+        trained = {"training": self.training.to_json()} if self.training is not None else {
+            "stages": {k: v.to_json() for k, v in self.stages.items()}}
+        return {**{k: v for k, v in asdict(self).items() if k not in ("training", "stages")}, **trained}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelPlan:
@@ -48,8 +59,9 @@ class ModelPlan:
         def settings(values: dict[str, Any]) -> TrainingSettings:
             return TrainingSettings(**{k: v for k, v in values.items() if k in known})
 
-        return from_fields(cls, data, hyperparameters=dict(data["hyperparameters"]), training=settings(data["training"]),
-                           stages={stage: settings(values) for stage, values in data.get("stages", {}).items()})
+        stages = {stage: settings(values) for stage, values in data.get("stages", {}).items()}
+        return from_fields(cls, data, hyperparameters=dict(data["hyperparameters"]),
+                           training=None if stages else settings(data["training"]), stages=stages)
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,23 @@ class DataPlan:
     def options(self, seed: int) -> DatasetOptions:
         return DatasetOptions(task=self.task, root=Path(self.root).expanduser() if self.root else None,
                               size=self.image_size, seed=seed, mask_threshold=self.mask_threshold)
+
+
+THRESHOLD = 0.5  # the protocol's: a pixel is foreground when its probability is >= THRESHOLD
+
+
+@dataclass(frozen=True)
+class RunDevice:
+    """The device a run plans for, resolved (`segbench.engine.device.run_device`): its name ("cuda:0"), the
+    precision it computes in and its prediction batch cap."""
+
+    name: str
+    precision: str
+    eval_batch_cap: int
+
+    @property
+    def type(self) -> str:
+        return self.name.partition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -148,7 +177,7 @@ class RunPlan:
             **({"sync_batchnorm": True} if self.sync_batchnorm else {}),  # only when on: ids of older plans stay
             **({"labels": self.data.labels, "labels_seed": self.data.labels_seed} if self.data.labels else {}),
             "hyperparameters": {m.name: m.hyperparameters for m in self.models},
-            "training": {m.name: m.training.to_json() for m in self.models},
+            "training": {m.name: m.training.to_json() for m in self.models if m.training is not None},
             **({"stages": {m.name: {k: v.to_json() for k, v in m.stages.items()} for m in self.models if m.stages}}
                if any(m.stages for m in self.models) else {}),
         })

@@ -23,9 +23,10 @@ from segbench.engine.device import Runtime, resolve_device
 from segbench.engine.evaluation import predict_split
 from segbench.errors import SegbenchError
 from segbench.io import atomic_write_text
-from segbench.plan.build import parse_sets, refuse_training_sets
+from segbench.plan.build import refuse_training_sets
 from segbench.plan.request import check_counts
 from segbench.plan.run_plan import EvaluationPlan
+from segbench.plan.sets import parse_sets
 from segbench.plugins import Registry
 from segbench.prediction.inputs import InputImage, collect
 from segbench.prediction.outputs import write_outputs

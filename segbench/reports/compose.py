@@ -7,13 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from segbench.errors import SegbenchError, unknown
+from segbench.io import atomic_write_text
 from segbench.plugins import Registry
 from segbench.reports.comparison import compared_metric
 from segbench.reports.options import ReportOptions
 from segbench.reports.strata import subgroups
 from segbench.reports.uncertainty import uncertainty_quality
 from segbench.reports.upper_bound import upper_bounds
-from segbench.results import RunResults, merge_runs
+from segbench.results import RunResults, load_run, merge_runs
 from segbench.results.rescore import select_scores
 from segbench.specs import FormatSpec
 from segbench.study.directory import is_study
@@ -142,3 +143,9 @@ def without_timings(results: RunResults) -> RunResults:
     models = {name: replace(info, **dict.fromkeys(TIMING_KEYS), stages=[replace(s, seconds=None) for s in info.stages])
               for name, info in results.models.items()}
     return replace(results, models=models, timings_omitted=True)
+
+
+def write_run_report(run_dir: Path, registry: Registry) -> None:
+    """A run directory's report.md: the Markdown report of its results, with the analyses every report takes."""
+    results = load_run(run_dir)
+    atomic_write_text(run_dir / "report.md", registry.format("md").render(results, analysis_options(registry, results)[0]))

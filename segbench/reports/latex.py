@@ -83,8 +83,9 @@ def main_table(results: RunResults, options: dict) -> list[str]:
         f"Segmentation of {escape(s['Task'])} on {escape(results.record.plan.data.dataset)}{synthetic}: "
         r"per-image mean with its 95\% bootstrap CI, and below, pooled over all pixels. "
         f"{escape(BOLD_RULE)} {escape(s['Evaluation images'])} test images, threshold "
-        f"{escape(s['Threshold'])}, ensemble size {escape(s['Ensemble size'])}, seed {escape(s['Seed'])}, preset "
-        f"{escape(s['Preset'])}. {escape(policy[:1].upper() + policy[1:])}."
+        f"{escape(s['Threshold'])}, ensemble size {escape(s['Ensemble size'])}, seed {escape(s['Seed'])}, "
+        f"label budget {escape(s['Label budget'])}, preset {escape(s['Preset'])}. "
+        f"{escape(policy[:1].upper() + policy[1:])}."
         + (f" Empty masks, {escape(rules)}." if rules else "") + (f" {escape(unpooled_note(table))}" if table.unpooled else "")
     )
     return _table("l" + "r" * (len(labels) - 1), body, caption, _label(results))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from segbench.plan.run_plan import ModelPlan
 from segbench.results import ModelRecord, RunRecord, RunResults
+from segbench.results.record import StageRecord
+from segbench.training_settings import TrainingSettings
 
 # What each result cost: parameters trained and frozen, the images it learned from (with and without masks),
 # its training (per stage: optimiser steps x batch, seconds), what one mask costs, and speed.
@@ -64,6 +67,8 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
         ("Preset", _setting(results, lambda r: f"{r.plan.preset} (requested: {r.plan.preset_requested})")),
         ("Seed", _setting(results, lambda r: _text(r.plan.seed))),
         ("Training images", _setting(results, lambda r: _text(r.train_samples))),
+        ("Label budget", _setting(results, _label_budget)),
+        ("Labels seed", _setting(results, _labels_seed)),
         ("Evaluation images", _setting(results, lambda r: _text(r.eval_samples_used))),
         ("Image size", _setting(results, lambda r: f"{r.plan.data.image_size}x{r.plan.data.image_size}")),
         ("Ensemble size", _setting(results, lambda r: _text(r.plan.evaluation.ensemble))),
@@ -99,6 +104,20 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
     if len(runs) > 1:
         items.append(("Runs", ", ".join(runs)))
     return items
+
+
+def _label_budget(record: RunRecord) -> str:
+    """How many training images kept their masks: "16 of 480 images", or "all (480 images)"."""
+    labels, images = record.plan.data.labels, record.train_samples
+    if labels is None:
+        return f"all ({images} images)" if images else "all"
+    return f"{labels} of {images} images" if images else str(labels)
+
+
+def _labels_seed(record: RunRecord) -> str:
+    """The seed that chose the labelled images; with every image labelled it chose nothing."""
+    seed = str(record.plan.data.labels_seed)
+    return seed if record.plan.data.labels is not None else f"{seed} (unused: every training image is labelled)"
 
 
 def _rule_items(empty_rules: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -207,15 +226,34 @@ def _stage_cost(steps: int | None, batch: int | None, seconds: float | None, reu
 
 
 def hyperparameter_items(results: RunResults) -> list[tuple[str, str]]:
-    """Per model, every resolved hyperparameter as "key=value, ...", then its training settings."""
+    """Per model, every resolved hyperparameter as "key=value, ...", then what trained it: "training:
+    steps=3, ..." for a model in one stage; for one in several, each stage's settings ("ddpm: steps=1200,
+    ...; calibration: fitted once, no optimiser"), in the order the stages ran."""
     items = []
     for name in results.model_names:
         plan = results.record_of(name).plan
         if name not in plan.model_names:
             continue
         model = plan.model(name)
-        training = {k: v for k, v in model.training.to_json().items() if v is not None}
+        training = (f"training: {_settings_text(model.training)}" if model.training is not None
+                    else _stage_settings(model, results.models[name].stages))
         text = ", ".join(f"{k}={v}" for k, v in model.hyperparameters.items())
-        items.append((name, (f"{text}; " if text else "") + "training: "
-                      + ", ".join(f"{k}={v}" for k, v in training.items())))
+        items.append((name, (f"{text}; " if text else "") + training))
     return items
+
+
+def _stage_settings(model: ModelPlan, stages: list[StageRecord]) -> str:
+    """Each stage's training settings, or "fitted once" for a stage without an optimiser (models.json records
+    no batch size for it; the plan holds no settings for it): the stages that ran, in their order, then any
+    the plan holds that did not (a model that failed before them)."""
+    recorded = {stage.name: stage for stage in stages}
+    parts = []
+    for stage in dict.fromkeys([*recorded, *model.stages]):
+        fitted = recorded[stage].batch_size is None if stage in recorded else stage not in model.stages
+        parts.append(f"{stage}: " + ("fitted once, no optimiser" if fitted else _settings_text(model.stages[stage])))
+    return "; ".join(parts)
+
+
+def _settings_text(settings: TrainingSettings) -> str:
+    """"steps=3, batch_size=2, lr=0.002, ...": the settings that are set."""
+    return ", ".join(f"{k}={v}" for k, v in settings.to_json().items() if v is not None)

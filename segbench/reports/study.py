@@ -45,10 +45,20 @@ def header_items(results: StudyResults) -> list[tuple[str, str]]:
     cells = sum(len(seeds) for seeds in results.frames.values())
     items = [("Study", results.name), ("Datasets", ", ".join(f"{d} ({t})" for d, t in results.datasets.items())),
              ("Models", ", ".join(results.entries)), ("Baseline", results.baseline),
-             ("Runs with results", str(cells)), ("Method", METHOD)]
+             ("Label budgets", _budgets(results)), ("Runs with results", str(cells)), ("Method", METHOD)]
     if results.missing:
         items.append(("Not finished (left out)", ", ".join(results.missing)))
     return items
+
+
+def _budgets(results: StudyResults) -> str:
+    """The study's label budgets (per dataset where "all" differs), and the labels seed that chose them."""
+    per_dataset = {d: ", ".join(budget_label(results, d, b) for b in results.ordered_budgets) for d in results.datasets}
+    budgets = (next(iter(per_dataset.values())) if len(set(per_dataset.values())) == 1
+               else "; ".join(f"{d}: {text}" for d, text in per_dataset.items()))
+    seeds = sorted({run.record.plan.data.labels_seed for (_, _, labels), (_, run) in results.first_runs.items()
+                    if labels is not None})
+    return budgets + (f"; labels seed {', '.join(map(str, seeds))}" if seeds else "")
 
 
 def budget_label(results: StudyResults, dataset: str, labels: int | None) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from segbench.errors import SegbenchError
 from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan
-from segbench.plan.training import SettingError, TrainingSettings
+from segbench.training_settings import SettingError, TrainingSettings
 
 CONFIG_FORMAT = 2
 CONFIG_FILE = "config.json"

@@ -10,6 +10,7 @@ from typing import Any
 from segbench.errors import SegbenchError
 from segbench.plan.build import replan_model
 from segbench.plan.run_plan import ModelPlan
+from segbench.plan.sets import ModelSets
 from segbench.plugins import Registry
 from segbench.results.record import RunRecord, read_models, read_record
 from segbench.results.store import final_checkpoint
@@ -37,11 +38,12 @@ def load_weights(network: Any, run_dir: Path, model: str, stages: Sequence[Stage
                             f"build ({first}); only settings that change how a model samples can differ") from None
 
 
-def load_trained(run_dir: str | Path, model: str, registry: Registry, sets: Mapping[str, str] | None = None,
-                 ) -> tuple[Any, ModelPlan, RunRecord]:
+def load_trained(run_dir: str | Path, model: str, registry: Registry,
+                 sets: ModelSets | Mapping[str, str] | None = None) -> tuple[Any, ModelPlan, RunRecord]:
     """(the model in eval mode, its plan with `sets` applied, the run's record) for `model` of `run_dir`.
 
-    `sets` are `--set` overrides as text (e.g. {"sampler": "dpmpp2m"}): they may change how the model
+    `sets` are `--set` overrides as text (e.g. {"sampler": "dpmpp2m"}, or parsed by `segbench.plan.sets`): they
+    may change how the model
     samples, not what was trained.
     """
     record = read_record(Path(run_dir))

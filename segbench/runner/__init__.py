@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,9 +18,10 @@ import torch
 from segbench import environment
 from segbench.data import SplitData, load_split
 from segbench.data.folds import fold_splits
-from segbench.data.labels import labelled_ids
+from segbench.data.labels import check_budget, labelled_ids
+from segbench.data.views import stage_view
 from segbench.engine.compiling import compile_children, compile_seconds
-from segbench.engine.device import Runtime
+from segbench.engine.device import Runtime, run_device
 from segbench.engine.distributed import SINGLE, Distributed, leave_together, on_main, start, stop
 from segbench.engine.training import TrainingDiverged
 from segbench.errors import SegbenchError
@@ -42,18 +43,23 @@ from segbench.runner.training import train_model
 from segbench.seeds import derive_seed
 from segbench.specs import DatasetSpec
 
-__all__ = ["RunContext", "RunRequest", "build_network", "evaluate_model", "for_each_model", "in_run_directory",
+__all__ = ["Prepared", "RunContext", "RunReport", "RunRequest", "build_network", "evaluate_model", "execute", "in_run_directory",
            "load_data", "run", "start_record"]
 
 
-def run(request: RunRequest, registry: Registry, progress: Progress) -> Path:
-    """Execute a run; returns its directory. Models that fail are recorded and the others go on.
+# Writes a finished run directory's report, as the calling command renders it (report.md): (run_dir, registry).
+RunReport = Callable[[Path, Registry], None]
+
+
+def run(request: RunRequest, registry: Registry, progress: Progress, report: RunReport) -> Path:
+    """Execute a run; returns its directory. Models that fail are recorded and the others go on; then
+    `report(run_dir, registry)` (before the plugins hear on_run_end, so trackers can keep it).
 
     The run directory is locked while the run uses it. Everything is committed as it is made
     (checkpoints, prediction batches, each model's results), so after a kill or a failed write
     the same command with --resume finishes the run with the results an uninterrupted one gives.
     """
-    return in_run_directory(lambda held: _run(request, registry, progress, held))
+    return in_run_directory(lambda held: _run(request, registry, progress, report, held))
 
 
 def in_run_directory(work: Callable[[contextlib.ExitStack], Path]) -> Path:
@@ -67,36 +73,66 @@ def in_run_directory(work: Callable[[contextlib.ExitStack], Path]) -> Path:
                              "writable), then rerun the same command with --resume") from exc
 
 
-def _run(request: RunRequest, registry: Registry, progress: Progress, held: contextlib.ExitStack) -> Path:
-    plan = build_plan(request, registry)
-    dist, device = start(torch.device(plan.device), request.dist_backend, request.dist_timeout)
+@dataclass(frozen=True)
+class Prepared:
+    """What a run or an evaluation has ready before its directory is touched: every model's network, the
+    data (training splits by name, the evaluated test images), the record (without provenance), the
+    labelled ids to save (None: all labels) and whether the plugins' lifecycle hooks hear of it."""
+
+    networks: dict[str, torch.nn.Module]
+    training: dict[str, SplitData]
+    test_data: SplitData
+    record: RunRecord
+    labelled: dict[str, list[str]] | None = None
+    lifecycle: bool = True
+
+
+def execute(plan: RunPlan, out: str | None, resume: bool, dist_options: tuple[str, float], held: contextlib.ExitStack,
+            registry: Registry, progress: Progress, prepare: Callable[[RunPlan, Distributed, Progress], Prepared],
+            work: Callable[[ModelPlan, torch.nn.Module, RunContext], ModelRecord], report: RunReport) -> Path:
+    """The skeleton `segbench run` and `segbench evaluate` share: start the processes, `prepare` (every check
+    that can refuse, before `--out` is touched), open and lock the run directory, write config.json (and
+    labelled.csv), `work` on every model not done yet, then (rank 0) `report`; returns the run directory."""
+    dist, device = start(torch.device(plan.device), *dist_options)
     try:
         plan = replace(plan, device=str(device), processes=dist.world)
-        check_processes(plan, dist)
         progress = progress if dist.main else progress.silenced()
-        networks = {m.name: build_network(registry, m, plan, dist) for m in plan.models}  # a factory's error first
-        store, resume = on_main(lambda: open_run_directory(request.out, plan.data.task, request.resume, held,
-                                                           progress.log), dist)
-        training, test_data = load_data(registry, plan, progress, _training_splits(registry, plan))
-        dataset = registry.dataset(plan.data.dataset)
-        record = RunRecord(plan, train_samples=len(training["train"]), eval_samples_used=len(test_data),
-                           empty_mask_policy=EMPTY_MASK_POLICY, dataset_synthetic=dataset.synthetic,
-                           **environment.provenance(device))
+        ready = prepare(plan, dist, progress)
+        store, resume = on_main(lambda: open_run_directory(out, plan.data.task, resume, held, progress.log), dist)
+        record = replace(ready.record, **environment.provenance(device))
         on_main(lambda: start_record(store, record, resume), dist)
-        if plan.data.labels is not None and dist.main:
-            labelled = {stage.split for m in plan.models for stage in registry.model(m.name).stages if stage.needs_labels}
-            store.write_labelled(labelled_ids({s: training[s] for s in labelled}, plan.data.labels,
-                                              plan.data.labels_seed))
+        if ready.labelled is not None and dist.main:
+            store.write_labelled(ready.labelled)
         metrics = {name: registry.metric(name) for name in registry.names("metrics")}
-        context = RunContext(plan, Runtime(device, plan.precision, dist), store, training, test_data, metrics,
-                             registry, progress, resume)
-        notify(context, "on_run_start", run_dir=str(store.path), record=record)
-        for_each_model(context, lambda model: run_model(model, networks[model.name], context))
-        notify(context, "on_run_end", run_dir=str(store.path))
+        context = RunContext(plan, Runtime(device, plan.precision, dist), store, ready.training, ready.test_data,
+                             metrics, registry, progress, resume)
+        if ready.lifecycle:
+            notify(context, "on_run_start", run_dir=str(store.path), record=record)
+        for_each_model(context, lambda model: work(model, ready.networks[model.name], context))
+        on_main(lambda: report(store.path, registry), dist)
+        if ready.lifecycle:
+            notify(context, "on_run_end", run_dir=str(store.path))
         leave_together(dist)
         return store.path
     finally:
         stop(dist)
+
+
+def _run(request: RunRequest, registry: Registry, progress: Progress, report: RunReport,
+         held: contextlib.ExitStack) -> Path:
+    def prepare(plan: RunPlan, dist: Distributed, progress: Progress) -> Prepared:
+        check_processes(plan, dist)
+        networks = {m.name: build_network(registry, m, plan, dist) for m in plan.models}  # a factory's error first
+        training, test_data = load_data(registry, plan, progress, training_splits(registry, plan))
+        labelled = check_views(registry, plan, training)  # every refusal the data can give
+        record = RunRecord(plan, train_samples=len(training["train"]), eval_samples_used=len(test_data),
+                           empty_mask_policy=EMPTY_MASK_POLICY,
+                           dataset_synthetic=registry.dataset(plan.data.dataset).synthetic)
+        ids = labelled_ids(labelled, plan.data.labels, plan.data.labels_seed) if plan.data.labels is not None else None
+        return Prepared(networks, training, test_data, record, ids)
+
+    return execute(build_plan(request, registry, run_device(request.device, request.precision)), request.out, request.resume,
+                   (request.dist_backend, request.dist_timeout), held, registry, progress, prepare, run_model, report)
 
 
 def start_record(store: RunStore, record: RunRecord, resume: bool) -> None:
@@ -109,13 +145,32 @@ def start_record(store: RunStore, record: RunRecord, resume: bool) -> None:
 def check_processes(plan: RunPlan, dist: Distributed) -> None:
     """With several processes, every training batch splits evenly between them."""
     for model in plan.models:
-        if dist.enabled and model.training.batch_size % dist.world:
-            raise SegbenchError(f"{model.name}: its training batch of {model.training.batch_size} does not split "
-                                f"between {dist.world} processes; use a --batch-size (or --set "
-                                f"{model.name}.batch_size=N) that {dist.world} divides, or fewer processes")
+        for stage, settings in model.trained.items():
+            if dist.enabled and settings.batch_size % dist.world:
+                what = "its training batch" if model.training is not None else f"its stage {stage}'s training batch"
+                raise SegbenchError(f"{model.name}: {what} of {settings.batch_size} does not split between "
+                                    f"{dist.world} processes; use a --batch-size (or --set {model.name}.batch_size=N) "
+                                    f"that {dist.world} divides, or fewer processes")
 
 
-def _training_splits(registry: Registry, plan: RunPlan) -> tuple[str, ...]:
+def check_views(registry: Registry, plan: RunPlan, training: dict[str, SplitData]) -> dict[str, SplitData]:
+    """Every model's stages get their view of the training data (a refusal, such as a model of anomalies on a
+    task without healthy images, names the model before any model trains), and the label budget fits every
+    split a labelled stage reads; returns those splits by name."""
+    labelled = {stage.split: training[stage.split] for model in plan.models
+                for stage in registry.model(model.name).stages if stage.needs_labels}
+    check_budget(plan.data.labels, labelled)
+    dataset = registry.dataset(plan.data.dataset)
+    for model in plan.models:
+        for stage in registry.model(model.name).stages:
+            try:
+                stage_view(stage, training, plan.data.labels, plan.data.labels_seed, dataset.healthy, plan.data.task)
+            except SegbenchError as exc:
+                raise SegbenchError(f"model {model.name}: {exc}") from None
+    return labelled
+
+
+def training_splits(registry: Registry, plan: RunPlan) -> tuple[str, ...]:
     """The splits the models' stages train on: "train", and "val" where a stage asks for it."""
     splits = {stage.split for model in plan.models for stage in registry.model(model.name).stages}
     return ("train", "val") if "val" in splits else ("train",)

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from segbench.data import SplitData
 from segbench.engine.device import Runtime
 from segbench.engine.distributed import on_main
-from segbench.io import atomic_write_text
 from segbench.plan.run_plan import ModelPlan, RunPlan
 from segbench.plugins import Registry
 from segbench.progress import Progress
-from segbench.reports.compose import analysis_options
-from segbench.results import ModelRecord, RunStore, load_run
+from segbench.results import ModelRecord, RunStore
 from segbench.results.directory import clear_partial
 from segbench.specs import MetricSpec
 
@@ -49,7 +47,7 @@ def notify(context: RunContext, hook: str, **arguments) -> None:
 
 def for_each_model(context: RunContext, work: Callable[[ModelPlan], ModelRecord]) -> None:
     """`work` on every model of the plan that is not done yet, each result committed as it comes (by rank
-    0: models.json; summary.csv rows for a failed model), then the run's report.md."""
+    0: models.json; summary.csv rows for a failed model)."""
     store, dist, models = context.store, context.runtime.dist, context.plan.models
     status = on_main(store.read_models, dist)
     with context.progress.task("models done", total=len(models)) as overall:
@@ -61,10 +59,6 @@ def for_each_model(context: RunContext, work: Callable[[ModelPlan], ModelRecord]
                 if dist.main:
                     _commit_model(store, model.name, status, context.metrics)
             overall.step(done)
-    if dist.main:
-        results = load_run(store.path)
-        report = context.registry.format("md").render(results, analysis_options(context.registry, results)[0])
-        atomic_write_text(store.file("report.md"), report)
 
 
 def _commit_model(store: RunStore, name: str, status: dict[str, ModelRecord], metrics: dict[str, MetricSpec]) -> None:

@@ -8,9 +8,8 @@ from collections.abc import Callable
 
 import torch
 
-from segbench import environment
 from segbench.data.views import TrainingView, stage_view
-from segbench.engine.stages import StageHooks, StagedTraining, StageStore, train_stages
+from segbench.engine.stages import StagedTraining, StageHooks, StageRun, StageStore, train_stages
 from segbench.engine.stopping import REQUEST as STOP_REQUEST
 from segbench.engine.training import Objective, TrainingStep
 from segbench.plan.run_plan import ModelPlan
@@ -32,12 +31,13 @@ def train_model(model: ModelPlan, network: torch.nn.Module, context: RunContext)
 
     with contextlib.ExitStack() as bars:
         job = StagedTraining(
-            model=model.name, stages=stages, settings=model.stage_training, view=view, run_seed=plan.seed,
-            runtime=context.runtime, resume=context.resume, checkpoint_every=plan.checkpoint_every,
+            model=model.name, plugin=model.plugin, stages=stages, settings=model.stage_training,
+            hyperparameters=model.factory_input(plan.data.image_size), view=view, run_seed=plan.seed,
+            runtime=context.runtime, prediction_batch=plan.evaluation.batch_size, resume=context.resume,
+            checkpoint_every=plan.checkpoint_every,
             checkpoints=lambda stage: context.store.file(stage_checkpoint_dir(model.name, stages, stage)),
-            hooks=_hooks(model.name, stages, context, bars), store=StageStore(), origin=str(context.store.path),
-            identity=_identity(model, context), hyperparameters=model.hyperparameters)
-        records = train_stages(network, job)
+            hooks=_hooks(model.name, stages, context, bars), store=StageStore(), origin=str(context.store.path))
+        records = [_stage_record(run) for run in train_stages(network, job)]
     return _record(model, network, stages, records, context)
 
 
@@ -49,7 +49,8 @@ def hook_name(model: str, stages: tuple[Stage, ...], stage: Stage) -> str:
 
 def _hooks(name: str, stages: tuple[Stage, ...], context: RunContext, bars: contextlib.ExitStack) -> StageHooks:
     """Per stage a progress bar (and, on rank 0, the on_train_step hook where a plugin implements it, looked
-    up once so a run without one pays nothing per step); the on_epoch_end hook after each epoch."""
+    up once so a run without one pays nothing per step); the on_epoch_end hook after each epoch; a line when
+    it waits for a stage another run is making."""
     step_hook = context.runtime.dist.main and context.registry.implements("on_train_step")
 
     def start(stage: Stage, total: int) -> Callable[[TrainingStep], None]:
@@ -68,17 +69,19 @@ def _hooks(name: str, stages: tuple[Stage, ...], context: RunContext, bars: cont
         notify(context, "on_epoch_end", model_name=hook_name(name, stages, stage), epoch=index + 1,
                metrics={"loss": loss})
 
-    return StageHooks(start, epoch, STOP_REQUEST.__bool__)
+    def wait(stage: Stage, holder: str) -> None:
+        context.progress.log(f"{name}: stage {stage.name} is being made by {holder} (another run); waiting to "
+                             "reuse it")
+
+    return StageHooks(start, epoch, STOP_REQUEST.__bool__, wait)
 
 
-def _identity(model: ModelPlan, context: RunContext) -> dict[str, object]:
-    """What a stored stage's result depends on besides the stage itself: the data, the model's code and
-    everything that decides the last bits (device type, precision, processes, kernels, versions)."""
-    plan, runtime = context.plan, context.runtime
-    kernels = environment.kernels(runtime.device.type)
-    return {"dataset": plan.data.dataset, "task": plan.data.task, "image_size": plan.data.image_size,
-            "plugin": model.plugin, "device": runtime.device.type, "precision": plan.precision,
-            "processes": runtime.dist.world, "kernels": kernels, "versions": environment.versions()}
+def _stage_record(run: StageRun) -> StageRecord:
+    """models.json's entry of a stage that ran (or was reused: its seconds are 0)."""
+    stage = run.stage
+    return StageRecord(stage.name, stage.view, stage.split, run.images, run.masks, run.steps, run.epochs,
+                       run.batch_size, list(run.losses), round(run.seconds, 3), run.parameters_trained,
+                       reused_from=run.reused_from, accumulation_parts=run.accumulation_parts)
 
 
 def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...], records: list[StageRecord],
@@ -87,9 +90,8 @@ def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...
     trained = {id(p): p.numel() for stage in stages if not stage.fit
                for p in Objective(stage.loss, stage.trains).trainable(network).parameters()}
     last = records[-1]
-    single = len(records) == 1
-    settings = model.stage_training(stages[-1].name)
-    decay = settings.ema_decay_used(last.images) if single else settings.ema_decay
+    single = model.training is not None
+    decay = model.training.ema_decay_used(last.images) if single else None
     parts = max(r.accumulation_parts for r in records)
     if parts > 1:
         context.progress.log(f"{model.name}: training batches did not fit GPU memory; gradients were accumulated "
@@ -101,6 +103,6 @@ def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...
         parameters=sum(p.numel() for p in network.parameters()), parameters_trained=sum(trained.values()),
         epochs=last.epochs if single else None, steps=sum(r.steps for r in records),
         losses=list(last.losses) if single else [], train_seconds=round(sum(r.seconds for r in records), 3),
-        ema_decay_used=decay if single and decay != settings.ema_decay else None,
+        ema_decay_used=decay if single and decay != model.training.ema_decay else None,
         accumulation_parts=parts if parts > 1 else None, stages=records,
         validation_masks=sum(r.masks for r in records if r.split == "val") or None)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from segbench.engine.device import run_device
 from segbench.errors import SegbenchError
 from segbench.io import atomic_write_text
 from segbench.plan.build import build_plan
@@ -59,7 +60,8 @@ def check_unchanged(study_dir: Path, cells: list[Cell], registry: Registry) -> N
         if cell is None or cell.id == existing.name or not (existing / "config.json").is_file():
             continue
         old = {k: v for k, v in read_record(existing).plan.shaping().items() if k != "fold"}
-        new = build_plan(replace(cell.request, folds=None, fold=None), registry).shaping()
+        request = replace(cell.request, folds=None, fold=None)
+        new = build_plan(request, registry, run_device(request.device, request.precision)).shaping()
         change = first_difference(old, {k: new.get(k) for k in old}, "") or "the folds (k or seed)"
         raise SegbenchError(
             f"study directory {study_dir}: cell {key} was run with other settings ({change}); the study file "

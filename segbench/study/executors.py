@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,13 +45,13 @@ class LocalExecutor:
         if self.workers == 1:
             return [_outcome(lambda job=job: job()) for job in jobs]
         slots = list(range(self.workers))
-        lock = threading.Lock()
+        lock = threading.Lock()  # guards the free slots, and lets one worker's line at a time onto stderr
 
         def in_worker(job: CellJob) -> str | None:
             with lock:
                 slot = slots.pop(0)
             try:
-                return self._subprocess(job, slot)
+                return self._subprocess(job, slot, lock)
             finally:
                 with lock:
                     slots.append(slot)
@@ -59,18 +59,28 @@ class LocalExecutor:
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(in_worker, jobs))
 
-    def _subprocess(self, job: CellJob, slot: int) -> str | None:
+    def _subprocess(self, job: CellJob, slot: int, lock: threading.Lock) -> str | None:
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // self.workers))}
         gpus = _cuda_devices()
         if gpus >= self.workers:
             env["CUDA_VISIBLE_DEVICES"] = str(slot)
         command = [sys.executable, "-m", "segbench", *(a for p in job.plugins for a in ("--plugin", p)),
                    "study", "run-cell", job.study_dir, job.cell_id]
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode == 0:
-            return None
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit code {result.returncode}"
+        with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as worker:
+            last = _forward(worker.stderr, f"worker {slot + 1}: ", lock)
+        return None if worker.returncode == 0 else last or f"exit code {worker.returncode}"
+
+
+def _forward(lines: Iterable[str], prefix: str, lock: threading.Lock) -> str:
+    """Copy a worker's stderr (its progress lines and messages) to this process's stderr as they come, each
+    line under `prefix`, so that a log shows every worker's progress; returns its last non-blank line."""
+    last = ""
+    for line in lines:
+        if line.strip():
+            last = line.strip()
+            with lock:
+                print(prefix + line.rstrip("\n"), file=sys.stderr, flush=True)
+    return last
 
 
 def _submitit_executor(folder: Path, options: dict[str, Any]):

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from segbench.engine.device import run_device
 from segbench.errors import SegbenchError
 from segbench.plan.build import build_plan
 from segbench.plan.request import RunRequest
@@ -98,7 +99,8 @@ def expand(study: Study, registry: Registry, study_dir: Path) -> list[Cell]:
                     for fold in folds:
                         request = _request(study, data, model, seed, fold, study_dir, labels)
                         try:  # planned without the folds file, which `study plan` does not write
-                            plan = build_plan(replace(request, folds=None, fold=None), registry)
+                            plan = build_plan(replace(request, folds=None, fold=None), registry,
+                                              run_device(request.device, request.precision))
                         except SegbenchError as exc:
                             raise SegbenchError(f"study file {study.path}: datasets.{data.label} x "
                                                 f"models.{model.label}: {exc}") from None

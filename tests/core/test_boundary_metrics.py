@@ -16,7 +16,7 @@ import pytest
 from scipy import ndimage
 
 from segbench.errors import SegbenchError
-from segbench.metrics.boundary import BOUNDARY_METRICS, nsd_variant
+from segbench.metrics.boundary import BOUNDARY_METRICS, NSD_RULE, nsd_spec, nsd_variant
 from segbench.metrics.masks import MaskPair
 from segbench.plugins import load_plugins
 
@@ -144,8 +144,20 @@ def test_the_empty_mask_rule_and_direction():
 
 @pytest.mark.parametrize("text", ["abc", "0", "-1", "inf", ""])
 def test_a_bad_nsd_tolerance_is_one_clear_error(text):
-    with pytest.raises(SegbenchError, match=rf"metric 'nsd:{text}': the tolerance must be a positive number"):
+    with pytest.raises(SegbenchError, match=rf"^metric 'nsd:{text}': the tolerance must be a positive number of "
+                                            r"pixels, e\.g\. nsd:2 or nsd:1\.5$"):
         nsd_variant(text)
+
+
+def test_the_nsd_specs_describe_their_tolerance_and_only_the_default_serves_variants():
+    default, variant = nsd_spec(), nsd_variant("2.5")
+    assert (default.name, default.label, default.empty_rule, default.variants, default.variant_help) == \
+        ("nsd", "NSD (1 px)", NSD_RULE, nsd_variant, "<tolerance in px>")
+    assert default.description == "normalised surface Dice at 1 px (nsd:<tolerance> for another, e.g. nsd:2)"
+    assert (variant.name, variant.label, variant.empty_rule, variant.variants, variant.variant_help) == \
+        ("nsd:2.5", "NSD (2.5 px)", NSD_RULE, None, "")
+    assert variant.description == "normalised surface Dice at 2.5 px"
+    assert variant.fn.keywords == {"tolerance": 2.5}
 
 
 def test_unknown_metric_variant_names_the_valid_ones():

@@ -14,7 +14,7 @@ from segbench.engine.device import Runtime, eval_batch_cap, resolve_precision
 from segbench.engine.evaluation import predict_split
 from segbench.engine.training import EMA, Checkpointing, TrainingDiverged, train, warmup_cosine
 from segbench.plan.run_plan import EvaluationPlan
-from segbench.plan.training import TrainingSettings, ema_decay_for
+from segbench.training_settings import TrainingSettings, ema_decay_for
 from segbench.seeds import derive_seed, sample_seed
 from tests.toy_plugin import ToyCNN
 

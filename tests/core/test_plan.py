@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from segbench import ModelSpec, Preset, SegbenchError
+from segbench.engine.device import run_device
 from segbench.plan import hyperparameters as hp
 from segbench.plan.build import build_plan, plan_model, replan_model
 from segbench.plan.request import RunRequest
 from segbench.plan.run_plan import RunPlan, as_json, first_difference
-from segbench.plan.training import SettingError, TrainingSettings
 from segbench.results import RunRecord
+from segbench.training_settings import SettingError, TrainingSettings
+
+CPU = run_device("cpu", "auto")
 
 
 @pytest.mark.parametrize(("text", "kind", "value"), [
@@ -70,7 +73,7 @@ def test_budget_in_steps_and_in_epochs():
 
 
 def _plan(registry, *sets: str, **options: Any) -> RunPlan:
-    return build_plan(RunRequest("lung", ["toy-cnn"], dataset="toy", sets=list(sets), **options), registry)
+    return build_plan(RunRequest("lung", ["toy-cnn"], dataset="toy", sets=list(sets), **options), registry, CPU)
 
 
 def test_plan_layers_preset_then_cli_then_set(registry):
@@ -119,7 +122,7 @@ def test_a_model_cannot_declare_a_training_setting():
 def test_config_json_reads_back_to_the_same_plan_and_typed_values(registry):
     request = RunRequest("lung", ["diff-add", "unet", "smp:FPN:resnet18"], dataset="toy", preset="small",
                          sets=["diff-add.sampling_steps=4"])
-    plan = build_plan(request, registry)
+    plan = build_plan(request, registry, CPU)
     again = RunPlan.from_json(as_json(plan.to_json()))
     assert again.shaping() == plan.shaping()
     assert again.model("diff-add").hyperparameters["channel_mult"] == [1, 2, 2]  # JSON, until typed again
@@ -130,7 +133,7 @@ def test_config_json_reads_back_to_the_same_plan_and_typed_values(registry):
 
 
 def test_replan_applies_sets_to_what_the_run_recorded(registry):
-    plan = build_plan(RunRequest("lung", ["diff-add"], dataset="toy", preset="tiny"), registry)
+    plan = build_plan(RunRequest("lung", ["diff-add"], dataset="toy", preset="tiny"), registry, CPU)
     stored = RunPlan.from_json(as_json(plan.to_json())).model("diff-add")
     changed = replan_model(registry.model("diff-add"), stored, 32, {"sampler": "dpmpp2m", "sampling_steps": "3"})
     assert (changed.hyperparameters["sampler"], changed.hyperparameters["sampling_steps"]) == ("dpmpp2m", 3)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from segbench.prediction.inputs import InputImage, collect, sample_id
 from segbench.protocol import bootstrap_seed, score
 from segbench.results import read_record
 
@@ -185,3 +186,44 @@ def test_a_run_that_cannot_predict_is_one_line(trained, run_cli, tmp_path, chang
     code, _, stderr = run_cli("predict", str(target), *options, str(data / "images"), "--out", str(tmp_path / "o"))
     assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_of_links_predicts_as_the_folder_of_copies(trained, predicted, run_cli, tmp_path):
+    """A dataset laid out by links (issue 32): each link gets its own path's id, so the same bytes as the
+    copies; --out may be a link; a link to a missing file is one line naming it."""
+    data, run = trained
+    out, _ = predicted
+    links = tmp_path / "linked" / "images"
+    links.mkdir(parents=True)
+    for k in (2, 7):
+        (links / f"case{k}.png").symlink_to(data / "images" / f"case{k}.png")
+    (links / "gone.png").symlink_to(tmp_path / "missing.png")
+    (tmp_path / "real-out").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "real-out")
+    code, stdout, stderr = run_cli("predict", str(run), "--model", "toy-cnn", str(links), "--out",
+                                   str(tmp_path / "out"), "--quiet")
+    assert code == 1 and "2 masks in" in stdout
+    assert stderr == f"error: input {links / 'gone.png'} is a symbolic link to {tmp_path / 'missing.png'}, which does not exist\n"
+    for k in (2, 7):
+        for kind in ("mask", "probability", "uncertainty"):
+            name = f"images/case{k}.{kind}.png"
+            assert (tmp_path / "real-out" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_ids_come_from_the_path_as_given(tmp_path):
+    """Links are not followed for ids (a file's default root is the folder above its folder, so it never
+    fails); a root reached through a link, or a file through a linked folder, still finds the file under it."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "scan-1.png").write_bytes(b"")
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "images" / "case1.png").symlink_to(tmp_path / "store" / "scan-1.png")
+    (tmp_path / "alias").symlink_to(tmp_path / "data")
+    linked = tmp_path / "data" / "images" / "case1.png"
+    assert sample_id(linked, None) == "images/case1"
+    assert sample_id(linked, tmp_path / "alias") == "images/case1"
+    assert sample_id(tmp_path / "alias" / "images" / "case1.png", tmp_path / "data") == "images/case1"
+    assert sample_id(tmp_path / "alias" / "images" / ".." / "images" / "case1.png", None) == "images/case1"
+    assert collect([str(tmp_path / "alias" / "images")], None) == (
+        [InputImage("images/case1", tmp_path / "alias" / "images" / "case1.png")], [])
+    _, problems = collect([str(linked)], str(tmp_path / "store"))
+    assert problems == [f"input {linked} is not under --ids-relative-to {tmp_path / 'store'}"]

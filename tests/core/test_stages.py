@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import pytest
 
 from segbench.data.cache import cache_dir
 from segbench.data.resize import resize_mask
+from segbench.engine.stages import StageSource
 from segbench.results import read_models
 from tests import toy_plugin
 
@@ -104,3 +106,14 @@ def test_a_stage_setting_is_set_per_stage_and_a_wrong_stage_is_named(run_cli, tm
 
 def test_the_store_lives_in_the_cache(budget_4):
     assert (cache_dir() / "stages").is_dir() and os.listdir(cache_dir() / "stages")
+
+
+def test_every_field_of_a_stage_source_is_in_its_digest():
+    """What names a stored stage is decided by one type: any of its fields changed, another digest."""
+    source = StageSource(model="m", plugin="p", stage={"name": "s"}, hyperparameters={"width": 8},
+                         training={"steps": 10}, fit_batch=32, data="d", seed=0, previous="", device="cpu",
+                         precision="fp32", processes=1, kernels={"cpu": "c"}, versions={"torch": "t"})
+    for field in fields(source):
+        value = getattr(source, field.name)
+        changed = {**value, "x": 1} if isinstance(value, dict) else value + 1 if isinstance(value, int) else f"{value}x"
+        assert replace(source, **{field.name: changed}).digest() != source.digest(), field.name

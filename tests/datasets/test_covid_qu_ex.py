@@ -166,3 +166,21 @@ def test_metadata_group_is_the_class_folder_and_passes_the_contract(root: Path) 
     with pytest.raises(SegbenchError, match="has no sample 'nope' in its test split"):
         source.metadata("test", "nope")
     check_dataset(load_plugins().dataset("covid-qu-ex"), DatasetOptions("infection", root, 32, 0))
+
+
+def test_a_root_and_folders_reached_through_links_read_as_their_files(root: Path, tmp_path_factory) -> None:
+    """--data-root a symbolic link, and a class's images/ a link to a folder elsewhere: the same ids,
+    fingerprint and pixels."""
+    before = CovidQuExSource(root, "lung")
+    ids, fingerprint = before.sample_ids("test"), before.fingerprint("test")
+    images = root / LUNG_SET / "Test/Normal/images"
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "images"
+    images.rename(elsewhere)
+    images.symlink_to(elsewhere)
+    link = tmp_path_factory.mktemp("links") / "COVID-QU-Ex"
+    link.symlink_to(root)
+    source = CovidQuExSource.from_options(DatasetOptions("lung", link, 64, seed=0))
+    assert source.sample_ids("test") == ids and source.fingerprint("test") == fingerprint
+    sample_id = f"{LUNG_SET}/Test/Normal/images/Normal (1)"
+    image, _ = source.load("test", sample_id)
+    assert np.array_equal(image, np.asarray(Image.open(elsewhere / "Normal (1).png")))

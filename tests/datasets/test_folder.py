@@ -163,3 +163,37 @@ def test_corrupt_image(root: Path) -> None:
     split = next(s for s, ids in _all_ids(source).items() if "images/case 5" in ids)
     with pytest.raises(SegbenchError, match=r"cannot read image .*case 5\.jpg"):
         source.load(split, "images/case 5")
+
+
+@pytest.mark.parametrize("linked", ["root", "folders", "files"])
+def test_a_dataset_laid_out_by_links_reads_as_its_files(root: Path, tmp_path_factory, linked: str) -> None:
+    """The data root, images/ and masks/, or every file reached through a symbolic link: the ids, pixels
+    and fingerprints (so the cache entries) of the files themselves."""
+    layout = tmp_path_factory.mktemp("links") / "data"
+    if linked == "root":
+        layout.symlink_to(root)
+    else:
+        layout.mkdir()
+        for folder in ("images", "masks"):
+            if linked == "folders":
+                (layout / folder).symlink_to(root / folder)
+                continue
+            (layout / folder).mkdir()
+            for file in (root / folder).iterdir():
+                (layout / folder / file.name).symlink_to(file)
+    plain, through_links = FolderSource(root), FolderSource(layout)
+    assert _all_ids(through_links) == _all_ids(plain)
+    for split, ids in _all_ids(plain).items():
+        assert through_links.fingerprint(split) == plain.fingerprint(split)
+        for sample_id in ids:
+            for got, expected in zip(through_links.load(split, sample_id), plain.load(split, sample_id)):
+                assert np.array_equal(got, expected)
+
+
+def test_a_link_to_a_missing_file_is_named(root: Path) -> None:
+    link = root / "masks" / "case 3.png"
+    link.unlink()
+    link.symlink_to(root / "moved.png")
+    with pytest.raises(SegbenchError) as raised:
+        FolderSource(root).sample_ids("train")
+    assert str(raised.value) == f"{link} is a symbolic link to {root / 'moved.png'}, which does not exist; fix or remove the link"

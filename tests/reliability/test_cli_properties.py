@@ -29,7 +29,7 @@ class Accepted(Exception):
 
 @contextmanager
 def stop_before_work():
-    with mock.patch("segbench.runner.open_run_directory", side_effect=Accepted):
+    with mock.patch("segbench.runner.load_data", side_effect=Accepted):
         yield
 
 

@@ -12,7 +12,7 @@ from segbench.data.prepare import SplitData
 from segbench.io.checkpoints import load_checkpoint
 from segbench.engine.device import Runtime
 from segbench.engine.training import Checkpointing, TrainingDiverged, train
-from segbench.plan.training import TrainingSettings
+from segbench.training_settings import TrainingSettings
 
 CPU = Runtime(torch.device("cpu"), "fp32")
 from tests.reliability.conftest import cli

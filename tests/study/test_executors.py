@@ -48,6 +48,12 @@ def test_two_local_workers_give_the_same_cells_as_one_process_with_their_threads
                           "--workers", "2")
     assert code == 0, stderr
     _same_cells(tmp_path / "one", tmp_path / "two")
+    # each worker's progress lines reach this process's stderr (a log) as they come, under the worker's name
+    started = {line.split(": cell ")[1]: line.split(":")[0] for line in stderr.splitlines() if ": cell " in line}
+    assert sorted(started) == sorted(p.name for p in (tmp_path / "two" / "cells").iterdir())
+    assert sorted(started.values()) == ["worker 1", "worker 2"]
+    for worker in started.values():
+        assert any(line.startswith(f"{worker}: toy-cnn train (1 of 1): 72/72 (100%)") for line in stderr.splitlines())
 
 
 def test_submitit_debug_cluster_gives_the_same_cells(in_process, tmp_path):

@@ -77,6 +77,7 @@ def test_a_cell_whose_study_file_was_rewritten_by_another_study_run_fails_with_o
     """Two `study run`s with different files in one directory: the first one's pending cells are no longer in
     study.json when their turn comes; the job says so instead of an internal error."""
     from segbench.errors import SegbenchError
+    from segbench.reports.compose import write_run_report
     from segbench.study.jobs import run_cell
 
     out = tmp_path / "study"
@@ -85,7 +86,26 @@ def test_a_cell_whose_study_file_was_rewritten_by_another_study_run_fails_with_o
     _run_study(write(tmp_path, TOY.replace("seeds = [0, 1]", "seeds = [5]"), "other.toml"), out)  # rewrites study.json
     assert first not in _cells(out)
     with pytest.raises(SegbenchError, match="is not in .*study.json any more: another `segbench study run`"):
-        run_cell(out, first)
+        run_cell(out, first, write_run_report)
+
+
+def test_a_study_in_a_log_file_shows_each_cells_progress_as_segbench_run_does(tmp_path):
+    """Not a terminal (`segbench study run FILE > log 2>&1`, a SLURM job): each cell's start, then the plain
+    progress lines of its training, prediction and variants, as `segbench run` prints them in a log."""
+    out = tmp_path / "study"
+    code, _, stderr = cli("study", "run", str(write(tmp_path, VARIANT_STUDY)), "--out", str(out))
+    assert code == 0, stderr
+    lines = stderr.splitlines()
+    for cell_id in _cells(out):
+        start = lines.index(f"cell {cell_id}")
+        after = lines[start + 1:]
+        end = next((i for i, line in enumerate(after) if line.startswith("cell ")), len(after))
+        cell_lines = after[:end]
+        assert any(line.startswith("toy-cnn train (1 of 1): 72/72 (100%), loss ") for line in cell_lines), cell_lines
+        predicted = [line.split(",")[0] for line in cell_lines if line.startswith("toy-cnn predict")]
+        assert predicted == ["toy-cnn predict (1 of 1): 20/20 (100%)",  # 10 images, as trained: 2 masks each
+                             "toy-cnn predict (1 of 1): 40/40 (100%)"]  # the variant "four": 4 each
+    assert len(_cells(out)) == 2
 
 
 KILLS = [  # (where, n): each cell trains 72 steps (12 epochs of 6) and predicts 7 batches

@@ -1,7 +1,11 @@
 """Builders shared by the tests of the unconditional plugin."""
 
+from pathlib import Path
+
 import torch
 
+from segbench.engine.stages import StagedTraining, StageHooks
+from segbench.training_settings import TrainingSettings
 from segbench_unconditional.hyperparameters import ANOMALY_PRESETS, FEATURES_PRESETS
 
 
@@ -28,3 +32,14 @@ def perturb(module: torch.nn.Module, scale: float = 0.05, seed: int = 1) -> None
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+
+
+def staged_job(stages, values, view, runtime, folder=None):
+    """The engine's job for `stages` of anomaly-ddpm with hyperparameters `values` (its factory's input) on
+    `view` (every stage's), run seed 0, without a store; hooks that report nothing."""
+    return StagedTraining(
+        model="anomaly-ddpm", plugin="unconditional", stages=tuple(stages), settings=lambda stage: TrainingSettings(),
+        hyperparameters=values, view=lambda stage: view, run_seed=0, runtime=runtime, prediction_batch=32,
+        checkpoints=lambda stage: Path(folder or "unused") / stage.name, resume=False, checkpoint_every=None,
+        hooks=StageHooks(lambda stage, total: lambda step: None, lambda stage, epoch, loss: None, lambda: False,
+                         lambda stage, holder: None))

@@ -1,6 +1,6 @@
 """anomaly-ddpm against direct computations: the smoothing (scipy), the score on a hand-made case, the
-calibration's false-positive rate on synthetic scores, the exact 0.5 boundary, the calibration kept in
-checkpoints, and per-sample seeds."""
+calibration's false-positive rate on synthetic scores and, run by the engine under bf16, through prediction;
+the exact 0.5 boundary, the calibration kept in checkpoints, and per-sample seeds."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,14 @@ import torch
 from scipy import ndimage
 
 from segbench import SegbenchError
+from segbench.data.prepare import SplitData
+from segbench.data.views import TrainingView
+from segbench.engine.device import Runtime
+from segbench.engine.evaluation import predict_split
+from segbench.engine.stages import train_stages
+from segbench.plan.run_plan import EvaluationPlan
 from segbench_backbone.schedules import q_sample
+from segbench_unconditional import plugin
 from segbench_unconditional.anomaly import (
     BELOW_HALF,
     fit_threshold,
@@ -16,7 +23,7 @@ from segbench_unconditional.anomaly import (
     residual_score,
     score_probability,
 )
-from tests.unconditional.helpers import perturb, tiny_anomaly
+from tests.unconditional.helpers import perturb, staged_job, tiny_anomaly
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 2.5])
@@ -117,7 +124,7 @@ def test_calibration_is_kept_in_the_checkpoint_and_gives_its_rate_on_its_images(
     healthy, seeds = torch.rand(16, 1, 32, 32), torch.arange(16)
     with pytest.raises(SegbenchError, match="not calibrated"):
         model.predict(healthy, seeds)
-    model.calibrate(healthy, seeds)
+    model.calibrate(model.anomaly_scores(healthy, seeds))
     assert model.calibrated
     state = model.state_dict()
     assert {"threshold", "scale"} <= set(state)
@@ -135,7 +142,7 @@ def test_a_samples_prediction_depends_on_its_own_seed_only():
     the CPU); the same values alone; another seed, another reconstruction."""
     model = tiny_anomaly(image_size=16, start_steps=(50,), reconstruction_steps=2).eval()
     perturb(model.ddpm)
-    model.calibrate(torch.rand(8, 1, 16, 16), torch.arange(8))
+    model.calibrate(model.anomaly_scores(torch.rand(8, 1, 16, 16), torch.arange(8)))
     generator = torch.Generator().manual_seed(0)
     images, seeds = torch.rand(32, 1, 16, 16, generator=generator), torch.arange(100, 132)
     full = model.predict(images, seeds).probabilities
@@ -144,3 +151,22 @@ def test_a_samples_prediction_depends_on_its_own_seed_only():
     assert torch.equal(model.predict(others, other_seeds).probabilities[7], full[3])
     torch.testing.assert_close(model.predict(images[3:4], seeds[3:4]).probabilities, full[3:4], atol=1e-6, rtol=0)
     assert not torch.equal(model.predict(images[3:4], seeds[4:5]).probabilities, full[3:4])
+
+
+def test_calibration_run_by_the_engine_under_bf16_gives_its_rate_through_prediction(tmp_path):
+    """The calibration stage under CPU bf16 autocast fits its threshold on the scores prediction computes
+    (the same batch shape, padding and precision): its images, predicted as a run predicts, have exactly
+    floor(fpr N) pixels at 0.5 or above (float32 scores do not tie at the cut), within 0.005 of 5 %."""
+    model = tiny_anomaly().eval()
+    perturb(model.ddpm)
+    images = (torch.rand(24, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
+    ids = [f"val/{i}" for i in range(len(images))]
+    runtime = Runtime(torch.device("cpu"), "bf16")
+    calibration = plugin.ANOMALY_STAGES[1]
+    assert calibration.fit and model.hparams.false_positive_rate == 0.05
+    train_stages(model, staged_job([calibration], {}, TrainingView(ids, images, None), runtime, tmp_path))
+    p = predict_split(model, SplitData(ids, images, np.zeros_like(images)), EvaluationPlan(None, 32, 1, 0.5),
+                      run_seed=0, runtime=runtime).probabilities
+    positives = int((p >= 0.5).sum())
+    assert positives == int(0.05 * p.numel())
+    assert abs(positives / p.numel() - 0.05) <= 0.005

@@ -27,7 +27,7 @@ def test_stages_run_in_order_on_their_views(spec):
         trained.requires_grad_(True).train()
         if stage.fit:
             with torch.no_grad():
-                getattr(model, stage.fit)(images, torch.arange(4))
+                getattr(model, stage.fit)(getattr(model, stage.fit_on)(images, torch.arange(4)))
             continue
         loss = getattr(model, stage.loss)(*((images, masks) if stage.view == "labelled" else (images,)))
         assert loss.ndim == 0 and torch.isfinite(loss), (stage.name, loss)
