@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from segbench import DatasetOptions, SegbenchError
+from segbench.samples import numbered_ids, numbered_index
 from segbench.seeds import stable_digest
 from segbench.errors import unknown
 
@@ -73,15 +74,11 @@ class PhantomSource:
         return self.split_sizes[split]
 
     def sample_ids(self, split: str) -> list[str]:
-        return [f"{split}/{index}" for index in range(self._count(split))]
+        return numbered_ids(split, self._count(split))
 
     def load(self, split: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(image float32 (size, size) in [0, 1], mask uint8 (size, size) in {0, 1}) for the task."""
-        count = self._count(split)
-        number = sample_id.partition("/")[2]
-        index = int(number) if number.isdigit() else -1
-        if sample_id != f"{split}/{index}" or not 0 <= index < count:
-            raise SegbenchError(f"cxr-phantom has no {split} sample {sample_id!r}; ids: {split}/0 .. {split}/{count - 1}")
+        index = numbered_index(sample_id, split, self._count(split), "cxr-phantom")
         image, lung, infection = render_phantom(self.seed, index, self.size, split)
         self._infected[sample_id] = bool(infection.any())
         return image, lung if self.task == "lung" else infection

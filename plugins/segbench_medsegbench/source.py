@@ -28,6 +28,7 @@ from PIL import Image
 
 from segbench import DatasetOptions, SegbenchError
 from segbench.errors import unknown
+from segbench.samples import numbered_ids, numbered_index
 from segbench_medsegbench.catalog import BY_NAME, SIZES, Flag, targets
 
 READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -80,16 +81,11 @@ class MedSegBenchSource:
         return cls(BY_NAME[flag], options.task, choose(files, options.size))
 
     def sample_ids(self, split: str) -> list[str]:
-        return [f"{split}/{index}" for index in range(self._count(split))]
+        return numbered_ids(split, self._count(split))
 
     def load(self, split: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(image (H, W) uint8, mask (H, W) uint8 {0, 1}) at the file's size."""
-        count = self._count(split)
-        number = sample_id.partition("/")[2]
-        index = int(number) if number.isdigit() else -1
-        if sample_id != f"{split}/{index}" or not 0 <= index < count:
-            raise SegbenchError(f"{self.name} has no {split} sample {sample_id!r} in {self.path}; "
-                                f"ids: {split}/0 .. {split}/{count - 1}")
+        index = numbered_index(sample_id, split, self._count(split), f"{self.name} ({self.path})")
         images, labels = self._arrays(split)
         image, label = images[index], labels[index]
         if image.ndim == 3:

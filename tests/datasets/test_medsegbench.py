@@ -228,5 +228,5 @@ def test_unknown_split_and_sample_ids(tmp_path: Path) -> None:
     assert "valid: test, train, val" in one_line_error(reader.sample_ids, "Train")
     for bad in ("val/2", "train/0", "val/01", "val/-1", "val"):
         assert one_line_error(reader.load, "val", bad) == (
-            f"medsegbench:covidquex has no val sample {bad!r} in {tmp_path / 'covidquex_128.npz'}; ids: val/0 .. val/1")
+            f"medsegbench:covidquex ({tmp_path / 'covidquex_128.npz'}) has no val sample {bad!r}; ids: val/0 .. val/1")
 
