@@ -1,12 +1,16 @@
 """berdiff's presets, validation, summary and registration (no networks built)."""
 
+from dataclasses import fields
+
 import pytest
 
 from segbench import ModelSpec, SegbenchError
-from segbench.plan.training import TrainingSettings
-from segbench_backbone.hyperparameters import BACKBONE, TRAINING
+from segbench.plan.build import plan_model
+from segbench.training_settings import TrainingSettings
+from segbench_backbone.hyperparameters import BackboneHyperparameters
 from segbench_berdiff import plugin
 from segbench_berdiff.hyperparameters import PRESETS, BerDiffHyperparameters
+from segbench_diffusion import plugin as diffusion_plugin
 from tests.segmenters import planned, registered
 
 
@@ -14,6 +18,10 @@ def spec() -> ModelSpec:
     specs = registered(plugin)
     assert list(specs) == ["berdiff"]
     return specs["berdiff"]
+
+
+def diff_add_spec() -> ModelSpec:
+    return registered(diffusion_plugin)["diff-add"]
 
 
 def config(preset="tiny", image_size=32, **sets) -> BerDiffHyperparameters:
@@ -28,10 +36,25 @@ def test_registration():
 
 @pytest.mark.parametrize("preset, image_size", [("tiny", 32), ("tiny", 64), ("small", 64), ("paper", 64)])
 def test_presets_are_valid_and_on_diff_adds_backbone_and_training(preset, image_size):
-    c = config(preset, image_size)
-    assert {k: getattr(c, k) for k in BACKBONE[preset]} == BACKBONE[preset]
-    assert dict(PRESETS[preset].training) == TRAINING[preset]
+    """Planned beside diff-add's registered spec: every backbone field and every training setting is diff-add's."""
+    ours, diff_add = config(preset, image_size), planned(diff_add_spec(), preset, image_size)
+    assert {f.name: getattr(ours, f.name) for f in fields(BackboneHyperparameters)} == \
+        {f.name: getattr(diff_add, f.name) for f in fields(BackboneHyperparameters)}
+    assert plan_model(spec(), "berdiff", preset, "lung", image_size).training == \
+        plan_model(diff_add_spec(), "diff-add", preset, "lung", image_size).training
     TrainingSettings.layered(PRESETS[preset].training)
+
+
+@pytest.mark.parametrize("preset, base_channels, steps, prediction, loss, training_steps", [
+    ("tiny", 8, 2, "x0", "mix_dice", 24),
+    ("small", 16, 10, "x0", "mix_dice", 480),
+    ("paper", 192, 50, "epsilon", "mix", None),
+])
+def test_presets_hold_their_documented_values(preset, base_channels, steps, prediction, loss, training_steps):
+    c = config(preset, 64)
+    assert (c.base_channels, c.timesteps, c.beta_start, c.beta_end) == (base_channels, 1000, 1e-4, 0.02)
+    assert (c.sampler, c.sampling_steps, c.prediction, c.loss, c.bce_weight) == ("ddim", steps, prediction, loss, 1.0)
+    assert plan_model(spec(), "berdiff", preset, "lung", 64).training.steps == training_steps
 
 
 def test_paper_preset_is_the_papers_formulation():

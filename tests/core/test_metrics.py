@@ -8,7 +8,7 @@ import torch
 from sklearn import metrics as skm
 
 from segbench import MetricSpec
-from segbench.metrics import bootstrap_ci, confusion_counts
+from segbench.metrics import bootstrap_ci, confusion_counts, safe_ratio
 from segbench.metrics.builtin import BUILTIN_METRICS
 from segbench.metrics.statistics import per_image, summarise
 
@@ -56,7 +56,7 @@ def _cases() -> list[tuple[np.ndarray, np.ndarray]]:
     return cases
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test (cheap), so that a mutation tester sees which tests compute which metric
 def computed():
     cases = _cases()
     preds = torch.tensor(np.stack([p for p, _ in cases]), dtype=torch.float32)
@@ -70,7 +70,7 @@ def computed():
 def test_metric_matches_sklearn(computed, name):
     cases, _, values, _ = computed
     expected = [_sklearn(name, p.ravel(), r.ravel()) for p, r in cases]
-    np.testing.assert_allclose(values[name], expected, atol=1e-12)
+    np.testing.assert_allclose(values[name], expected, rtol=0, atol=1e-12)  # float64: float32 is 1e-8 off
 
 
 def test_confusion_counts_sum_to_pixels(computed):
@@ -89,6 +89,13 @@ def test_empty_mask_policy_both_empty_is_perfect(computed):
     _, _, values, _ = computed
     assert values["dice"][0] == 1.0 and values["jaccard"][0] == 1.0  # both empty
     assert values["dice"][2] == 0.0 and values["dice"][4] == 0.0  # one empty
+
+
+def test_safe_ratio_resolves_only_zero_over_zero_by_the_policy():
+    """1 where fp + fn == 0 (prediction equals reference), else 0, whatever num and the other counts are."""
+    num, den = torch.tensor([0.0, 0.0, 0.0, 3.0]), torch.tensor([0.0, 0.0, 0.0, 4.0])
+    fp, fn = torch.tensor([0, 1, 2, 1]), torch.tensor([0, 1, 0, 1])
+    assert safe_ratio(num, den, fp, fn).tolist() == [1.0, 0.0, 0.0, 0.75]
 
 
 def test_pooled_equals_metric_of_summed_counts(computed):

@@ -3,7 +3,7 @@
 import pytest
 
 from segbench import SegbenchError
-from segbench.plan.training import TrainingSettings
+from segbench.training_settings import TrainingSettings
 from segbench_diffusion import plugin
 from segbench_diffusion.hyperparameters import PRESETS, DiffusionHyperparameters
 from tests.segmenters import planned, registered

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -142,15 +143,75 @@ def test_per_sample_noise_independent_of_batch():
 
 def test_stochastic_samplers_need_generators():
     x_T = torch.randn(2, 1, 4, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^ddim_sample with eta > 0 needs one generator per sample$"):
         ddim_sample(gaussian_eps, x_T, ABAR, steps=5, eta=0.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^ddpm_sample needs one generator per sample$"):
         ddpm_sample(gaussian_eps, x_T, ABAR, generators=generators([1]))
+    with pytest.raises(ValueError, match="^ddpm_step with t > 0 needs noise$"):
+        ddpm_step(gaussian_eps(x_T, torch.tensor([5, 5])), x_T, 5, ABAR)
+    with pytest.raises(ValueError, match="^ddim_step with eta > 0 needs noise$"):
+        ddim_step(gaussian_eps(x_T, torch.tensor([5, 5])), x_T, ABAR[5], ABAR[0], eta=0.5)
 
 
 def test_dpmpp_timesteps_linspace():
     assert dpmpp_timesteps(T, 5) == [999, 799, 599, 400, 200]
     assert len(dpmpp_timesteps(T, 50)) == 50 and dpmpp_timesteps(T, 1) == [999]
+    # 42 steps put a grid point at 499.5 exactly: rounded in float64 (half to even) as diffusers' numpy grid
+    assert dpmpp_timesteps(T, 42) == np.linspace(0, T - 1, 43).round().astype(int)[::-1][:-1].tolist()
+
+
+# x0 predictions below -1, inside [-1, 1] and above 1
+TARGET = torch.tensor([-3.0, -1.5, -0.4, 0.3, 1.2, 2.0]).reshape(1, 1, 2, 3)
+
+
+def target_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The eps whose implied x0 is TARGET everywhere."""
+    abar = ABAR[t].reshape(-1, 1, 1, 1)
+    return (x_t - abar.sqrt() * TARGET) / (1 - abar).sqrt()
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_dpmpp_2m_clips_the_data_prediction(steps):
+    """Its last step returns the data prediction: TARGET clamped to [-1, 1] with clip_x0, TARGET without."""
+    x_T = randn_per_sample((1, 2, 3), generators(range(2)))
+    clipped = dpmpp_2m_sample(target_eps, x_T, ABAR, steps, clip_x0=True)
+    assert torch.allclose(clipped, TARGET.clamp(-1, 1).expand_as(x_T), atol=1e-5)
+    assert torch.allclose(dpmpp_2m_sample(target_eps, x_T, ABAR, steps), TARGET.expand_as(x_T), atol=1e-4)
+
+
+def test_ddpm_clips_the_data_prediction():
+    """At t > 0 the step is the posterior mean of Ho et al. Eq. 7 at the clamped x0 plus sigma z; the step at
+    t = 0 returns the clamped x0 itself."""
+    x_t, noise = randn_per_sample((1, 2, 3), generators([1, 2])), randn_per_sample((1, 2, 3), generators([3, 4]))
+    t, abar_t, abar_prev = 40, ABAR[40].item(), ABAR[39].item()
+    beta = 1 - abar_t / abar_prev
+    x0 = TARGET.clamp(-1, 1)
+    mean = (math.sqrt(abar_prev) * beta * x0 + math.sqrt(1 - beta) * (1 - abar_prev) * x_t) / (1 - abar_t)
+    expected = mean + math.sqrt((1 - abar_prev) / (1 - abar_t) * beta) * noise
+    out = ddpm_step(target_eps(x_t, torch.tensor([t, t])), x_t, t, ABAR, noise, clip_x0=True)
+    assert torch.allclose(out, expected, atol=1e-5)
+    sample = ddpm_sample(target_eps, x_t, ABAR[:3], generators([1, 2]), clip_x0=True)
+    assert torch.allclose(sample, x0.expand_as(x_t), atol=1e-5)
+
+
+@pytest.mark.parametrize("sample", [
+    lambda eps_fn, x_T: ddim_sample(eps_fn, x_T, ABAR, 3),
+    lambda eps_fn, x_T: ddim_sample(eps_fn, x_T, ABAR, 3, eta=1.0, generators=generators([1, 2])),
+    lambda eps_fn, x_T: ddpm_sample(eps_fn, x_T, ABAR[:4], generators([1, 2])),
+    lambda eps_fn, x_T: dpmpp_2m_sample(eps_fn, x_T, ABAR, 3),
+], ids=["ddim", "ddim-eta1", "ddpm", "dpmpp2m"])
+def test_samplers_call_the_network_with_int64_timesteps_per_sample_on_the_device_and_dtype_of_x_T(sample):
+    """The meta device stands in for an accelerator: a timestep or draw left on the CPU fails there; DPM-Solver++
+    computes in float64 and must hand the network x_T's dtype."""
+    calls = []
+
+    def eps_fn(x_t, t):
+        calls.append((t.dtype, tuple(t.shape), t.device.type, x_t.device.type, x_t.dtype))
+        return torch.zeros_like(x_t)
+
+    out = sample(eps_fn, torch.zeros(2, 1, 4, 4, device="meta"))
+    assert out.device.type == "meta" and out.dtype == torch.float32 and calls
+    assert set(calls) == {(torch.int64, (2,), "meta", "meta", torch.float32)}
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7, 20])

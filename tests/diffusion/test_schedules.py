@@ -56,3 +56,32 @@ def test_q_sample_per_sample_timesteps():
     x_t = q_sample(x0, torch.tensor([0, 999]), noise, abar)
     assert torch.allclose(x_t[0], abar[0].sqrt().expand(1, 4, 4))
     assert torch.allclose(x_t[1], abar[999].sqrt().expand(1, 4, 4))
+
+
+def test_q_sample_is_eq_4_for_the_given_noise():
+    """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, sample by sample, against abar_t from its definition."""
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(3, 1, 4, 4, generator=g) * 2 - 1, torch.randn(3, 1, 4, 4, generator=g)
+    t = [5, 400, 999]
+    x_t = q_sample(x0, torch.tensor(t), noise, alphas_cumprod(linear_betas(T, 1e-4, 0.02)))
+    for i, step in enumerate(t):
+        abar = reference_alpha_cumprod(step)
+        assert torch.allclose(x_t[i], math.sqrt(abar) * x0[i] + math.sqrt(1 - abar) * noise[i], rtol=1e-4, atol=1e-6)
+
+
+def test_q_sample_moves_the_schedule_to_the_device_of_x0():
+    """The schedule lives on the CPU; x_0 and t on the training device (meta stands in for an accelerator)."""
+    x0 = torch.zeros(2, 1, 4, 4, device="meta")
+    x_t = q_sample(x0, torch.tensor([0, 999], device="meta"), torch.zeros_like(x0),
+                   alphas_cumprod(linear_betas(T, 1e-4, 0.02)))
+    assert x_t.device.type == "meta" and x_t.shape == x0.shape
+
+
+def test_linear_betas_are_float32_whatever_the_default_dtype():
+    """float32 like diffusers' schedule (DDIM parity to the bit), also where a caller made float64 the default."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert linear_betas(T, 1e-4, 0.02).dtype == torch.float32
+    finally:
+        torch.set_default_dtype(dtype)

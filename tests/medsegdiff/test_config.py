@@ -1,11 +1,13 @@
 """medsegdiff's presets, validation, summary and registration (no networks built)."""
 
+from dataclasses import asdict
+
 import pytest
 
 from segbench import ModelSpec, SegbenchError
-from segbench.plan.training import TrainingSettings
-from segbench_backbone.ddpm_hyperparameters import DDPM_HEAD
-from segbench_backbone.hyperparameters import BACKBONE, TRAINING
+from segbench.plan.build import plan_model
+from segbench.training_settings import TrainingSettings
+from segbench_diffusion import plugin as diffusion_plugin
 from segbench_medsegdiff import plugin
 from segbench_medsegdiff.hyperparameters import PRESETS, MedSegDiffHyperparameters
 from tests.segmenters import planned, registered
@@ -15,6 +17,10 @@ def spec() -> ModelSpec:
     specs = registered(plugin)
     assert list(specs) == ["medsegdiff"]
     return specs["medsegdiff"]
+
+
+def diff_add_spec() -> ModelSpec:
+    return registered(diffusion_plugin)["diff-add"]
 
 
 def config(preset="tiny", image_size=32, **sets) -> MedSegDiffHyperparameters:
@@ -34,11 +40,28 @@ def test_presets_are_valid(preset, image_size):
     TrainingSettings.layered(PRESETS[preset].training)
 
 
-def test_small_and_tiny_differ_from_diff_add_in_the_conditioning_only():
-    for name in ("tiny", "small"):
-        assert dict(PRESETS[name].model) == {**BACKBONE[name], **DDPM_HEAD[name], "dynamic_encoding": True,
-                                             "ff_parser": True}
-        assert dict(PRESETS[name].training) == TRAINING[name]
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_small_and_tiny_differ_from_diff_add_in_the_conditioning_only(preset):
+    """Planned beside diff-add's registered spec: every hyperparameter but the two MedSegDiff switches, and
+    every training setting, is diff-add's."""
+    ours, diff_add = asdict(config(preset, 64)), asdict(planned(diff_add_spec(), preset, 64))
+    assert (ours.pop("dynamic_encoding"), ours.pop("ff_parser")) == (True, True)
+    assert ours == diff_add
+    assert plan_model(spec(), "medsegdiff", preset, "lung", 64).training == \
+        plan_model(diff_add_spec(), "diff-add", preset, "lung", 64).training
+
+
+@pytest.mark.parametrize("preset, network, head, training", [
+    ("tiny", (8, (1, 2, 2), 1, ()), (2, "x0", "bce_dice", True), (24, 8, 1e-3, 0.0)),
+    ("small", (16, (1, 2, 2), 1, (16,)), (10, "x0", "bce_dice", True), (480, 16, 1e-3, 0.99)),
+])
+def test_small_and_tiny_presets_hold_their_documented_values(preset, network, head, training):
+    c = config(preset, 64)
+    assert (c.base_channels, c.channel_mult, c.num_res_blocks, c.attention_resolutions) == network
+    assert (c.timesteps, c.beta_start, c.beta_end, c.sampler) == (1000, 1e-4, 0.02, "ddim")
+    assert (c.sampling_steps, c.prediction, c.loss, c.clip_x0) == head
+    t = plan_model(spec(), "medsegdiff", preset, "lung", 64).training
+    assert (t.steps, t.batch_size, t.lr, t.ema_decay) == training
 
 
 def test_paper_preset_is_medsegdiff_b_at_64_pixels():

@@ -3,7 +3,8 @@
 For x_0 ~ N(MU, S^2) and a kernel N(a x_0, s^2), the perturbed marginal is
 N(a MU, a^2 S^2 + s^2), whose score is -(x - a MU) / (a^2 S^2 + s^2): no network,
 only the samplers' mathematics. Tolerances are 5 standard errors of the sample
-mean and variance for the number of draws.
+mean and variance for the number of draws. Then each sampler against its steps
+redone by hand from the papers' formulas on the same draws.
 """
 
 import math
@@ -142,8 +143,33 @@ def test_reverse_diffusion_step_is_first_order_on_the_vp_chain():
 
 
 def test_samplers_need_one_generator_per_sample():
-    with pytest.raises(ValueError, match="one generator per sample"):
+    with pytest.raises(ValueError, match="^need one generator per sample: 1 for a batch of 2$"):
         euler_maruyama(sde_score(SDES["vp"]), torch.randn(2, 1, 4, 4), SDES["vp"], 3, generators([1]))
+
+
+@pytest.mark.parametrize("run", [
+    lambda score, x, g: annealed_langevin(score, x, [1.0, 0.1], 1, 1e-3, g),
+    lambda score, x, g: euler_maruyama(score, x, SDES["vp"], 2, g),
+    lambda score, x, g: predictor_corrector(score, x, SDES["ve"], 2, g),
+    lambda score, x, g: probability_flow_heun(score, x, SDES["vp"], 2),
+], ids=["langevin", "euler_maruyama", "pc", "heun"])
+def test_samplers_call_the_network_with_float32_times_per_sample_on_the_device_of_x(run):
+    """The meta device stands in for an accelerator (a time or draw left on the CPU fails there); float64 as
+    the default dtype shows a time tensor that does not say float32."""
+    calls = []
+
+    def score(x, t):
+        calls.append((t.dtype, tuple(t.shape), t.device.type))
+        return torch.zeros_like(x)
+
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        out = run(score, torch.zeros(2, 1, 4, 4, device="meta"), generators([1, 2]))
+    finally:
+        torch.set_default_dtype(dtype)
+    assert out.device.type == "meta" and calls
+    assert set(calls) == {(torch.float32, (2,), "meta")}
 
 
 @pytest.mark.parametrize(
@@ -163,3 +189,114 @@ def test_a_sample_depends_only_on_its_own_generator(run):
     state = torch.get_rng_state()
     run(x, generators([10, 11, 12, 13]))
     assert torch.equal(torch.get_rng_state(), state), "samplers must not touch the global RNG"
+
+
+# The solvers step by step, by hand, on the same draws: the SDEs' coefficients from the papers' formulas
+# (VP: beta(t) linear, log a_t = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2; VE: sigma(t) geometric).
+VP, VE = SDES["vp"], SDES["ve"]
+
+
+def vp_beta(t: float) -> float:
+    return VP.beta_min + t * (VP.beta_max - VP.beta_min)
+
+
+def vp_log_a(t: float) -> float:
+    return -0.25 * t**2 * (VP.beta_max - VP.beta_min) - 0.5 * t * VP.beta_min
+
+
+def ve_sigma(t: float) -> float:
+    return VE.sigma_min * (VE.sigma_max / VE.sigma_min) ** t
+
+
+def grid(steps: int, t_min: float) -> list[float]:
+    return [1 - k * (1 - t_min) / steps for k in range(steps + 1)]
+
+
+def counted(score_fn, calls: list):
+    def score(x, t):
+        calls.append(t[0].item())
+        return score_fn(x, t)
+    return score
+
+
+def start(std: float) -> torch.Tensor:
+    return std * torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(7))
+
+
+def at(x: torch.Tensor, t: float) -> torch.Tensor:
+    return torch.full((x.shape[0],), t)
+
+
+def test_annealed_langevin_by_hand():
+    """alpha_i = eps sigma_i^2 / sigma_L^2, x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) z, then Tweedie."""
+    sigmas, eps, x, gens = [1.0, 0.4, 0.1], 1e-3, start(1.0), generators([1, 2])
+    out = annealed_langevin(ncsn_score, x, sigmas, 2, eps, generators([1, 2]))
+    for sigma in sigmas:
+        alpha = eps * sigma**2 / sigmas[-1] ** 2
+        for _ in range(2):
+            x = x + alpha / 2 * ncsn_score(x, at(x, sigma)) + math.sqrt(alpha) * randn_per_sample(x.shape[1:], gens)
+    torch.testing.assert_close(out, x + sigmas[-1] ** 2 * ncsn_score(x, at(x, sigmas[-1])))
+
+
+def test_euler_maruyama_by_hand():
+    """x <- x - (f - g^2 s) h + g sqrt(h) z, f = -beta x / 2 and g^2 = beta (VP), no noise on the last step."""
+    steps, score = 3, sde_score(VP)
+    x, gens = start(1.0), generators([1, 2])
+    calls = []
+    out = euler_maruyama(counted(score, calls), x, VP, steps, generators([1, 2]))
+    times = grid(steps, VP.t_min)
+    assert calls == pytest.approx(times[:-1])
+    for k in range(steps):
+        t, h = times[k], times[k] - times[k + 1]
+        x = x - (-vp_beta(t) / 2 * x - vp_beta(t) * score(x, at(x, t))) * h
+        if k < steps - 1:
+            x = x + math.sqrt(vp_beta(t) * h) * randn_per_sample(x.shape[1:], gens)
+    torch.testing.assert_close(out, x)
+
+
+@pytest.mark.parametrize("sde", ["vp", "ve"])
+def test_predictor_corrector_by_hand_with_the_papers_defaults(sde):
+    """Corrector (Alg. 4-5): e = 2 alpha (r ||z|| / ||s||)^2 per sample, r = 0.16, one step, alpha = 1 (VE) or
+    1 - beta_i (VP); predictor (Eq. 46-47): x <- x - f_i + G_i^2 s + G_i z, VE G_i^2 = sigma_i^2 - sigma_{i-1}^2,
+    VP beta_i = 1 - a_t^2 / a_{t-h}^2, f_i = (sqrt(1 - beta_i) - 1) x, G_i^2 = beta_i. VE's small scores (||s|| < 1)
+    check that the norm is not floored above 1e-12."""
+    process, steps = SDES[sde], 3
+    score = sde_score(process)
+    x, gens = start(process.prior_std), generators([1, 2])
+    out = predictor_corrector(score, x, process, steps, generators([1, 2]))
+    times = grid(steps, process.t_min)
+    for k in range(steps):
+        t, h = times[k], times[k] - times[k + 1]
+        if sde == "ve":
+            g2 = ve_sigma(t) ** 2 - ve_sigma(t - h) ** 2
+            alpha = 1.0
+        else:
+            g2 = 1 - math.exp(2 * (vp_log_a(t) - vp_log_a(t - h)))  # beta_i
+            alpha = 1 - g2
+        s, z = score(x, at(x, t)), randn_per_sample(x.shape[1:], gens)
+        e = expand(2 * alpha * (0.16 * z.flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1)) ** 2, x)
+        x = x + e * s + (2 * e).sqrt() * z
+        f = 0 if sde == "ve" else (math.sqrt(1 - g2) - 1) * x
+        x = x - f + g2 * score(x, at(x, t))
+        if k < steps - 1:
+            x = x + math.sqrt(g2) * randn_per_sample(x.shape[1:], gens)
+    torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-5)
+
+
+def test_probability_flow_heun_by_hand():
+    """Heun (trapezoid) on dx/dt = f - g^2 s / 2 (VP) from t = 1, the last step Euler: 2 steps - 1 evaluations."""
+    steps, score = 3, sde_score(VP)
+    x = start(1.0)
+    calls = []
+    out = probability_flow_heun(counted(score, calls), x, VP, steps)
+    assert len(calls) == 2 * steps - 1
+
+    def velocity(x, t):
+        return -vp_beta(t) / 2 * x - vp_beta(t) / 2 * score(x, at(x, t))
+
+    times = grid(steps, VP.t_min)
+    for k in range(steps):
+        t, t_next = times[k], times[k + 1]
+        euler = x + (t_next - t) * velocity(x, t)
+        x = euler if k == steps - 1 else x + (t_next - t) / 2 * (velocity(x, t) + velocity(euler, t_next))
+    torch.testing.assert_close(out, x)

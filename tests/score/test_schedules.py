@@ -17,13 +17,16 @@ def test_geometric_sigmas():
     ratios = sigmas[:-1] / sigmas[1:]
     # NCSNv2's technique 2 ratio for 64 x 64 masks
     assert torch.allclose(ratios, torch.full_like(ratios, 1.0343), atol=1e-4)
-    assert geometric_sigmas(5.0, 0.1, 1).tolist() == [5.0]
+    one = geometric_sigmas(5.1, 0.1, 1)
+    assert one.dtype == torch.float64 and one.tolist() == [5.1]
+    assert geometric_sigmas(5.1, 0.1, 2).tolist() == pytest.approx([5.1, 0.1], rel=1e-14)
 
 
 def test_time_grid():
     grid = time_grid(4, 1e-3)
     assert grid[0] == 1.0 and grid[-1] == pytest.approx(1e-3) and len(grid) == 5
-    assert all(a - b == pytest.approx((1 - 1e-3) / 4) for a, b in zip(grid, grid[1:]))
+    # in float64: each time within rounding of 1 - k (1 - t_min) / steps
+    assert grid == pytest.approx([1 - k * (1 - 1e-3) / 4 for k in range(5)], rel=1e-14, abs=1e-15)
 
 
 def test_vp_marginal_closed_form():
