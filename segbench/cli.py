@@ -17,6 +17,7 @@ from segbench.engine.stopping import Stopped, stop_on_signals
 from segbench.errors import SegbenchError, unknown
 from segbench.plugins import Registry, load_plugins
 from segbench.reports.console import print_table
+from segbench.specs import DatasetSpec
 
 # Typer's parse errors derive from click's UsageError (from the click that Typer >= 0.17 vendors, else click)
 USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
@@ -343,6 +344,57 @@ def study_run_cell(study_dir: Path, cell_id: str) -> None:
     from segbench.study.jobs import run_cell
 
     run_cell(study_dir, cell_id, write_run_report, _state.get("plugins", ()))
+
+
+data_app = typer.Typer(help="Lay a downloaded dataset out where segbench reads it, and check it against its "
+                            "published counts.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _dataset_with(dataset: str, field: str, what: str) -> DatasetSpec:
+    """The spec of `dataset`, which must have `field` (e.g. its layout step)."""
+    reg = registry()
+    spec = reg.dataset(dataset)
+    if getattr(spec, field) is None:
+        having = [name for name in reg.names("datasets") if getattr(reg.dataset(name), field) is not None]
+        raise SegbenchError(f"dataset {dataset!r} has no {what}; datasets with one: {', '.join(having) or '(none)'}")
+    return spec
+
+
+@data_app.command("layout")
+def data_layout(
+    dataset: Annotated[str, typer.Argument(help="A dataset with a layout step, e.g. covid-qu-ex.")],
+    source: Annotated[Path, typer.Argument(help="The downloaded copy: an extracted folder, or a bare git repository.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The data root to lay it out in (then pass it as --data-root).")],
+    path: Annotated[str, typer.Option(help="The folder inside SOURCE that holds the data, e.g. dataset.")] = "",
+) -> None:
+    """Lay a downloaded copy out under --out where the dataset's reader looks (hard links where possible)."""
+    spec = _dataset_with(dataset, "layout", "layout step")
+    err.print(f"laying out {source} ...", markup=False, highlight=False, soft_wrap=True)
+    for line in spec.layout(source, out_dir, path):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@data_app.command("check")
+def data_check(
+    dataset: Annotated[str, typer.Argument(help="A dataset with published counts, e.g. covid-qu-ex.")],
+    root: Annotated[Path, typer.Argument(help="Its data root (what --data-root gets).")],
+    task: Annotated[Optional[str], typer.Option(help="Tasks to check, comma-separated (default: every one).")] = None,
+) -> None:
+    """Count the images per task, split and group under ROOT against the published counts; exit 0 when complete."""
+    from segbench.data.check import check_counts
+
+    result = check_counts(_dataset_with(dataset, "expected", "published counts"), root, _names(task) or None)
+    for line in result.found:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    for problem in result.problems:
+        _say("error", "red", problem)
+    count = len(result.problems)
+    verdict = (f"{count} difference{'s' * (count != 1)} from the published counts" if count
+               else "complete (the published counts in every split)")
+    out.print(f"{dataset} under {root}: {verdict}", markup=False, highlight=False, soft_wrap=True)
+    if result.problems:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -215,7 +215,14 @@ class SegmentationSource(Protocol):
 class DatasetSpec:
     """A registered dataset: the tasks it serves and a factory for its source. `healthy` names the
     metadata group of its healthy images, e.g. ("group", "Normal"), for models that train on healthy
-    images only; without it, an image is healthy when its reference is empty."""
+    images only; without it, an image is healthy when its reference is empty.
+
+    For data users download, `segbench data` reads two optional fields: `expected`, the published
+    counts {task: {split: {group: images}}} that `segbench data check` compares a data root against (the
+    group is a sample's metadata "group", or "all" for a source without one), and `layout(source, root,
+    path)`, which `segbench data layout` calls to lay a downloaded copy (a folder, or the folder `path`
+    in it or in a bare git repository, see `segbench.data.tree`) out under `root` where the factory
+    reads it, returning the lines to print."""
 
     name: str
     tasks: tuple[str, ...]
@@ -224,7 +231,14 @@ class DatasetSpec:
     needs_root: bool = False
     synthetic: str = ""  # for generated data, what it is (reports say so); empty for real data
     healthy: tuple[str, str] | None = None  # (metadata key, value) of its healthy images; None: empty references
+    expected: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None
+    layout: Callable[[Path, Path, str], list[str]] | None = None
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.expected is not None and (unserved := sorted(set(self.expected) - set(self.tasks))):
+            raise SegbenchError(f"dataset {self.name!r} gives expected counts for task {unserved[0]!r}, which it "
+                                f"does not serve; its tasks: {', '.join(self.tasks)}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ so listing plugins does not pay for numpy, scipy or PIL."""
 from __future__ import annotations
 
 from segbench import DatasetSpec, deferred, hookimpl
+from segbench_cxr.covid_qu_ex_counts import EXPECTED as COVID_QU_EX_COUNTS
 
 
 @hookimpl
@@ -25,6 +26,8 @@ def register_datasets(register) -> None:
             description="Kaggle COVID-QU-Ex chest X-rays (lung and infection sets) under --data-root",
             needs_root=True,
             healthy=("group", "Normal"),
+            expected=COVID_QU_EX_COUNTS,
+            layout=deferred("segbench_cxr.covid_qu_ex_layout:lay_out"),
         )
     )
     register(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,3 +70,27 @@ def atomic_save(path: str | os.PathLike, save: Callable[[IO], None]) -> None:
     """Atomically write a binary file produced by `save(handle)` (np.savez, torch.save)."""
     with atomic_write(path, "wb") as handle:
         save(handle)
+
+
+def atomic_link(source: str | os.PathLike, target: str | os.PathLike) -> bool:
+    """Make `target` a hard link to `source`, atomically replacing any file there; where the filesystem
+    cannot link (another device, no hard links) an atomic copy instead. True if it linked."""
+    source, target = Path(source), Path(target)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, tmp)
+    except OSError:
+        try:
+            original = open(source, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise SegbenchError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        with original, atomic_write(target) as handle:
+            shutil.copyfileobj(original, handle)
+        return False
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return True
