@@ -55,7 +55,11 @@ def test_samples_are_per_sample_seeded_and_the_rrdb_stem_may_be_cached(overrides
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(first, model.sample(x, seeds, recompute_condition=True))
     assert not torch.equal(first, model.sample(x, seeds + 10))
-    assert torch.allclose(first[1:2], model.sample(x[1:2], seeds[1:2]), atol=1e-5)
+    order = torch.tensor([2, 0, 3, 1])  # a sample's draws are its own: at one batch shape, bit for bit
+    assert torch.equal(model.sample(x[order], seeds[order]), first[order])
+    # Another batch size rounds the network's kernels differently (up to 5e-5 after 20 ancestral steps on an
+    # Intel AVX-512 host); runs keep one batch shape and are exact (tests/core/test_batch_independence.py).
+    assert torch.allclose(first[1:2], model.sample(x[1:2], seeds[1:2]), atol=1e-4)
 
 
 @pytest.mark.slow
