@@ -85,7 +85,7 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
             if r.plan.precision is not None else "not recorded")))
     if any(results.record_of(m).plan.compile for m in results.model_names) or plan.compile:
         items.append(("torch.compile", _compile_setting(results)))
-    capped = _recorded(results, "ema_decay_used")
+    capped = {**_recorded(results, "ema_decay_used"), **_capped_stages(results)}
     if capped:
         items.append(("EMA decay", ", ".join(f"{m}: {decay:.4g}" for m, decay in capped.items())
                       + " (the preset's, capped so that at most 1 % of the initial weights remain after training)"))
@@ -133,6 +133,12 @@ def _recorded(results: RunResults, key: str) -> dict[str, Any]:
     """Per model, its models.json value for `key`, where it has one."""
     values = {m: getattr(results.models.get(m), key, None) for m in results.model_names}
     return {m: v for m, v in values.items() if v is not None}
+
+
+def _capped_stages(results: RunResults) -> dict[str, float]:
+    """Per "MODEL/STAGE" of a staged model, the EMA decay the stage ran with where its setting was capped."""
+    return {f"{m}/{stage.name}": stage.ema_decay_used for m in results.model_names
+            for stage in (getattr(results.models.get(m), "stages", None) or []) if stage.ema_decay_used is not None}
 
 
 def _processes(record: RunRecord) -> str:

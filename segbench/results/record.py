@@ -71,6 +71,7 @@ class StageRecord:
     parameters_trained: int
     reused_from: str = ""
     accumulation_parts: int = 1
+    ema_decay_used: float | None = None  # the EMA decay the stage ran with, where its setting was capped
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def train_model(model: ModelPlan, network: torch.nn.Module, context: RunContext)
             checkpoint_every=plan.checkpoint_every,
             checkpoints=lambda stage: context.store.file(stage_checkpoint_dir(model.name, stages, stage)),
             hooks=_hooks(model.name, stages, context, bars), store=StageStore(), origin=str(context.store.path))
-        records = [_stage_record(run) for run in train_stages(network, job)]
+        records = [_stage_record(run, model) for run in train_stages(network, job)]
     return _record(model, network, stages, records, context)
 
 
@@ -76,12 +76,18 @@ def _hooks(name: str, stages: tuple[Stage, ...], context: RunContext, bars: cont
     return StageHooks(start, epoch, STOP_REQUEST.__bool__, wait)
 
 
-def _stage_record(run: StageRun) -> StageRecord:
-    """models.json's entry of a stage that ran (or was reused: its seconds are 0)."""
+def _stage_record(run: StageRun, model: ModelPlan) -> StageRecord:
+    """models.json's entry of a stage that ran (or was reused: its seconds are 0), with the EMA decay it ran
+    with where the engine capped its setting to the stage's length."""
     stage = run.stage
+    decay = None
+    if not stage.fit and model.training is None:
+        settings = model.stage_training(stage.name)
+        used = settings.ema_decay_used(run.images)
+        decay = used if used != settings.ema_decay else None
     return StageRecord(stage.name, stage.view, stage.split, run.images, run.masks, run.steps, run.epochs,
                        run.batch_size, list(run.losses), round(run.seconds, 3), run.parameters_trained,
-                       reused_from=run.reused_from, accumulation_parts=run.accumulation_parts)
+                       reused_from=run.reused_from, accumulation_parts=run.accumulation_parts, ema_decay_used=decay)
 
 
 def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...], records: list[StageRecord],

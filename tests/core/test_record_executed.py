@@ -13,6 +13,7 @@ import pytest
 from segbench.engine import training
 from segbench.plan.build import trained_stages
 from segbench.plugins import load_plugins
+from segbench.training_settings import ema_decay_for
 from tests.reliability.conftest import cli
 
 _REGISTRY = load_plugins()
@@ -23,6 +24,7 @@ DEFAULT_SUITE = ["unet", *(name for name in BUILTIN if trained_stages(_REGISTRY.
 SUITES = [pytest.param(DEFAULT_SUITE, id="staged"), pytest.param(BUILTIN, id="all", marks=pytest.mark.slow)]
 STEPS, BATCH, LR = 3, 4, 0.002
 STAGE_STEPS = 2  # the first trained stage of each model in several stages, through --set MODEL.STAGE.steps
+EMA = 0.999  # and its EMA decay, which the engine caps to the stage's 2 steps (ema_decay_for)
 
 
 @pytest.fixture(scope="module", params=SUITES)
@@ -36,15 +38,17 @@ def executed(request, tmp_path_factory) -> tuple[list[str], Path, list[dict]]:
     def spy(self, batch):
         if not ran or ran[-1]["trainer"] is not self:
             group = self.optimizer.param_groups[0]
-            ran.append({"trainer": self, "lr": group["initial_lr"], "batches": []})
+            ran.append({"trainer": self, "lr": group["initial_lr"], "batches": [],
+                        "ema": self.ema.decay if self.ema is not None else 0.0})
         ran[-1]["batches"].append(len(batch))
         return original(self, batch)
 
-    sets = [f"--set={name}.{trained_stages(_REGISTRY.model(name))[0]}.steps={STAGE_STEPS}"
-            for name in names if trained_stages(_REGISTRY.model(name))]
+    sets = [f"--set={name}.{stage}.{key}" for name in names if trained_stages(_REGISTRY.model(name))
+            for stage in trained_stages(_REGISTRY.model(name))[:1] for key in (f"steps={STAGE_STEPS}", f"ema_decay={EMA}")]
     out = tmp_path_factory.mktemp("executed") / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training._Trainer, "step", spy)
+        patch.setenv("SEGBENCH_CACHE", str(out.parent / "cache"))  # every stage trains: none is reused from another run
         code, _, stderr = cli("run", "--task", "infection", "--dataset", "toy-mixed", "--models", ",".join(names),
                               "--preset", "tiny", "--image-size", "32", "--eval-samples", "2", "--quiet",
                               "--steps", str(STEPS), "--batch-size", str(BATCH), "--lr", str(LR), *sets,
@@ -81,6 +85,11 @@ def test_every_trained_stage_records_what_its_optimiser_ran(executed) -> None:
         assert max(optimiser["batches"]) == BATCH == settings["batch_size"], (name, stage)
         assert record.get("batch_size", BATCH) == BATCH, (name, stage)
         assert optimiser["lr"] == LR == settings["lr"], (name, stage)
+        capped = ema_decay_for(settings["ema_decay"], steps)
+        assert optimiser["ema"] == capped and record.get("ema_decay_used", capped) in (capped, None), (name, stage)
+        if stage != "train" and capped != settings["ema_decay"]:
+            assert record["ema_decay_used"] == capped
+            assert f"{name}/{stage}: {capped:.4g}" in _report_line(out, "- **EMA decay**:"), (name, stage)
         said = f"steps={steps}, batch_size={BATCH}, lr={LR}"
         cost = f"{steps} x {BATCH}"
         if trained_stages(_REGISTRY.model(name)) is not None:
