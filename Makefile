@@ -79,7 +79,7 @@ reports: install
 
 # The example studies, each resumable (rerun to continue an interrupted one; a finished study only renders
 # its report again), small preset, CPU:
-# - study-report: reports/study-infection/ (the README's headline table): diff-add, sde-add and unet on
+# - study-report: reports/study-infection/ (docs/results.md's table): diff-add, sde-add and unet on
 #   phantom infection over run seeds 0-2 (~35 min on 2 idle cores);
 # - study-labels: reports/study-labels/ (the README's learning curve): unet, diff-add, ddpm-features and
 #   anomaly-ddpm at 16 and all labelled images over seeds 0-2;

@@ -14,7 +14,7 @@ import torch
 
 from _common import build, median_seconds, write_json
 from segbench import DatasetOptions
-from segbench.data import load_split
+from segbench.data.prepare import load_split
 from segbench.plugins import load_plugins
 
 SIZE = 64

@@ -57,7 +57,7 @@ def one(task: str, overrides: list[str]) -> dict[str, Any]:
     import torch
 
     from segbench import DatasetOptions
-    from segbench.data import load_split
+    from segbench.data.prepare import load_split
     from segbench.engine.device import Runtime, resolve_precision
     from segbench.engine.evaluation import predict_split
     from segbench.engine.random_state import seed_everything

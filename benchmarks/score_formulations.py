@@ -29,7 +29,7 @@ import torch
 
 import main_job
 from _common import RESULTS, write_json
-from segbench.data import SplitData, load_split
+from segbench.data.prepare import SplitData, load_split
 from segbench.engine.device import Runtime
 from segbench.engine.evaluation import predict_split
 from segbench.plugins import load_plugins

@@ -38,7 +38,7 @@ from _common import RESULTS, build, environment, median_seconds, write_json
 from core import data_throughput
 from diffusion_sampling import reference_sample
 from segbench import DatasetOptions
-from segbench.data import load_split
+from segbench.data.prepare import load_split
 from segbench.engine.compiling import compile_children, compile_seconds
 from segbench.engine.device import Runtime, autocast, resolve_precision
 from segbench.engine.evaluation import predict_split

@@ -2,6 +2,7 @@
 
 import pluggy
 
+from segbench.controls import direct_control
 from segbench.deferred import deferred
 from segbench.errors import HyperparameterError, SegbenchError
 from segbench.specs import (
@@ -36,5 +37,6 @@ __all__ = [
     "TrackerSpec",
     "__version__",
     "deferred",
+    "direct_control",
     "hookimpl",
 ]

@@ -155,7 +155,8 @@ def run(
     task: Annotated[str, typer.Option(help="What to segment: lung or infection.")],
     models: Annotated[str, typer.Option(help="Comma-separated model names, e.g. diff-add,unet.")],
     dataset: Annotated[str, typer.Option(help="Dataset name (segbench list datasets).")] = "cxr-phantom",
-    data_root: Annotated[Optional[str], typer.Option(help="Folder of a file-based dataset.")] = None,
+    data_root: Annotated[Optional[str], typer.Option(
+        help="Folder of a file-based dataset, or kaggle:OWNER/DATASET (downloaded once; pip install 'segbench[kaggle]').")] = None,
     preset: Annotated[str, typer.Option(help="auto, tiny, small or paper (auto: paper on CUDA, else small).")] = "auto",
     seed: Annotated[int, typer.Option(help="Run seed: training, sampling and bootstrap draws derive from it.")] = 0,
     epochs: Annotated[Optional[int], typer.Option(help="Train every model (each trained stage of a staged one) for N epochs, instead of its preset's budget; --set MODEL.STAGE.epochs=N wins for that stage.")] = None,
@@ -167,7 +168,11 @@ def run(
     eval_batch_size: Annotated[Optional[int], typer.Option(
         help="Most masks per prediction batch (speed only; default 256 on CUDA, 32 elsewhere; "
              "halved on GPU out-of-memory).")] = None,
-    ensemble: Annotated[int, typer.Option(help="Masks sampled per image; their mean is thresholded.")] = 1,
+    ensemble: Annotated[int, typer.Option(help="Masks sampled per image, fused by --fusion, then thresholded.")] = 1,
+    fusion: Annotated[str, typer.Option(
+        help="How each image's --ensemble K masks become one: mean (uncertainty: std), vote (majority, a tie is "
+             "background; uncertainty: entropy of the vote fraction) or staple (STAPLE, Warfield et al. 2004; "
+             "uncertainty: entropy of its posterior; needs segbench[staple]).")] = "mean",
     image_size: Annotated[int, typer.Option(help="Square size images are resized to.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/<task>-<time>).")] = None,
@@ -197,6 +202,15 @@ def run(
         help="Label budget: N training images keep their masks (nested and stratified), or all.")] = "all",
     labels_seed: Annotated[int, typer.Option(
         help="Which N images are labelled; independent of --seed, so seeds vary training, not the data.")] = 0,
+    select: Annotated[str, typer.Option(
+        help="The weights a stage on the labelled images keeps: last, or best (of pooled validation Dice, scored on at "
+             "most N validation masks at --labels N, drawn as the labels are).")] = "last",
+    select_every: Annotated[Optional[int], typer.Option(
+        help="With --select best: steps between validation scorings (default: 10 scorings per stage).")] = None,
+    augment: Annotated[str, typer.Option(
+        help="Augmentation of every model's labelled training images: none, or standard (nnU-Net-like: small "
+             "rotations and scaling, grid deformation, flips the dataset allows, noise, blur, brightness, "
+             "contrast, gamma).")] = "none",
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train the models, evaluate them on identical samples, write the run directory and report."""
@@ -210,7 +224,8 @@ def run(
         device=device, out=out_dir, resume=resume, sets=list(set_ or []), compile=compile, precision=precision,
         checkpoint_every=checkpoint_every, mask_threshold=mask_threshold, folds=folds, fold=fold,
         track=_names(track), dist_backend=dist_backend, dist_timeout=dist_timeout, sync_batchnorm=sync_batchnorm,
-        labels=_label_budget(labels), labels_seed=labels_seed,
+        labels=_label_budget(labels), labels_seed=labels_seed, select=select, select_every=select_every,
+        augment=augment, fusion=fusion,
     )
     check_arguments(request, registry())  # a mistyped command is answered before torch loads
     from segbench.reports.compose import write_run_report
@@ -227,10 +242,20 @@ def evaluate(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="How a model samples, MODEL.KEY=VALUE (repeatable), e.g. diff-add.sampler=dpmpp2m.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(
+        help="How the ensemble is fused: mean, vote or staple (see run --help; default: the run's).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Threshold of the probabilities (default: the run's).")] = None,
-    eval_samples: Annotated[Optional[int], typer.Option(help="A seeded subset of N test images (default: the run's).")] = None,
+    eval_samples: Annotated[Optional[int], typer.Option(
+        help="A seeded subset of N evaluated images (default: the run's; on other data, every image).")] = None,
     eval_batch_size: Annotated[Optional[int], typer.Option(
         help="The network's batch shape when predicting (default: the run's on its kind of device).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(
+        help="Evaluate on another registered dataset serving the trained task, at the run's image size "
+             "(a calibrated threshold stays the one fitted on the training data).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(
+        help="The evaluated data's folder (default: the run's, for the run's dataset).")] = None,
+    split: Annotated[str, typer.Option(
+        help="Evaluated images: test (the test split) or all (every image, e.g. a folder without splits.json).")] = "test",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
     out_dir: Annotated[Optional[str], typer.Option("--out", help="The new run directory (default runs/<task>-<time>).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted evaluation in --out.")] = False,
@@ -238,19 +263,20 @@ def evaluate(
     dist_timeout: Annotated[float, typer.Option(help="Under torchrun/srun: seconds a collective waits.")] = 600.0,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Evaluate a finished run's trained models another way (sampler, steps, ensemble, threshold) without training."""
+    """Evaluate a finished run's trained models another way (sampler, steps, ensemble, fusion, threshold) or on another
+    dataset, without training."""
     from segbench.evaluate import EvaluateRequest
     from segbench.evaluate import evaluate as evaluate_run
 
     request = EvaluateRequest(
         run_dir=str(run_dir), models=_names(models) or None,
-        sets=list(set_ or []), ensemble=ensemble, threshold=threshold, eval_samples=eval_samples,
-        eval_batch_size=eval_batch_size, device=device, out=out_dir, resume=resume, dist_backend=dist_backend,
-        dist_timeout=dist_timeout)
+        sets=list(set_ or []), ensemble=ensemble, fusion=fusion, threshold=threshold, eval_samples=eval_samples,
+        eval_batch_size=eval_batch_size, dataset=dataset, data_root=data_root, split=split, device=device,
+        out=out_dir, resume=resume, dist_backend=dist_backend, dist_timeout=dist_timeout)
     from segbench.reports.compose import write_run_report
 
     _run_and_show(lambda progress: evaluate_run(request, registry(), progress, write_run_report), quiet,
-                  f"{run_dir} evaluated again, per-image mean [95% CI]")
+                  f"{run_dir} evaluated {f'on {dataset}' if dataset else 'again'}, per-image mean [95% CI]")
 
 
 @app.command()
@@ -266,6 +292,8 @@ def predict(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="How the model samples, MODEL.KEY=VALUE (repeatable), e.g. diff-add.sampling_steps=50.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(
+        help="How the ensemble is fused: mean, vote or staple (see run --help; default: the run's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         help="The network's batch shape (default: the run's; another may change the last bits).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
@@ -277,7 +305,7 @@ def predict(
     from segbench.progress import Progress
 
     request = PredictRequest(run_dir=str(run_dir), model=model, inputs=list(inputs), out=out_dir,
-                             ids_relative_to=ids_relative_to, sets=list(set_ or []), ensemble=ensemble,
+                             ids_relative_to=ids_relative_to, sets=list(set_ or []), ensemble=ensemble, fusion=fusion,
                              batch_size=batch_size, device=device)
     outcome = predict_images(request, registry(), Progress(err, quiet=quiet))
     for problem in outcome.problems:
@@ -298,15 +326,20 @@ def study_plan(
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Study directory (default runs/study-<name>).")] = None,
 ) -> None:
     """Show a study's cells (ids, what each trains and evaluates, and their state) without running anything."""
+    from segbench.study.grid import subsets_note
     from segbench.study.run import plan_study
 
     plan = plan_study(study_file, out_dir, registry())
     table = Table("cell", "task", "model", "labels", "seed", "fold", "evaluates", "state", box=None, header_style="bold")
     for cell in plan.cells:
         evaluates = ", ".join(["as trained", *(v.name for v in cell.variants)])
-        table.add_row(cell.id, cell.request.task, cell.request.models[0], _budget_text(cell.request.labels),
-                      str(cell.seed), "–" if cell.fold is None else str(cell.fold), evaluates, plan.states[cell.id])
+        labels = _budget_text(cell.request.labels) + (f" (labels seed {cell.labels_seed})"
+                                                      if cell.labels_seed is not None else "")
+        table.add_row(cell.id, cell.request.task, cell.request.models[0], labels, str(cell.seed),
+                      "–" if cell.fold is None else str(cell.fold), evaluates, plan.states[cell.id])
     print_table(out, table)
+    if (note := subsets_note(plan.study)) is not None:
+        out.print(note, markup=False, highlight=False, soft_wrap=True)
     done = sum(state == "done" for state in plan.states.values())
     out.print(f"{len(plan.cells)} cells in {plan.directory}/ ({done} done); run them with "
               f"`segbench study run {study_file}`", markup=False, highlight=False, soft_wrap=True)

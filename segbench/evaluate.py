@@ -1,5 +1,6 @@
 """`segbench evaluate RUN_DIR`: the trained models of a finished run, evaluated another way (sampler
-settings, ensemble size, threshold, subset) without training again, into an ordinary run directory."""
+settings, ensemble size and fusion, threshold, subset) or on other data (another dataset's test split or every image of
+it, at the run's image size), without training again, into an ordinary run directory."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import torch
 from segbench.engine.device import eval_batch_cap, resolve_device
 from segbench.engine.distributed import Distributed
 from segbench.errors import SegbenchError
-from segbench.plan.build import refuse_training_sets, replan_model
-from segbench.plan.request import check_counts
+from segbench.plan.build import evaluated_data, refuse_stage_sets, refuse_training_sets, replan_model
+from segbench.plan.request import check_counts, check_fusion
 from segbench.plan.run_plan import EvaluationPlan, ModelPlan, RunPlan
 from segbench.plan.sets import ModelSets, parse_sets
 from segbench.plugins import Registry
@@ -34,15 +35,20 @@ from segbench.runner import (
 
 @dataclass(frozen=True)
 class EvaluateRequest:
-    """What `segbench evaluate` was asked for; None keeps the run's own setting."""
+    """What `segbench evaluate` was asked for; None keeps the run's own setting. `dataset`, `data_root` and
+    `split` ("test" or "all") name other data to evaluate on (`segbench.plan.build.evaluated_data`)."""
 
     run_dir: str
     models: list[str] | None = None  # None: every model the run finished
     sets: list[str] = field(default_factory=list)  # MODEL.KEY=VALUE, sampling hyperparameters only
     ensemble: int | None = None
+    fusion: str | None = None
     threshold: float | None = None
-    eval_samples: int | None = None
+    eval_samples: int | None = None  # None: the run's on its own data, every image on other data
     eval_batch_size: int | None = None
+    dataset: str | None = None
+    data_root: str | None = None
+    split: str = "test"
     device: str = "auto"
     out: str | None = None
     resume: bool = False
@@ -64,8 +70,11 @@ def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, 
 
     def prepare(plan: RunPlan, dist: Distributed, progress: Progress) -> Prepared:
         networks = {m.name: _network(registry, m, plan, source_dir) for m in plan.models}
-        _, test_data = load_data(registry, plan, progress)
+        _, test_data = load_data(registry, plan, progress, training=())
         record = replace(source, plan=plan, eval_samples_used=len(test_data), trained_in=str(source_dir.resolve()))
+        if plan.data != source.plan.data:  # other data: the record says what the models were trained on
+            record = replace(record, trained_on=source.plan.data,
+                             dataset_synthetic=registry.dataset(plan.data.dataset).synthetic)
         return Prepared(networks, {}, test_data, record, lifecycle=False)
 
     def evaluated(model: ModelPlan, network: torch.nn.Module, context: RunContext) -> ModelRecord:
@@ -80,7 +89,8 @@ def _evaluate(request: EvaluateRequest, registry: Registry, progress: Progress, 
 
 def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[str, ModelRecord],
                     registry: Registry) -> RunPlan:
-    """The run's plan with the requested changes: only how models sample and how they are evaluated."""
+    """The run's plan with the requested changes: only how models sample and how, and on what data, they are
+    evaluated (on other data, of every image unless --eval-samples says otherwise)."""
     plan = source.plan
     done = [m for m in plan.model_names if m in trained and trained[m].done]
     names = request.models or done
@@ -94,20 +104,27 @@ def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[s
                  ("--eval-batch-size", request.eval_batch_size))
     if request.threshold is not None and not 0 < request.threshold <= 1:
         raise SegbenchError(f"--threshold must be in (0, 1], got {request.threshold}")
+    data = evaluated_data(plan.data, request.split, registry, request.dataset, request.data_root)
+    inherited = plan.evaluation.samples if data == plan.data else None
     device = resolve_device(request.device)
     evaluation = EvaluationPlan(
-        samples=plan.evaluation.samples if request.eval_samples is None else request.eval_samples,
+        samples=inherited if request.eval_samples is None else request.eval_samples,
         batch_size=request.eval_batch_size or (plan.evaluation.batch_size if device.type == torch.device(plan.device).type
                                                else eval_batch_cap(device)),  # the run's, on its kind of device
         ensemble=plan.evaluation.ensemble if request.ensemble is None else request.ensemble,
         threshold=plan.evaluation.threshold if request.threshold is None else request.threshold,
+        split=request.split,
+        fusion=request.fusion or plan.evaluation.fusion,
     )
-    return replace(plan, device=str(device), models=models, evaluation=evaluation, track=())  # evaluate tracks nothing
+    check_fusion(evaluation.fusion, evaluation.ensemble)
+    return replace(plan, device=str(device), data=data, models=models, evaluation=evaluation, track=())  # evaluate tracks nothing
 
 
 def _replanned(registry: Registry, model: ModelPlan, plan: RunPlan, sets: ModelSets) -> ModelPlan:
-    changed = replan_model(registry.model(model.name), model, plan.data.image_size, sets)
+    spec = registry.model(model.name)
+    changed = replan_model(spec, model, plan.data.image_size, sets)
     refuse_training_sets(model.name, sets, "evaluate")
+    refuse_stage_sets(spec, model.name, sets, "evaluate")
     return changed
 
 

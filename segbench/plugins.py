@@ -68,12 +68,13 @@ class Registry:
         return [f"{n}:<...>" if getattr(s, "prefix", False) else n for n, s in self.specs[kind].items()]
 
     def model(self, name: str) -> ModelSpec:
-        """The spec serving `name`; "smp:FPN:resnet34" is served by the prefix spec "smp"."""
-        head = name.split(":", 1)[0]
-        spec = self.specs["models"].get(head)
-        if spec is not None and spec.prefix and ":" in name:
+        """The spec serving `name`: the spec of that name ("diff-add:direct" too), else a prefix spec
+        ("smp:FPN:resnet34" is served by "smp")."""
+        spec = self.specs["models"].get(name)
+        if spec is not None and not spec.prefix:
             return spec
-        if spec is not None and not spec.prefix and ":" not in name:
+        spec = self.specs["models"].get(name.split(":", 1)[0])
+        if spec is not None and spec.prefix and ":" in name:
             return spec
         raise unknown("model", name, self._valid_names("models"))
 

@@ -45,6 +45,7 @@ class Segmenter(Protocol):
 
 VIEWS = ("labelled", "images", "healthy")
 STAGE_SPLITS = ("train", "val")
+FLIPS = ("left-right", "up-down")  # the flips a dataset may allow augmentation (`DatasetSpec.flips`)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Stage:
     not both.
     trains: the attribute name of the submodule whose parameters the stage optimises ("": all of them); the
     rest is frozen (no gradients, modules in eval mode) for the stage.
+    augment: whether a stage on the images or healthy view trains on batches augmented by the run's policy
+    (`--augment`; images alone); a labelled stage's batches always are, images and masks together.
     hyperparameters: a dataclass whose fields are the model hyperparameters the stage's result depends on
     (None: all of them); a stage whose view and earlier stages do not depend on the label budget is trained
     once and reused, named by a digest of their values, the data, the seed and its training settings.
@@ -76,6 +79,7 @@ class Stage:
     trains: str = ""
     split: str = "train"
     hyperparameters: type | None = None
+    augment: bool = False
     description: str = field(default="", compare=False)  # not part of what the stage is, nor of its digest
 
     def __post_init__(self) -> None:
@@ -95,6 +99,11 @@ class Stage:
     def needs_labels(self) -> bool:
         """Whether the stage's data depend on the label budget (it reads masks)."""
         return self.view == "labelled"
+
+    @property
+    def augmented(self) -> bool:
+        """Whether the run's augmentation policy applies to the stage's batches (a fit has none)."""
+        return not self.fit and (self.needs_labels or self.augment)
 
 
 # What a model without declared stages trains in: one stage on the labelled pairs, every parameter.
@@ -215,7 +224,9 @@ class SegmentationSource(Protocol):
 class DatasetSpec:
     """A registered dataset: the tasks it serves and a factory for its source. `healthy` names the
     metadata group of its healthy images, e.g. ("group", "Normal"), for models that train on healthy
-    images only; without it, an image is healthy when its reference is empty.
+    images only; without it, an image is healthy when its reference is empty. `flips`: the axes (of
+    `FLIPS`) along which a flipped image is still a valid sample of the task, which `--augment` may then
+    flip; none by default (a chest X-ray flipped left-right puts the heart on the wrong side).
 
     For data users download, `segbench data` reads two optional fields: `expected`, the published
     counts {task: {split: {group: images}}} that `segbench data check` compares a data root against (the
@@ -233,9 +244,12 @@ class DatasetSpec:
     healthy: tuple[str, str] | None = None  # (metadata key, value) of its healthy images; None: empty references
     expected: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None
     layout: Callable[[Path, Path, str], list[str]] | None = None
+    flips: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        if bad := [axis for axis in self.flips if axis not in FLIPS]:
+            raise SegbenchError(f"dataset {self.name!r} allows flip {bad[0]!r}; valid: {', '.join(FLIPS)}")
         if self.expected is not None and (unserved := sorted(set(self.expected) - set(self.tasks))):
             raise SegbenchError(f"dataset {self.name!r} gives expected counts for task {unserved[0]!r}, which it "
                                 f"does not serve; its tasks: {', '.join(self.tasks)}")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segbench import DatasetOptions, DatasetSpec
-from segbench.data import load_split
+from segbench.data.prepare import load_split
 from segbench.engine.device import Runtime
 from segbench.engine.evaluation import predict_split
 from segbench.engine.training import train

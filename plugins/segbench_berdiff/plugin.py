@@ -1,9 +1,10 @@
-"""Registers berdiff (BerDiff: conditional Bernoulli diffusion for binary masks)."""
+"""Registers berdiff (BerDiff: conditional Bernoulli diffusion for binary masks) and its direct control
+berdiff:direct."""
 
 from __future__ import annotations
 
 
-from segbench import ModelSpec, deferred, hookimpl
+from segbench import ModelSpec, deferred, direct_control, hookimpl
 from segbench_berdiff.hyperparameters import (
     PRESETS,
     BerDiffHyperparameters,
@@ -17,7 +18,7 @@ REFERENCE = ("Chen, Wang & Shan 2023, BerDiff: Conditional Bernoulli Diffusion M
 
 @hookimpl
 def register_models(register):
-    register(ModelSpec(
+    spec = ModelSpec(
         name="berdiff",
         factory=deferred("segbench_berdiff.segmenter:berdiff"),
         family="diffusion",
@@ -27,4 +28,6 @@ def register_models(register):
         reference=REFERENCE,
         summary=berdiff_summary,
         network_evaluations=berdiff_network_evaluations,
-    ))
+    )
+    register(spec)
+    register(direct_control(spec))

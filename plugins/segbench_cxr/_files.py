@@ -17,6 +17,7 @@ from PIL import Image
 
 from segbench import SegbenchError
 from segbench.data.images import DECODE_ERRORS, broken_link, image_extensions, read_image
+from segbench.data.resize import resize_nearest
 from segbench.errors import unknown
 
 
@@ -110,15 +111,11 @@ class FilePairSource:
             ) from None
 
     def load(self, split: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(image (H, W) uint8 or float32 in [0, 1], mask (H, W) uint8) at the files' own size."""
+        """(image (H, W) uint8 or float32 in [0, 1], mask (H, W) uint8) at the image file's own size: a mask
+        of another size (public sets ship some) is resized to its image's by nearest neighbour."""
         image_path, mask_path = self._pair(split, sample_id)
         image, mask = read_image(image_path), read_mask(mask_path)
-        if image.shape != mask.shape:
-            raise SegbenchError(
-                f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} "
-                f"is {image.shape[1]}x{image.shape[0]}; a mask must have its image's size"
-            )
-        return image, mask
+        return image, mask if mask.shape == image.shape else resize_nearest(mask, image.shape)
 
     def fingerprint(self, split: str) -> str:
         return stat_fingerprint(self.root, (path for pair in self._split(split).values() for path in pair))

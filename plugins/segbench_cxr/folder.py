@@ -3,22 +3,30 @@
     root/images/<stem>.<ext>    any format PIL opens, any size, grey or RGB (read as grey)
     root/masks/<stem>.<ext>     values {0, 1} or {0, 255}; the extension may differ from the image's
     root/splits.json            optional: {"train": [stems], "val": [...], "test": [...]}
+    root/metadata.csv           optional: a `stem` column (the image's file stem), then any columns
+                                named like `age` or `site_2` (lower-case letters, digits, _)
 
 Without splits.json the stems are split 70/15/15 by a fixed seed, the same in
-every run whatever `--seed` is. A sample id is "images/<stem>".
+every run whatever `--seed` is. A sample id is "images/<stem>". A mask of
+another size than its image is resized to the image's (nearest neighbour).
+metadata.csv needs a row per image; its columns become per-sample metadata
+(per_image.csv columns, groups of `segbench report --by COLUMN`).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from functools import cached_property
 from pathlib import Path
 
 from segbench import DatasetOptions, SegbenchError
+from segbench.data.prepare import METADATA_KEY
 from segbench.seeds import stable_digest
-from segbench_cxr._files import FilePairSource, image_files, require_dir
+from segbench_cxr._files import FilePairSource, image_files, require_dir, stat_fingerprint
 
 SPLIT_SEED = 0
+STEM_COLUMN = "stem"  # metadata.csv's column naming each row's image
 HELD_OUT_FRACTION = 0.15  # each of val and test; train gets the rest
 
 
@@ -54,6 +62,7 @@ class FolderSource(FilePairSource):
         self.images_dir = require_dir(root / "images", "folder dataset images")
         self.masks_dir = require_dir(root / "masks", "folder dataset masks")
         self.splits_file = root / "splits.json"
+        self.metadata_file = root / "metadata.csv"
 
     @classmethod
     def from_options(cls, options: DatasetOptions) -> FolderSource:
@@ -82,6 +91,53 @@ class FolderSource(FilePairSource):
                 raise SegbenchError(f"image {images[stem]} has no mask: expected {self.masks_dir / stem}.<ext>")
             pairs[f"images/{stem}"] = (images[stem], masks[stem])
         return pairs
+
+    def fingerprint(self, split: str) -> str:
+        """The split's files, and metadata.csv where there is one."""
+        listed = super().fingerprint(split)
+        if not self.metadata_file.exists():
+            return listed
+        return f"{listed}/{stat_fingerprint(self.root, [self.metadata_file])}"
+
+    def metadata(self, split: str, sample_id: str) -> dict[str, str]:
+        """The sample's row of metadata.csv without its stem ({} without the file)."""
+        image, _ = self._pair(split, sample_id)
+        if not self._table:
+            return {}
+        if image.stem not in self._table:
+            raise SegbenchError(f"{self.metadata_file} has no row for the image {image.name}; add a row whose "
+                                f"{STEM_COLUMN!r} is {image.stem!r}")
+        return self._table[image.stem]
+
+    @cached_property
+    def _table(self) -> dict[str, dict[str, str]]:
+        """metadata.csv's rows by stem, checked once ({} without the file)."""
+        if not self.metadata_file.exists():
+            return {}
+        try:
+            with self.metadata_file.open(newline="", encoding="utf-8-sig") as handle:
+                header, *rows = list(csv.reader(handle)) or [[]]
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise SegbenchError(f"cannot read {self.metadata_file}: {error}") from None
+        if STEM_COLUMN not in header:
+            raise SegbenchError(f"{self.metadata_file} has no {STEM_COLUMN!r} column (each row's image file name "
+                                f"without its extension); its columns: {', '.join(header) or 'none'}")
+        columns = [name for name in header if name != STEM_COLUMN]
+        for name in columns:
+            if not METADATA_KEY.fullmatch(name) or header.count(name) > 1:
+                raise SegbenchError(f"{self.metadata_file}: column {name!r} is not a valid metadata name (lower-case "
+                                    "letters, digits and _, starting with a letter, each once), e.g. 'site' or 'age_2'")
+        table: dict[str, dict[str, str]] = {}
+        for line, row in enumerate(rows, 2):
+            if len(row) != len(header):
+                raise SegbenchError(f"{self.metadata_file} line {line} has {len(row)} fields; the header has "
+                                    f"{len(header)}")
+            values = dict(zip(header, row))
+            stem = values.pop(STEM_COLUMN)
+            if stem in table:
+                raise SegbenchError(f"{self.metadata_file} line {line}: the stem {stem!r} has a row already")
+            table[stem] = values
+        return table
 
     def _read_splits(self, images: dict[str, Path]) -> dict[str, list[str]]:
         """The stems per split from splits.json, checked against images/."""

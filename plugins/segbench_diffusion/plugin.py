@@ -1,8 +1,9 @@
-"""Registers the built-in diffusion segmenters diff-add and diff-concat, and diff-concat's Wolleb et al. configuration."""
+"""Registers the built-in diffusion segmenters diff-add and diff-concat with their direct controls (diff-add:direct,
+diff-concat:direct), and diff-concat's Wolleb et al. configuration (diff-concat's network: no control of its own)."""
 
 from __future__ import annotations
 
-from segbench import ModelSpec, deferred, hookimpl
+from segbench import ModelSpec, deferred, direct_control, hookimpl
 from segbench_backbone.ddpm_hyperparameters import ddpm_network_evaluations
 from segbench_diffusion.hyperparameters import (
     PRESETS,
@@ -20,7 +21,7 @@ WOLLEB_REFERENCE = (
 
 @hookimpl
 def register_models(register):
-    register(ModelSpec(
+    diff_add = ModelSpec(
         name="diff-add",
         factory=deferred("segbench_diffusion.segmenter:diff_add"),
         family="diffusion",
@@ -30,8 +31,8 @@ def register_models(register):
         reference=REFERENCE,
         summary=diffusion_summary("added to"),
         network_evaluations=ddpm_network_evaluations(DiffusionHyperparameters),
-    ))
-    register(ModelSpec(
+    )
+    diff_concat = ModelSpec(
         name="diff-concat",
         factory=deferred("segbench_diffusion.segmenter:diff_concat"),
         family="diffusion",
@@ -41,7 +42,10 @@ def register_models(register):
         reference=REFERENCE,
         summary=diffusion_summary("concatenated with"),
         network_evaluations=ddpm_network_evaluations(DiffusionHyperparameters),
-    ))
+    )
+    for spec in (diff_add, diff_concat):
+        register(spec)
+        register(direct_control(spec))
     # The same network and head as diff-concat; only the presets differ (the recipe is a configuration).
     register(ModelSpec(
         name="diff-concat-wolleb",

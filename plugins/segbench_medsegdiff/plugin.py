@@ -1,9 +1,10 @@
-"""Registers medsegdiff (MedSegDiff V1). V2 (SS-Former) is left out: its public code does not contain it."""
+"""Registers medsegdiff (MedSegDiff V1) and its direct control medsegdiff:direct. V2 (SS-Former) is left out: its
+public code does not contain it."""
 
 from __future__ import annotations
 
 
-from segbench import ModelSpec, deferred, hookimpl
+from segbench import ModelSpec, deferred, direct_control, hookimpl
 from segbench_backbone.ddpm_hyperparameters import ddpm_network_evaluations
 from segbench_medsegdiff.hyperparameters import PRESETS, MedSegDiffHyperparameters, medsegdiff_summary
 
@@ -13,7 +14,7 @@ REFERENCE = ("Wu et al. 2023, MedSegDiff: Medical Image Segmentation with Diffus
 
 @hookimpl
 def register_models(register):
-    register(ModelSpec(
+    spec = ModelSpec(
         name="medsegdiff",
         factory=deferred("segbench_medsegdiff.segmenter:medsegdiff"),
         family="diffusion",
@@ -23,4 +24,6 @@ def register_models(register):
         reference=REFERENCE,
         summary=medsegdiff_summary,
         network_evaluations=ddpm_network_evaluations(MedSegDiffHyperparameters),
-    ))
+    )
+    register(spec)
+    register(direct_control(spec))

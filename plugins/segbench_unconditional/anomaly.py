@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# The largest float32 below 0.5: a score under the threshold must never round up to a positive pixel.
-BELOW_HALF = 0.5 - 2.0**-25
+from segbench.fusion import BELOW_HALF  # a score under the threshold must never round up to a positive pixel
 
 
 def gaussian_kernel(sigma: float, truncate: float = 4.0) -> Tensor:

@@ -1,5 +1,9 @@
-"""anomaly-ddpm (Pinaya et al. 2022, with AnoDDPM-style reconstruction): an unconditional X-ray DDPM
-trained on healthy images only; what it cannot reconstruct is the anomaly.
+"""anomaly-ddpm: the partial-diffusion residual baseline of Pinaya et al. 2022, AnoDDPM (Wyatt et al. 2022)
+and AutoDDPM (Bercea et al. 2023). An unconditional X-ray DDPM trained on healthy images only noises an image
+to t0 and reconstructs it; the smoothed |x - x_hat| is the anomaly score, thresholded at 5 % false positives
+on healthy validation pixels. Gaussian noise and DDIM by default; AnoDDPM's simplex noise (noise="simplex",
+in training and in the partial noising) and ancestral steps (reconstruction_sampler="ddpm") are settings.
+Left out: Pinaya et al.'s VQ-VAE latent model and masked inpainting, AutoDDPM's mask-stitch-resample.
 
 Stage "ddpm" trains `ddpm` on the healthy training images (`ddpm_loss`, no masks); stage "calibration"
 fits the score-to-probability map (`calibrate`) on the `anomaly_scores` of healthy validation images,
@@ -10,16 +14,18 @@ checkpoints carry it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from segbench import Prediction, SegbenchError
-from segbench.noise import sample_generators
+from segbench.noise import randn_per_sample, sample_generators
 from segbench_unconditional.anomaly import fit_threshold, residual_score, score_probability
 from segbench_unconditional.hyperparameters import AnomalyHyperparameters
-from segbench_unconditional.network import XrayDDPM
+from segbench_unconditional.network import NoiseDraw, XrayDDPM
+from segbench_unconditional.simplex import simplex_per_sample
 
 
 class AnomalyDDPMSegmenter(nn.Module):
@@ -29,6 +35,9 @@ class AnomalyDDPMSegmenter(nn.Module):
         super().__init__()
         self.hparams = hparams
         self.ddpm = XrayDDPM(hparams)
+        self.draw: NoiseDraw = (randn_per_sample if hparams.noise == "gaussian" else partial(
+            simplex_per_sample, octaves=hparams.simplex_octaves, persistence=hparams.simplex_persistence,
+            frequency=hparams.simplex_frequency))
         # Fitted by `calibrate`; NaN until then. Persistent: a checkpoint restores the calibration.
         self.register_buffer("threshold", torch.tensor(float("nan")))
         self.register_buffer("scale", torch.tensor(float("nan")))
@@ -38,18 +47,24 @@ class AnomalyDDPMSegmenter(nn.Module):
         return cls(AnomalyHyperparameters.from_mapping(values))
 
     def ddpm_loss(self, images: Tensor) -> Tensor:
-        """Stage "ddpm" (view "healthy"): the DDPM's L_simple on a batch of healthy images."""
-        return self.ddpm.loss(images)
+        """Stage "ddpm" (view "healthy"): the DDPM's L_simple on a batch of healthy images, its noise the
+        model's `noise` (simplex noise: one field per image from the global CPU generator, which the engine seeds)."""
+        if self.hparams.noise == "gaussian":
+            return self.ddpm.loss(images)
+        return self.ddpm.loss(images, lambda x: self.draw(x.shape[1:], [torch.default_generator] * len(x), x.device))
 
     @torch.no_grad()
     def anomaly_scores(self, images: Tensor, seeds: Tensor) -> Tensor:
         """Anomaly map (B, 1, S, S) >= 0: the smoothed mean residual of `reconstructions` reconstructions per
-        start step, each noised with the next draw of the sample's generator (seeded with seeds[i])."""
+        start step, each noised (and, ancestral, stepped back) with the next draws of the sample's generator
+        (seeded with seeds[i])."""
         generators = sample_generators(seeds)
-        reconstructions = [self.ddpm.reconstruct(images, t, self.hparams.reconstruction_steps, generators)
-                           for t in self.hparams.start_steps for _ in range(self.hparams.reconstructions)]
+        hp = self.hparams
+        reconstructions = [self.ddpm.reconstruct(images, t, hp.reconstruction_steps, generators,
+                                                 hp.reconstruction_sampler, self.draw)
+                           for t in hp.start_steps for _ in range(hp.reconstructions)]
         with torch.autocast(images.device.type, enabled=False):  # float32 scores under any network precision
-            return residual_score(images, reconstructions, self.hparams.smoothing_sigma)
+            return residual_score(images, reconstructions, hp.smoothing_sigma)
 
     @torch.no_grad()
     def calibrate(self, scores: Tensor) -> None:

@@ -1,5 +1,6 @@
 """ddpm-features (Baranchuk et al. 2021): an ensemble of pixel MLPs on an unconditional X-ray DDPM's
-decoder activations.
+decoder activations at the paper's scales (1/8 to 1/2 of the input, `feature_blocks`), fused by majority
+vote (or by the mean, `ensemble_fusion`).
 
 Stage "ddpm" trains `ddpm` on every training image (no masks: `ddpm_loss`); stage "mlp" trains
 `ensemble` on the labelled images (`training_loss`), the DDPM frozen. Features are computed per batch,
@@ -16,14 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segbench import Prediction
-from segbench_unconditional.features import PixelMLPEnsemble, as_pixels, pixel_features
+from segbench_unconditional.features import PixelMLPEnsemble, as_pixels, mean_fusion, pixel_features, vote_fusion
 from segbench_unconditional.hyperparameters import FeaturesHyperparameters
 from segbench_unconditional.network import XrayDDPM
 
-# The most images per feature pass in `predict`: bounds the memory of the features (5,760 x 64 x 64 floats,
-# 94 MB per image with the paper preset). A batch is cut into passes of min(B, FEATURE_CHUNK) images, the
-# last one padded, so every pass of a batch has the same shape: with the engine's batches (a multiple of 32
-# masks on the CPU) a sample's bits do not depend on its companions or its position.
+# The most images per feature pass in `predict`: bounds the memory of the features (14,400 x 64 x 64 floats,
+# 236 MB per image with the paper preset: 7.5 GB a pass, twice that while the blocks are concatenated). A
+# batch is cut into passes of min(B, FEATURE_CHUNK) images, the last one padded, so every pass of a batch has
+# the same shape: with the engine's batches (a multiple of 32 masks on the CPU) a sample's bits do not depend
+# on its companions or its position.
 FEATURE_CHUNK = 32
 
 
@@ -34,6 +36,7 @@ class DDPMFeaturesSegmenter(nn.Module):
         super().__init__()
         self.hparams = hparams
         self.ddpm = XrayDDPM(hparams)
+        self.blocks = hparams.chosen_blocks.indices
         self.ensemble = PixelMLPEnsemble(hparams.features_per_pixel, hparams.mlp_widths, hparams.ensemble_size)
         size = hparams.image_size
         generator = torch.Generator().manual_seed(hparams.feature_noise_seed)
@@ -47,8 +50,7 @@ class DDPMFeaturesSegmenter(nn.Module):
 
     def features(self, images: Tensor) -> Tensor:
         """images (B, 1, S, S) in [0, 1] -> float32 (B, d, S, S), without gradients (the DDPM is frozen)."""
-        return pixel_features(self.ddpm, images, self.hparams.feature_timesteps, self.hparams.feature_blocks,
-                              self.feature_noise)
+        return pixel_features(self.ddpm, images, self.hparams.feature_timesteps, self.blocks, self.feature_noise)
 
     def ddpm_loss(self, images: Tensor) -> Tensor:
         """Stage "ddpm" (view "images"): the DDPM's L_simple on a batch of images."""
@@ -68,7 +70,8 @@ class DDPMFeaturesSegmenter(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: Tensor, seeds: Tensor) -> Prediction:
-        """The ensemble's mean foreground probability (B, 1, S, S) and its per-pixel std as uncertainty.
+        """The ensemble's members fused by `ensemble_fusion` (features.py): "vote", the vote fraction (B, 1, S, S)
+        and the members' Jensen-Shannon divergence as uncertainty; "mean", the mean probability and its std.
 
         Deterministic: the features use the shared noise, so `seeds` draw nothing.
         """
@@ -80,9 +83,9 @@ class DDPMFeaturesSegmenter(nn.Module):
             chunk = images[start:start + size]
             padded = torch.cat([chunk, chunk.new_zeros(size - chunk.shape[0], *chunk.shape[1:])])
             logits = self.ensemble(as_pixels(self.features(padded)))  # (M, size H W)
-            members.append(logits.float().sigmoid().reshape(-1, size, 1, height, width)[:, :chunk.shape[0]])
-        probabilities = torch.cat(members, dim=1)  # (M, B, 1, H, W)
-        return Prediction(probabilities.mean(0), probabilities.std(0, correction=0))
+            members.append(logits.float().reshape(-1, size, 1, height, width)[:, :chunk.shape[0]])
+        fuse = vote_fusion if self.hparams.ensemble_fusion == "vote" else mean_fusion
+        return Prediction(*fuse(torch.cat(members, dim=1)))  # members' logits (M, B, 1, H, W)
 
     def synthesize(self, seeds: Tensor) -> Tensor:
         """One synthetic X-ray per seed from the DDPM: float32 (B, 1, S, S) in [0, 1]."""

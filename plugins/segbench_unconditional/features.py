@@ -4,7 +4,8 @@
 For an image x_0 and each t of a few timesteps, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps with one
 noise eps shared by every image and timestep (their code's `share_noise`), one U-Net forward pass, and
 the chosen decoder blocks' activations, bilinearly upsampled to the image size and concatenated:
-a feature vector of length d per pixel.
+a feature vector of length d per pixel. An ensemble of pixel MLPs reads it; their outputs are fused by
+majority vote (the paper's) or by the mean.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segbench.fusion import BELOW_HALF, binary_entropy
 from segbench_backbone.schedules import q_sample
 from segbench_unconditional.network import XrayDDPM
 
@@ -65,6 +67,30 @@ class PixelMLPEnsemble(nn.Module):
     def member_logits(self, pixels: Tensor) -> Tensor:
         """pixels (M, N, d), member m's own N pixels -> logits (M, N): how each member sees its own batch."""
         return torch.stack([member(x).squeeze(1) for member, x in zip(self.members, pixels)])
+
+
+def vote_fusion(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Baranchuk et al.'s prediction from the members' foreground logits (M, ...) -> (probabilities, uncertainty),
+    each (...).
+
+    Each member votes for its argmax class, foreground when its logit > 0; the mask is the majority (their
+    torch.mode over members), a tie background as torch.mode gives it (the smaller class). The probability is
+    the fraction of foreground votes, a tie written as `BELOW_HALF`. The uncertainty is their per-pixel `js`,
+    the members' Jensen-Shannon divergence H(mean_m p_m) - mean_m H(p_m) in nats (0..ln 2), with p_m =
+    sigmoid(logit_m); clamped at 0 against rounding.
+    """
+    members = logits.shape[0]
+    votes = (logits > 0).sum(0)
+    probabilities = (votes / members).masked_fill(2 * votes == members, BELOW_HALF)
+    p = logits.sigmoid()
+    js = binary_entropy(p.mean(0)) - binary_entropy(p).mean(0)
+    return probabilities, js.clamp_min(0)
+
+
+def mean_fusion(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """The members' (M, ...) mean foreground probability and its per-pixel (population) std, each (...)."""
+    p = logits.sigmoid()
+    return p.mean(0), p.std(0, correction=0)
 
 
 def as_pixels(maps: Tensor) -> Tensor:

@@ -1,23 +1,27 @@
 """The seed paper's unconditional X-ray DDPM as a reusable module: an eps-predicting NoiseUNet on the
-image alone (Ho et al. 2020), its training loss, DDIM synthesis and partial-noise reconstruction with
-per-sample generators, and the decoder activations that feature extraction reads.
+image alone (Ho et al. 2020), its training loss, DDIM synthesis and partial-noise reconstruction (DDIM or
+ancestral, Gaussian noise or another) with per-sample generators, and the decoder activations that feature
+extraction reads.
 
 Images in [0, 1] are diffused as x_0 = 2 image - 1 in [-1, 1].
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segbench.noise import randn_per_sample, sample_generators
-from segbench_backbone.samplers import ddim_sample, ddim_step
+from segbench_backbone.samplers import EpsFn, ddim_sample, ddim_step, ddpm_step
 from segbench_backbone.schedules import alphas_cumprod, linear_betas, q_sample
 from segbench_backbone.unet import NoiseUNet
 from segbench_unconditional.hyperparameters import XrayDDPMHyperparameters
+
+# Noise per sample, as `randn_per_sample`: (shape, one generator per sample, device) -> (B, *shape)
+NoiseDraw = Callable[[Sequence[int], Sequence[torch.Generator], torch.device], Tensor]
 
 
 def partial_ddim_timesteps(t_start: int, steps: int) -> list[int]:
@@ -38,6 +42,18 @@ def ddim_from(eps_fn, x_t: Tensor, alphas_cumprod: Tensor, timesteps: Sequence[i
     return x
 
 
+def ddpm_from(eps_fn: EpsFn, x_t: Tensor, alphas_cumprod: Tensor, t_start: int, noise: Callable[[], Tensor],
+              clip_x0: bool = False) -> Tensor:
+    """Ancestral DDPM (Ho et al. Algorithm 2) from x_t at t_start through every step to x_0 (B, ...); each
+    step t > 0 adds `noise()` (B, ...), drawn after its network evaluation. The backbone's `ddpm_step`
+    does each update."""
+    x = x_t
+    for t in range(t_start, -1, -1):
+        eps = eps_fn(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+        x = ddpm_step(eps, x, t, alphas_cumprod, noise() if t > 0 else None, clip_x0)
+    return x
+
+
 class XrayDDPM(nn.Module):
     """eps_theta(x_t, t) on single-channel images, with the schedule it was trained on."""
 
@@ -55,15 +71,15 @@ class XrayDDPM(nn.Module):
         """eps_theta(x_t, t): x_t (B, 1, S, S), t int64 (B,) -> float32 (B, 1, S, S), whatever precision runs."""
         return self.unet(x_t, t).float()
 
-    def loss(self, images: Tensor) -> Tensor:
+    def loss(self, images: Tensor, noise_like: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """L_simple = E ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t)||^2 (Ho et al. Eq. 14).
 
-        images (B, 1, S, S) in [0, 1]; t ~ U{0..T-1} and eps ~ N(0, I) from the global torch RNG, which the
-        engine seeds.
+        images (B, 1, S, S) in [0, 1]; t ~ U{0..T-1}, then eps = noise_like(x_0) (None: N(0, I)), from the
+        global torch RNG, which the engine seeds.
         """
         x0 = images * 2 - 1
         t = torch.randint(0, self.hparams.timesteps, (x0.shape[0],), device=x0.device)
-        noise = torch.randn_like(x0)
+        noise = torch.randn_like(x0) if noise_like is None else noise_like(x0)
         return F.mse_loss(self.eps(q_sample(x0, t, noise, self.alphas_cumprod), t), noise)
 
     @torch.no_grad()
@@ -80,18 +96,25 @@ class XrayDDPM(nn.Module):
         return ((x0 + 1) / 2).clamp(0, 1)
 
     @torch.no_grad()
-    def reconstruct(self, images: Tensor, t_start: int, steps: int, generators: Sequence[torch.Generator]) -> Tensor:
-        """Partial diffusion and back (AnoDDPM, Wyatt et al. 2022; Pinaya et al. 2022): x_t ~ q(x_t | x_0) at
-        t_start with noise from generators[i] (Ho et al. Eq. 4), then `steps` DDIM steps to x_0.
+    def reconstruct(self, images: Tensor, t_start: int, steps: int, generators: Sequence[torch.Generator],
+                    sampler: str = "ddim", draw: NoiseDraw = randn_per_sample) -> Tensor:
+        """Partial diffusion and back (Pinaya et al. 2022; AnoDDPM, Wyatt et al. 2022): x_t ~ q(x_t | x_0) at
+        t_start with noise `draw`n from generators[i] (Ho et al. Eq. 4), then back to x_0 with x0_hat clamped
+        to [-1, 1]: sampler "ddim", `steps` deterministic DDIM steps; "ddpm", every ancestral step, each
+        t > 0 adding another draw.
 
-        images (B, 1, S, S) in [0, 1] -> reconstructions (B, 1, S, S) in [0, 1]; each generator advances by
-        one image of noise.
+        images (B, 1, S, S) in [0, 1] -> reconstructions (B, 1, S, S) in [0, 1]; DDIM advances each
+        generator by one image of noise, ancestral DDPM by t_start + 1.
         """
         x0 = images * 2 - 1
-        noise = randn_per_sample(x0.shape[1:], generators, x0.device)
+        noise = draw(x0.shape[1:], generators, x0.device)
         t = torch.full((x0.shape[0],), t_start, dtype=torch.long, device=x0.device)
         x_t = q_sample(x0, t, noise, self.alphas_cumprod)
-        x = ddim_from(self.eps, x_t, self.alphas_cumprod, partial_ddim_timesteps(t_start, steps), clip_x0=True)
+        if sampler == "ddpm":
+            x = ddpm_from(self.eps, x_t, self.alphas_cumprod, t_start,
+                          lambda: draw(x0.shape[1:], generators, x0.device), clip_x0=True)
+        else:
+            x = ddim_from(self.eps, x_t, self.alphas_cumprod, partial_ddim_timesteps(t_start, steps), clip_x0=True)
         return ((x + 1) / 2).clamp(0, 1)
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ from segbench import ModelSpec, Stage, deferred, hookimpl
 from segbench_unconditional.hyperparameters import (
     ANOMALY_PRESETS,
     FEATURES_PRESETS,
+    AnomalyDDPMStageHyperparameters,
     AnomalyHyperparameters,
     DDPMStageHyperparameters,
     FeaturesHyperparameters,
@@ -19,10 +20,12 @@ from segbench_unconditional.hyperparameters import (
 FEATURES_REFERENCE = ("Baranchuk et al. 2022, Label-Efficient Semantic Segmentation with Diffusion Models "
                       "(ICLR; arXiv:2112.03126)")
 ANOMALY_REFERENCE = ("Pinaya et al. 2022, Fast Unsupervised Brain Anomaly Detection and Segmentation with Diffusion "
-                     "Models (MICCAI; arXiv:2206.03461); Wyatt et al. 2022, AnoDDPM (CVPR Workshops)")
+                     "Models (MICCAI; arXiv:2206.03461); Wyatt et al. 2022, AnoDDPM (CVPR Workshops); Bercea et al. "
+                     "2023, Mask, Stitch, and Re-Sample (AutoDDPM, ICML)")
 
 # The DDPM stage reads no masks, so a run trains it once and reuses it across label budgets; its result
-# depends only on the network and schedule hyperparameters (DDPMStageHyperparameters' fields).
+# depends only on the network and schedule hyperparameters (DDPMStageHyperparameters' fields) and, for
+# anomaly-ddpm, the noise it is trained with (AnomalyDDPMStageHyperparameters).
 FEATURES_STAGES = (
     Stage("ddpm", view="images", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPMStageHyperparameters,
           description="the unconditional X-ray DDPM on every training image"),
@@ -30,7 +33,7 @@ FEATURES_STAGES = (
           description="the pixel-MLP ensemble on the labelled images' DDPM features"),
 )
 ANOMALY_STAGES = (
-    Stage("ddpm", view="healthy", loss="ddpm_loss", trains="ddpm", hyperparameters=DDPMStageHyperparameters,
+    Stage("ddpm", view="healthy", loss="ddpm_loss", trains="ddpm", hyperparameters=AnomalyDDPMStageHyperparameters,
           description="the unconditional X-ray DDPM on healthy training images"),
     Stage("calibration", view="healthy", split="val", fit="calibrate", fit_on="anomaly_scores", loss="", trains="",
           description="the anomaly-score threshold at the healthy validation pixels' false-positive rate"),
@@ -45,7 +48,8 @@ def register_models(register):
         family="diffusion",
         presets=FEATURES_PRESETS,
         schema=FeaturesHyperparameters,
-        description="Ensemble of pixel MLPs on an unconditional X-ray DDPM's decoder features; DDPM trained without masks",
+        description="Majority vote of pixel MLPs on an unconditional X-ray DDPM's decoder features at 1/8-1/2 of the "
+                    "input; DDPM trained without masks",
         reference=FEATURES_REFERENCE,
         summary=features_summary,
         network_evaluations=features_evaluations,
@@ -57,7 +61,9 @@ def register_models(register):
         family="diffusion",
         presets=ANOMALY_PRESETS,
         schema=AnomalyHyperparameters,
-        description="Unsupervised: residual of a healthy-image DDPM's reconstruction, thresholded at a healthy false-positive rate",
+        description="Unsupervised partial-diffusion residual baseline (Pinaya et al., AnoDDPM, AutoDDPM): a "
+                    "healthy-image DDPM noises to t0 and reconstructs, smoothed |x - x_hat| thresholded at a healthy "
+                    "false-positive rate; no latent model, inpainting or mask-stitch-resample",
         reference=ANOMALY_REFERENCE,
         summary=anomaly_summary,
         network_evaluations=anomaly_evaluations,

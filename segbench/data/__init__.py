@@ -1,5 +1,2 @@
-"""Data preparation: resize once to the run's size, validate, cache as uint8 arrays."""
-
-from segbench.data.prepare import SplitData, load_split
-
-__all__ = ["SplitData", "load_split"]
+"""Data preparation: resize once to the run's size, validate, cache as uint8 arrays (`prepare`); the torch-free
+parts (augmentation policies, trees, checks) import without torch, so this package imports nothing itself."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segbench.data.prepare import SplitData, load_split
+from segbench.data.prepare import SOURCE_SPLITS, SplitData, load_split
 from segbench.progress import Progress
 from segbench.errors import SegbenchError
 from segbench.io import atomic_write_text
@@ -17,7 +17,6 @@ from segbench.seeds import stable_digest
 from segbench.specs import DatasetOptions, DatasetSpec, SegmentationSource
 
 FOLDS_FORMAT = 1
-SOURCE_SPLITS = ("train", "val", "test")
 
 
 def assign_folds(ids: Mapping[str, Sequence[str]], k: int, seed: int) -> list[tuple[str, str, int]]:

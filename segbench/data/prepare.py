@@ -22,6 +22,7 @@ from segbench.specs import DatasetOptions, DatasetSpec, SegmentationSource
 
 
 METADATA_KEY = re.compile(r"[a-z][a-z0-9_]*")  # a dataset's metadata keys become per_image.csv columns
+SOURCE_SPLITS = ("train", "val", "test")
 PART = 2048  # samples a cache build decodes between two saved parts (images and masks: 17 MB at 64x64)
 
 
@@ -164,3 +165,17 @@ def load_split(spec: DatasetSpec, source: SegmentationSource, options: DatasetOp
     data = _decode(spec, source, split, options, path, progress or Progress(silent=True))
     _cache_quietly(cache.write, path, data.ids, data.images, data.masks, data.metadata)
     return data
+
+
+def load_all(spec: DatasetSpec, source: SegmentationSource, options: DatasetOptions,
+             progress: Progress | None = None) -> SplitData:
+    """Every image of the dataset: its splits (each prepared and cached as `load_split` does) together, in
+    sample-id order; the metadata keys every split has."""
+    parts = [load_split(spec, source, options, split, progress) for split in SOURCE_SPLITS]
+    ids = [sample_id for part in parts for sample_id in part.ids]
+    _check_ids(spec, "all", ids)
+    keys = [key for key in parts[0].metadata if all(key in part.metadata for part in parts)]
+    together = SplitData(ids, np.concatenate([part.images for part in parts]),
+                         np.concatenate([part.masks for part in parts]),
+                         {key: [value for part in parts for value in part.metadata[key]] for key in keys})
+    return together.subset(np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64))

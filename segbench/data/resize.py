@@ -30,6 +30,14 @@ def resample(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out[0, 0].numpy()
 
 
+def resize_nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) -> `shape` by nearest neighbour: each output pixel is the input pixel under its centre (as PIL's
+    NEAREST), so a mask keeps its values and gains none."""
+    rows = ((np.arange(shape[0]) + 0.5) * array.shape[0] / shape[0]).astype(np.int64)
+    cols = ((np.arange(shape[1]) + 0.5) * array.shape[1] / shape[1]).astype(np.int64)
+    return array[rows[:, None], cols]
+
+
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """Any image -> (size, size) uint8."""
     return np.round(resample(to_gray_float(image), (size, size)) * 255).astype(np.uint8)

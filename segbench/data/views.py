@@ -41,14 +41,20 @@ def healthy(data: SplitData, group: tuple[str, str] | None) -> np.ndarray:
     return np.flatnonzero(~data.masks.reshape(len(data), -1).any(axis=1))
 
 
+def labelled_view(data: SplitData, labels: int | None, labels_seed: int) -> TrainingView:
+    """`data`'s labelled images under a budget of `labels` (None: all), with their masks: a labelled stage's
+    view of its split and, drawn from the validation split, the masks checkpoint selection scores on."""
+    index = labelled_subset(data, labels, labels_seed)
+    return TrainingView([data.ids[i] for i in index], data.images[index], data.masks[index])
+
+
 def stage_view(stage: Stage, splits: Mapping[str, SplitData], labels: int | None, labels_seed: int,
                healthy_group: tuple[str, str] | None, task: str) -> TrainingView:
     """The data `stage` trains on: its split's labelled images (a budget of `labels`, the same images for
     every model and machine), every image of its split, or the healthy ones."""
     data = splits[stage.split]
     if stage.view == "labelled":
-        index = labelled_subset(data, labels, labels_seed)
-        return TrainingView([data.ids[i] for i in index], data.images[index], data.masks[index])
+        return labelled_view(data, labels, labels_seed)
     index = np.arange(len(data)) if stage.view == "images" else healthy(data, healthy_group)
     if stage.view == "healthy":
         what = (f"the dataset's healthy group {healthy_group[0]}={healthy_group[1]}" if healthy_group

@@ -12,11 +12,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from segbench.data import SplitData
+from segbench.data.prepare import SplitData
 from segbench.engine.device import Runtime, batch_shape
 from segbench.engine.distributed import Distributed, gather
 from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
+from segbench.fusion import fuse
 from segbench.plan.run_plan import EvaluationPlan
 from segbench.seeds import sample_seed
 from segbench.specs import Prediction
@@ -37,9 +38,9 @@ class BatchStore(Protocol):
 
 @dataclass
 class SplitPredictions:
-    """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (per-pixel std) or
-    None; seconds this process predicted; the batch shape the network ran on (smaller than asked after
-    GPU out-of-memory, larger on the CPU: see `batch_shape`)."""
+    """Per-sample outputs: probabilities float32 (N, 1, H, W) in [0, 1]; uncertainty (the fusion's, or the
+    model's own) or None; seconds this process predicted; the batch shape the network ran on (smaller than
+    asked after GPU out-of-memory, larger on the CPU: see `batch_shape`)."""
 
     probabilities: torch.Tensor
     uncertainty: torch.Tensor | None
@@ -161,15 +162,16 @@ def _gathered(results: dict[int, MaskOutput], members: _Members, dist: Distribut
     return [merged[j] for j in range(len(members.items))]
 
 
-def _fused(masks: list[MaskOutput], n: int, ensemble: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(probabilities (n, 1, H, W) clamped to [0, 1], uncertainty or None): with ensemble > 1 the members'
-    mean and per-pixel (population) std; with 1 member, the model's own uncertainty if every mask has one."""
+def _fused(masks: list[MaskOutput], n: int, evaluation: EvaluationPlan) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(probabilities (n, 1, H, W) clamped to [0, 1], uncertainty or None): with ensemble > 1 the members
+    fused by `evaluation.fusion` (`segbench.fusion`); with 1 member, the model's own uncertainty if every mask
+    has one."""
     probs = torch.from_numpy(np.stack([p for p, _ in masks])).clamp_(0, 1)
-    if ensemble == 1:
+    if evaluation.ensemble == 1:
         own = [u for _, u in masks]
         return probs, None if any(u is None for u in own) else torch.from_numpy(np.stack(own))
-    members = probs.view(n, ensemble, *probs.shape[1:])
-    return members.mean(1), members.std(1, correction=0)
+    members = probs.view(n, evaluation.ensemble, *probs.shape[1:])
+    return fuse(evaluation.fusion, members, evaluation.threshold)
 
 
 @torch.inference_mode()
@@ -195,8 +197,9 @@ def predict_split(
     sample's probabilities do not depend on which samples share its batch, its position, the evaluated
     subset or the process count.
     With several processes (`runtime.dist`) each predicts the samples i with i % world == rank and the
-    results are gathered in sample order. With ensemble > 1 the probabilities are the members' mean and
-    the uncertainty their per-pixel (population) std; with 1 member, the model's own uncertainty if any.
+    results are gathered in sample order. With ensemble > 1 each sample's members are fused by
+    `evaluation.fusion` (`segbench.fusion`: mean and std, vote, STAPLE), each sample on its own; with 1
+    member, the model's own uncertainty if any.
     With `committed`, each batch is committed as it finishes and committed masks are read back instead of
     predicted, so a resumed evaluation (with any process count) is bit-identical. A batch that runs out of
     GPU memory is halved and redone (a smaller batch shape, which may change the last bits; the caller
@@ -220,7 +223,7 @@ def predict_split(
     shape, flops = _predict_pending(network, results, evaluation.batch_size, committed=committed,
                                     on_batch=on_batch, should_stop=should_stop, count_flops=count_flops)
     seconds = time.perf_counter() - start
-    probabilities, uncertainty = _fused(_gathered(results, members, runtime.dist), len(data), ensemble)
+    probabilities, uncertainty = _fused(_gathered(results, members, runtime.dist), len(data), evaluation)
     return SplitPredictions(probabilities, uncertainty, seconds, shape, flops)
 
 

@@ -18,11 +18,14 @@ import torch
 from torch import nn
 
 from segbench import environment
+from segbench.data.augmentation import AugmentPolicy
 from segbench.data.cache import cache_dir
 from segbench.data.views import TrainingView
+from segbench.engine.augment import Augmenter
 from segbench.engine.device import Runtime, batch_shape
 from segbench.engine.distributed import on_main
 from segbench.engine.evaluation import map_split
+from segbench.engine.selection import Selection, ValidationSelection, validation_dice
 from segbench.engine.stopping import Stopped
 from segbench.engine.training import Checkpointing, Objective, TrainingDiverged, TrainingStep, train
 from segbench.errors import SegbenchError
@@ -30,6 +33,7 @@ from segbench.io import atomic_write, atomic_write_text
 from segbench.io.checkpoints import load_checkpoint, save_checkpoint
 from segbench.io.lock import folder_lock
 from segbench.seeds import derive_seed
+from segbench.selection import SelectionRecord
 from segbench.specs import Stage
 from segbench.training_settings import TrainingSettings
 
@@ -69,6 +73,8 @@ class StageRun:
     parameters_trained: int
     accumulation_parts: int = 1
     reused_from: str = ""
+    selected: SelectionRecord | None = None  # what its checkpoint selection kept, where it selected
+    step_flops: int | None = None  # of one optimiser step (`train`'s count_flops); None for a fit
 
 
 def stage_seed(run_seed: int, model: str, stages: Sequence[Stage], stage: Stage) -> int:
@@ -148,12 +154,15 @@ class StagedTraining:
     hooks: StageHooks
     store: StageStore | None = None
     origin: str = ""  # the run directory, recorded with a stored stage
+    selection: ValidationSelection | None = None  # `--select best`; None keeps every stage's last weights
+    augment: AugmentPolicy | None = None  # `--augment` (its flips the dataset's); None: batches as they are
 
 
 @dataclass(frozen=True)
 class StageSource:
     """Everything a stage's result is made from; `digest` names it in the store. The one place that decides
-    what a stored stage depends on: every field is digested (a field added here names new stored stages).
+    what a stored stage depends on: every field is digested (a field added here names new stored stages;
+    `augment` only where the stage is augmented, so stages stored before it existed keep their names).
 
     Noise: a stage's training draws derive from (seed, model, stage name, first stage or not: `previous`);
     a fit's per-sample draws from (seed, sample id). Last bits: device type, precision, processes, kernels
@@ -174,22 +183,33 @@ class StageSource:
     kernels: Mapping[str, str]
     versions: Mapping[str, str]
     format: int = STORE_FORMAT
+    augment: Mapping[str, Any] | None = None  # the policy the stage's batches went through; None: not augmented
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:32]
+        made_from = asdict(self)
+        if self.augment is None:
+            del made_from["augment"]
+        return hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def stage_source(job: StagedTraining, stage: Stage, view: TrainingView, previous: str) -> StageSource:
     """What `stage` of `job` is made from, given its view and the digest of the stage before."""
     runtime = job.runtime
     return StageSource(
-        model=job.model, plugin=job.plugin, stage={f.name: getattr(stage, f.name) for f in fields(stage) if f.compare},
+        model=job.model, plugin=job.plugin,
+        # Stage.augment enters as `augment`: the policy itself, which may change what the flag does not
+        stage={f.name: getattr(stage, f.name) for f in fields(stage) if f.compare and f.name != "augment"},
         hyperparameters=_stage_hyperparameters(job, stage),
         training=None if stage.fit else job.settings(stage.name).to_json(),
         fit_batch=batch_shape(job.prediction_batch, runtime.device, runtime.precision) if stage.fit else None,
         data=view_digest(view), seed=job.run_seed, previous=previous, device=runtime.device.type,
         precision=runtime.precision, processes=runtime.dist.world, kernels=environment.kernels(runtime.device.type),
-        versions=environment.versions())
+        versions=environment.versions(), augment=asdict(policy) if (policy := _policy(job, stage)) else None)
+
+
+def _policy(job: StagedTraining, stage: Stage) -> AugmentPolicy | None:
+    """The augmentation policy `stage`'s batches go through, if any."""
+    return job.augment if stage.augmented else None
 
 
 def _stage_hyperparameters(job: StagedTraining, stage: Stage) -> dict[str, Any]:
@@ -263,13 +283,29 @@ def _train(network: nn.Module, job: StagedTraining, stage: Stage, view: Training
            resume: bool) -> StageRun:
     settings = job.settings(stage.name)
     objective = Objective(stage.loss, stage.trains)
-    report = job.hooks.start(stage, settings.total_steps(len(view)))
+    total = settings.total_steps(len(view))
+    report = job.hooks.start(stage, total)
+    selection = _selection(job, total) if job.selection is not None and job.selection.applies(stage) else None
     state = train(network, view, settings, seed=stage_seed(job.run_seed, job.model, job.stages, stage),
                   runtime=job.runtime, checkpointing=Checkpointing(folder, resume, job.checkpoint_every),
                   should_stop=job.hooks.should_stop, on_step=report, objective=objective,
-                  on_epoch=lambda epoch, loss: job.hooks.epoch(stage, epoch, loss))
-    return StageRun(stage, len(view), view.labelled, settings.total_steps(len(view)), state.epoch, settings.batch_size,
-                    list(state.losses), state.seconds, _trained_parameters(network, objective), state.parts)
+                  on_epoch=lambda epoch, loss: job.hooks.epoch(stage, epoch, loss), selection=selection,
+                  count_flops=True, augment=Augmenter(policy, job.run_seed, view.ids) if (policy := _policy(job, stage))
+                  else None)
+    selected = state.selected
+    return StageRun(stage, len(view), view.labelled, total, state.epoch, settings.batch_size, list(state.losses),
+                    state.seconds, _trained_parameters(network, objective), state.parts,
+                    selected=None if selected is None else SelectionRecord(
+                        selection.every, len(selected.scores), len(job.selection.view), selected.step, selected.score),
+                    step_flops=state.step_flops)
+
+
+def _selection(job: StagedTraining, total_steps: int) -> Selection:
+    """A stage's selection by validation Dice, scored as evaluation predicts (its batch shape and seeds)."""
+    rule = job.selection
+    return Selection(rule.steps_between(total_steps), lambda network: validation_dice(
+        network, rule.view, rule.threshold, job.prediction_batch, run_seed=job.run_seed, runtime=job.runtime,
+        model_name=job.model))
 
 
 def _fit(network: nn.Module, job: StagedTraining, stage: Stage, view: TrainingView, folder: Path,
@@ -293,5 +329,5 @@ def _fit(network: nn.Module, job: StagedTraining, stage: Stage, view: TrainingVi
     return StageRun(stage, len(view), view.labelled, 0, 0, None, [], time.perf_counter() - start, 0)
 
 
-__all__ = ["StageHooks", "StageRun", "StageSource", "StageStore", "StagedTraining", "reusable", "stage_source",
-           "train_stages"]
+__all__ = ["StageHooks", "StageRun", "StageSource", "StageStore", "StagedTraining", "reusable",
+           "stage_source", "train_stages"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -19,11 +19,17 @@ from segbench.io.checkpoints import load_checkpoint, save_checkpoint
 from segbench.engine.device import Runtime
 from segbench.engine.distributed import SINGLE, Distributed, any_rank, gather, total
 from segbench.engine.random_state import rng_state, seed_everything, set_rng_state
+from segbench.engine.selection import Selected, Selection
 from segbench.engine.stability import DivergenceGuard, TrainingDiverged
 from segbench.engine.stopping import Stopped
+from segbench.engine.training_flops import step_flops
 from segbench.errors import SegbenchError
 from segbench.training_settings import TrainingSettings
 from segbench.seeds import derive_seed
+from segbench.selection import BEST
+
+if TYPE_CHECKING:
+    from segbench.engine.augment import Augmenter
 
 __all__ = ["EMA", "Checkpointing", "Objective", "TrainState", "TrainingData", "TrainingDiverged", "TrainingStep", "train",
            "warmup_cosine"]
@@ -63,6 +69,8 @@ class TrainState:
     loss_sum: float = 0.0
     recent: list[float] | None = None
     parts: int = 1
+    selected: Selected | None = None  # with a selection: its scorings so far and the best weights
+    step_flops: int | None = None  # where `train` counts them: counted again at every start, not checkpointed
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -163,15 +171,18 @@ class _Trainer:
     schedule, EMA, divergence guard and the checkpointed state."""
 
     def __init__(self, model: nn.Module, data: TrainingData, settings: TrainingSettings, seed: int, runtime: Runtime,
-                 checkpointing: Checkpointing | None, objective: Objective) -> None:
+                 checkpointing: Checkpointing | None, objective: Objective, selection: Selection | None,
+                 augment: Augmenter | None = None) -> None:
         self.model, self.settings, self.runtime, self.dist = model, settings, runtime, runtime.dist
+        self.augment = augment
+        self.selection = selection
         self.n, self.seed = len(data), seed
         # the whole training set on the device as uint8 (a quarter of float32); batches are converted there
         self.images = torch.from_numpy(data.images).to(runtime.device)
         self.masks = None if data.masks is None else torch.from_numpy(data.masks).to(runtime.device)
         self.trainable = objective.trainable(model)
-        model.to(runtime.device).train(self.trainable is model)
-        self.trainable.train()
+        model.to(runtime.device)
+        self._train_mode()
         self.optimizer = torch.optim.AdamW(self.trainable.parameters(), lr=settings.lr,
                                            weight_decay=settings.weight_decay)
         self.total = settings.total_steps(self.n)
@@ -179,7 +190,7 @@ class _Trainer:
                                                            warmup_cosine(self.total, settings.warmup_fraction))
         decay = settings.ema_decay_used(self.n)
         self.ema = EMA(model, decay, objective.prefix) if decay > 0 else None
-        self.state = TrainState(losses=[], recent=[])
+        self.state = TrainState(losses=[], recent=[], selected=Selected() if selection is not None else None)
         rank_seed = ("rank", self.dist.rank) if self.dist.rank else ()  # one process: the seed a run always used
         seed_everything(derive_seed("train", seed, *rank_seed))
         self.ckpt = checkpointing.folder / "last.pt" if checkpointing else None
@@ -209,6 +220,56 @@ class _Trainer:
         self.guard.record(value)
         return value
 
+    def inputs(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The loss's inputs for the training samples `index` in the current epoch: as `_as_float` gives them,
+        augmented where the stage's batches are."""
+        batch = _as_float(self.images, self.masks, index)
+        return batch if self.augment is None else self.augment(batch, index, self.state.epoch)
+
+    def count_step_flops(self, loss: str, batch: torch.Tensor) -> int | None:
+        """FLOPs of one optimiser step on the global batch `batch` (every rank's slice together): `step_flops`
+        of the objective's `loss` on it, in the micro-batches a step splits it into, or in more where the
+        count's copy of the model runs out of GPU memory; None where a single image does."""
+        parts = self.state.parts * self.dist.world
+        while True:
+            try:
+                return step_flops(self.model, loss, (_as_float(self.images, self.masks, part) for part in
+                                                     torch.tensor_split(batch, min(parts, len(batch)))),
+                                  self.runtime.autocast)
+            except torch.cuda.OutOfMemoryError:
+                if parts >= len(batch):
+                    return None
+                parts *= 2
+                if self.images.is_cuda:
+                    torch.cuda.empty_cache()
+
+    def _train_mode(self) -> None:
+        """The trained part in training mode, the rest of the model in eval mode."""
+        self.model.train(self.trainable is self.model)
+        self.trainable.train()
+
+    def select(self, done: int) -> None:
+        """Score the weights training would keep if it ended after step `done` (the EMA's where there is one)
+        and keep them where they beat every earlier score; the weights, modes and random state that training
+        goes on with are left as they were."""
+        before = rng_state()
+        weights = {k: v.clone() for k, v in self.model.state_dict().items()} if self.ema is not None else None
+        if self.ema is not None:
+            self.ema.copy_to(self.model)
+        self.state.selected.record(done, self.selection.score(self.model), self.model)
+        if weights is not None:
+            self.model.load_state_dict(weights)
+        self._train_mode()
+        set_rng_state(before)
+
+    def keep_selected(self) -> None:
+        """Load the best-scored weights into the model and write them as best.pt (rank 0)."""
+        selected = self.state.selected
+        self.model.load_state_dict(selected.weights)
+        if self.ckpt and self.dist.main:
+            save_checkpoint(self.ckpt.with_name(BEST), {"model": selected.weights, "ema": {}, "step": selected.step,
+                                                        "score": selected.score})
+
     def save(self) -> None:
         """Write last.pt (rank 0) with every rank's random state: a collective with several processes."""
         now = time.perf_counter()
@@ -226,6 +287,8 @@ class _Trainer:
             raise SegbenchError(f"checkpoint {self.ckpt} was written by {ranks} process(es); resume its training "
                                 f"with {ranks} (torchrun --nproc_per_node), not {self.dist.world}")
         self.state = _restore(saved, self.model, self.optimizer, self.scheduler, self.ema, self.dist.rank)
+        if self.selection is not None:
+            self.state.selected = Selected.from_checkpoint(saved["selection"])
 
 
 def _accumulated_loss(trainer: _Trainer, batch: torch.Tensor) -> float:
@@ -241,8 +304,9 @@ def _accumulated_loss(trainer: _Trainer, batch: torch.Tensor) -> float:
     for p, part in enumerate(parts):
         weight = len(part) / len(batch)
         last = p == len(parts) - 1
+        inputs = trainer.inputs(part if len(part) else batch[:1])
         with nullcontext() if last or world == 1 else trainer.loss_of.no_sync(), trainer.runtime.autocast():
-            loss = trainer.loss_of(*_as_float(trainer.images, trainer.masks, part if len(part) else batch[:1]))
+            loss = trainer.loss_of(*inputs)
         (loss * (weight * world if world > 1 else weight)).backward()
         loss_total += loss.item() * weight
     return loss_total
@@ -269,7 +333,7 @@ def _batch_gradients(trainer: _Trainer, batch: torch.Tensor) -> float:
 
 class TrainingData(Protocol):
     """What `train` reads: uint8 images (N, H, W), and masks (N, H, W) in {0, 1} or None (a stage that
-    trains on images alone); `segbench.data.SplitData` and `segbench.data.views.TrainingView` are such."""
+    trains on images alone); `segbench.data.prepare.SplitData` and `segbench.data.views.TrainingView` are such."""
 
     images: np.ndarray
     masks: np.ndarray | None
@@ -289,6 +353,9 @@ def train(
     on_epoch: Callable[[int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     objective: Objective = Objective(),
+    selection: Selection | None = None,
+    count_flops: bool = False,
+    augment: Augmenter | None = None,
 ) -> TrainState:
     """Train `model` in place with `objective` (by default its `training_loss`, every parameter) for
     `settings.total_steps`; returns epochs done, per-epoch mean losses and seconds. A step budget that ends
@@ -308,14 +375,22 @@ def train(
     statistics, see one part at a time). With several processes (`runtime.dist`), every step trains the
     global batch one process would, each rank its slice, gradients averaged by DistributedDataParallel.
     `should_stop()` is asked after every step (agreed by all ranks): True writes a checkpoint and raises
-    Stopped.
+    Stopped. With `selection`, the weights after every `selection.every`-th step and the last one are scored
+    (`segbench.engine.training._Trainer.select`: no RNG draw, weight or mode of training changes) and the
+    best-scored ones are the model's at the end, written as best.pt beside last.pt, which holds the
+    selection so far (`TrainState.selected`), so a resumed run keeps the same ones. With `count_flops`,
+    `TrainState.step_flops` holds the FLOPs of one step on the first batch (`_Trainer.count_step_flops`,
+    counted before the first step in a pass that changes nothing training does). With `augment`, every
+    batch is augmented (`segbench.engine.augment`: each sample's draws from (seed, epoch, sample id) alone, none
+    from the global generators); without it, batches are the data as they are.
     """
     trained = {id(p) for p in objective.trainable(model).parameters()}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in trained]
     for parameter in frozen:
         parameter.requires_grad_(False)
     try:
-        return _train(model, data, settings, seed, runtime, checkpointing, on_step, on_epoch, should_stop, objective)
+        return _train(model, data, settings, seed, runtime, checkpointing, on_step, on_epoch, should_stop, objective,
+                      selection, count_flops, augment)
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
@@ -324,9 +399,14 @@ def train(
 def _train(model: nn.Module, data: TrainingData, settings: TrainingSettings, seed: int, runtime: Runtime,
            checkpointing: Checkpointing | None, on_step: Callable[[TrainingStep], None] | None,
            on_epoch: Callable[[int, float], None] | None, should_stop: Callable[[], bool] | None,
-           objective: Objective) -> TrainState:
-    trainer = _Trainer(model, data, settings, seed, runtime, checkpointing, objective)
+           objective: Objective, selection: Selection | None, count_flops: bool,
+           augment: Augmenter | None) -> TrainState:
+    trainer = _Trainer(model, data, settings, seed, runtime, checkpointing, objective, selection, augment)
     state, per_epoch, dist = trainer.state, settings.batches_per_epoch(trainer.n), runtime.dist
+    if count_flops:
+        first = global_batches(trainer.n, settings.batch_size, seed, 0)[0].to(runtime.device)
+        state.step_flops = trainer.count_step_flops(objective.loss, first)
+        trainer.clock = time.perf_counter()  # the count is no training time
     for epoch in range(state.epoch, settings.epochs_run(trainer.n)):
         batches = global_batches(trainer.n, settings.batch_size, seed, epoch)
         last = min(len(batches), trainer.total - epoch * per_epoch)
@@ -334,8 +414,11 @@ def _train(model: nn.Module, data: TrainingData, settings: TrainingSettings, see
             lr = trainer.optimizer.param_groups[0]["lr"]
             value = trainer.step(batches[step])
             state.step, state.loss_sum = step + 1, state.loss_sum + value
+            done = epoch * per_epoch + step + 1
+            if selection is not None and selection.due(done, trainer.total):
+                trainer.select(done)
             if on_step:
-                on_step(TrainingStep(epoch, step, epoch * per_epoch + step + 1, trainer.total, value, lr))
+                on_step(TrainingStep(epoch, step, done, trainer.total, value, lr))
             due = (trainer.ckpt is not None and trainer.every is not None and state.step < last
                    and time.perf_counter() - trainer.last_save >= trainer.every)
             due, stop = any_rank([due and dist.main, bool(should_stop and should_stop())], dist)
@@ -353,6 +436,8 @@ def _train(model: nn.Module, data: TrainingData, settings: TrainingSettings, see
             raise Stopped(f"after epoch {state.epoch}")
     if trainer.ema is not None:
         trainer.ema.copy_to(model)
+    if selection is not None:
+        trainer.keep_selected()
     model.eval()
     return state
 
@@ -373,6 +458,7 @@ def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None, r
         "ema": ema.shadow if ema is not None else {},
         "rng": rng[0],
         **({"world": len(rng), "rng_ranks": rng} if len(rng) > 1 else {}),
+        **({"selection": state.selected.to_checkpoint()} if state.selected is not None else {}),
     }
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
-from segbench.errors import HyperparameterError, SegbenchError
+from segbench.data.kaggle import located
+from segbench.errors import HyperparameterError, SegbenchError, unknown
 from segbench.plan import hyperparameters as hp
-from segbench.plan.request import RunRequest, check_request
-from segbench.plan.run_plan import THRESHOLD, DataPlan, EvaluationPlan, ModelPlan, RunDevice, RunPlan
+from segbench.plan.request import RunRequest, check_request, check_root
+from segbench.plan.run_plan import EVALUATED_SPLITS, THRESHOLD, DataPlan, EvaluationPlan, ModelPlan, RunDevice, RunPlan
 from segbench.plan.sets import ModelSets, SetKey, parse_sets
 from segbench.plugins import Registry
 from segbench.presets import resolve_preset
@@ -54,15 +56,19 @@ def build_plan(request: RunRequest, registry: Registry, device: RunDevice) -> Ru
     check_request(request, registry)
     preset = resolve_preset(request.preset, device.type)
     models = plan_models(request, registry, preset, parse_sets(request.sets, request.models))
+    root, downloaded_from = (located(request.data_root) if registry.dataset(request.dataset).needs_root
+                             else (request.data_root, None))
     return RunPlan(
         seed=request.seed, preset=preset, preset_requested=request.preset, device=device.name,
         precision=device.precision, precision_requested=request.precision, compile=request.compile,
         checkpoint_every=request.checkpoint_every,
-        data=DataPlan(request.dataset, request.task, request.data_root, request.image_size, request.mask_threshold,
-                      request.folds, request.fold, request.labels, request.labels_seed),
+        data=DataPlan(request.dataset, request.task, root, request.image_size, request.mask_threshold,
+                      request.folds, request.fold, request.labels, request.labels_seed, downloaded_from),
         evaluation=EvaluationPlan(request.eval_samples, request.eval_batch_size or device.eval_batch_cap,
-                                  request.ensemble, THRESHOLD),
+                                  request.ensemble, THRESHOLD, fusion=request.fusion),
         models=models, track=tuple(dict.fromkeys(request.track)), sync_batchnorm=request.sync_batchnorm,
+        select=request.select, select_every=request.select_every, augment=request.augment,
+        augment_flips=registry.dataset(request.dataset).flips if request.augment != "none" else (),
     )
 
 
@@ -113,6 +119,36 @@ def replan_model(spec: ModelSpec, plan: ModelPlan, image_size: int, sets: ModelS
     return _with_sets(spec, plan.name, kinds, values, layers, {}, _keyed(sets), image_size)
 
 
+def evaluated_data(trained: DataPlan, split: str, registry: Registry, dataset: str | None = None,
+                   root: str | None = None) -> DataPlan:
+    """What a run's models (trained on `trained`) are evaluated on: `trained` itself (the run's test split),
+    or `dataset` (default: the trained one) under `root` (default: the trained one's for that dataset), its
+    test split or with `split` "all" every image; the root is recorded absolute (a `kaggle:` handle: the folder
+    it downloads into, and the handle). Refused in one line where the dataset does not serve the trained task,
+    lacks its root, or `all` would score the training images."""
+    if split not in EVALUATED_SPLITS:
+        raise unknown("--split", split, EVALUATED_SPLITS)
+    name = dataset or trained.dataset
+    spec = registry.dataset(name)
+    if trained.task not in spec.tasks:
+        raise SegbenchError(f"dataset {name!r} does not serve task {trained.task!r}, which the run's models were "
+                            f"trained for (it serves: {', '.join(spec.tasks)}); evaluate them on a dataset that does")
+    root = trained.root if root is None and name == trained.dataset else root
+    check_root(spec, root)
+    root, downloaded_from = located(root) if spec.needs_root else (root, None)
+    if name == trained.dataset and (not spec.needs_root or _same_folder(root, trained.root)):
+        if split == "test":
+            return trained
+        raise SegbenchError(f"--split all on {name}, the data the run's models were trained on, would score their "
+                            "training images; give the --dataset or --data-root of other data")
+    return replace(trained, dataset=name, root=str(Path(root).expanduser().resolve()) if root else None,
+                   downloaded_from=downloaded_from, folds=None, fold=None)
+
+
+def _same_folder(one: str | None, other: str | None) -> bool:
+    return one is not None and other is not None and Path(one).expanduser().resolve() == Path(other).expanduser().resolve()
+
+
 def refuse_training_sets(name: str, sets: ModelSets, command: str) -> None:
     """`--set` for a trained model (`segbench evaluate`, `segbench predict`) may change how it samples, not
     a training setting: that is one clear error naming the key."""
@@ -120,6 +156,20 @@ def refuse_training_sets(name: str, sets: ModelSets, command: str) -> None:
     if training:
         raise SegbenchError(f"--set {name}.{training[0]}: a training setting; {command} reuses the trained weights, "
                             "so only how the model samples can change (run again to train differently)")
+
+
+def refuse_stage_sets(spec: ModelSpec, name: str, sets: ModelSets, command: str) -> None:
+    """`--set` for a trained model may not change a hyperparameter that one of its stages' results depends on:
+    `command` reuses those results. A stage names them by its `hyperparameters` type; a fit stage that names
+    none (a calibration, fitted on the model's outputs) depends on every one. One clear error naming the key."""
+    for stage in spec.stages:
+        depends = ({f.name for f in fields(stage.hyperparameters)} if stage.hyperparameters is not None
+                   else None if stage.fit else set())
+        for key in sets:
+            if not key.stage and key.setting not in TRAINING_KINDS and (depends is None or key.setting in depends):
+                made = "fitted" if stage.fit else "trained"
+                raise SegbenchError(f"--set {name}.{key}: the run's stage {stage.name!r} was {made} with the run's "
+                                    f"value, and {command} reuses it; run again to change it")
 
 
 def _keyed(sets: ModelSets | Mapping[str, str]) -> dict[SetKey, str]:

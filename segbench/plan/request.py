@@ -3,12 +3,17 @@ before anything is resolved: names, counts and paths the user can fix."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segbench.errors import SegbenchError, did_you_mean
+from segbench.data.augmentation import AUGMENT_CHOICES
+from segbench.data.kaggle import check_handle, is_kaggle
+from segbench.errors import SegbenchError, did_you_mean, unknown
+from segbench.plan.run_plan import FUSIONS, SELECTION_RULES
 from segbench.plugins import Registry
+from segbench.specs import DatasetSpec
 
 MAX_IMAGE_SIZE = 4096  # a typo such as 64000 would otherwise end in an out-of-memory error
 
@@ -47,6 +52,10 @@ class RunRequest:
     track: list[str] = field(default_factory=list)  # experiment trackers (`--track`), e.g. ["tensorboard"]
     labels: int | None = None  # `--labels N`: training images that keep their masks (None: all)
     labels_seed: int = 0  # which N: independent of `seed`, so seeds vary training, not the data
+    select: str = "last"  # `--select`: each labelled stage's last weights, or those of best validation Dice
+    select_every: int | None = None  # `--select-every K`: steps between validation scorings (None: the default)
+    augment: str = "none"  # `--augment`: the augmentation policy of every model's labelled images
+    fusion: str = "mean"  # `--fusion`: how each image's ensemble of `ensemble` maps becomes one
 
 
 def check_counts(*options: tuple[str, int | None]) -> None:
@@ -54,6 +63,40 @@ def check_counts(*options: tuple[str, int | None]) -> None:
     for option, value in options:
         if value is not None and value < 1:
             raise SegbenchError(f"{option} must be at least 1, got {value}")
+
+
+def check_fusion(fusion: str, ensemble: int) -> None:
+    """--fusion names a rule (`FUSIONS`); one that is not the mean fuses an ensemble (--ensemble K, K >= 2);
+    staple needs SimpleITK."""
+    if fusion not in FUSIONS:
+        raise unknown("--fusion rule", fusion, tuple(FUSIONS))
+    if fusion != "mean" and ensemble < 2:
+        raise SegbenchError(f"--fusion {fusion} fuses an ensemble of sampled masks; give --ensemble K with K >= 2")
+    if fusion == "staple" and importlib.util.find_spec("SimpleITK") is None:
+        raise SegbenchError("--fusion staple needs SimpleITK: pip install 'segbench[staple]'")
+
+
+def check_root(spec: DatasetSpec, root: str | None) -> None:
+    """A dataset that reads files has its --data-root: a folder, or a `kaggle:` handle (downloaded when planned)."""
+    if spec.needs_root:
+        if not root:
+            raise SegbenchError(f"dataset {spec.name!r} needs --data-root (the folder holding the data)")
+        if is_kaggle(root):
+            check_handle(root)
+        elif not Path(root).expanduser().is_dir():
+            raise SegbenchError(f"--data-root {root} is not a folder")
+
+
+def check_selection(request: RunRequest) -> None:
+    """--select names a rule; --select-every and a validation split go with --select best."""
+    if request.select not in SELECTION_RULES:
+        raise unknown("--select rule", request.select, SELECTION_RULES)
+    if request.select_every is not None and request.select != "best":
+        raise SegbenchError("--select-every sets how often --select best scores the validation masks; "
+                            "give it with --select best")
+    if request.select == "best" and request.folds is not None:
+        raise SegbenchError("--select best scores checkpoints on the validation split, which --folds does not keep "
+                            "(its folds pool every split); use --select last with --folds")
 
 
 def check_request(request: RunRequest, registry: Registry) -> None:
@@ -71,15 +114,15 @@ def check_request(request: RunRequest, registry: Registry) -> None:
     if request.task not in spec.tasks:
         raise SegbenchError(f"dataset {spec.name!r} does not serve task {request.task!r}"
                             f"{did_you_mean(request.task, spec.tasks) or ';'} valid: {', '.join(spec.tasks)}")
-    if spec.needs_root:
-        if not request.data_root:
-            raise SegbenchError(f"dataset {spec.name!r} needs --data-root (the folder holding the data)")
-        if not Path(request.data_root).expanduser().is_dir():
-            raise SegbenchError(f"--data-root {request.data_root} is not a folder")
+    check_root(spec, request.data_root)
     if request.epochs is not None and request.steps is not None:
         raise SegbenchError("--epochs and --steps are two ways to give the training budget; give one of them")
     check_counts(("--eval-samples", request.eval_samples), ("--eval-batch-size", request.eval_batch_size),
-                 ("--ensemble", request.ensemble), ("--labels", request.labels))
+                 ("--ensemble", request.ensemble), ("--labels", request.labels), ("--select-every", request.select_every))
+    check_selection(request)
+    check_fusion(request.fusion, request.ensemble)
+    if request.augment not in AUGMENT_CHOICES:
+        raise unknown("--augment policy", request.augment, AUGMENT_CHOICES)
     if not (request.dist_timeout > 0 and math.isfinite(request.dist_timeout)):
         raise SegbenchError(f"--dist-timeout must be a positive number of seconds, got {request.dist_timeout}")
     if not (request.checkpoint_every >= 0 and math.isfinite(request.checkpoint_every)):

@@ -69,7 +69,8 @@ class DataPlan:
     """What is segmented and from where: dataset, task, data root, the size images are resized to, the
     mask threshold for non-binary masks (None: only binary masks are accepted), and for k-fold
     cross-validation the folds file and the fold that is the test split (`segbench.data.folds`); the label
-    budget: `labels` training images keep their masks (None: all), chosen by `labels_seed`."""
+    budget: `labels` training images keep their masks (None: all), chosen by `labels_seed`; `downloaded_from`:
+    the `kaggle:` handle `root` was downloaded from (None: `root` is the folder given)."""
 
     dataset: str
     task: str
@@ -80,6 +81,7 @@ class DataPlan:
     fold: int | None = None
     labels: int | None = None
     labels_seed: int = 0
+    downloaded_from: str | None = None
 
     def options(self, seed: int) -> DatasetOptions:
         return DatasetOptions(task=self.task, root=Path(self.root).expanduser() if self.root else None,
@@ -87,6 +89,12 @@ class DataPlan:
 
 
 THRESHOLD = 0.5  # the protocol's: a pixel is foreground when its probability is >= THRESHOLD
+SELECTION_RULES = ("last", "best")  # RunPlan.select: each stage's last weights, or its best on validation Dice
+SELECTION_SCORINGS = 10  # --select best: validation scorings per stage where `select_every` is not given
+EVALUATED_SPLITS = ("test", "all")  # EvaluationPlan.split: a dataset's test split, or every image of it
+# EvaluationPlan.fusion: how an ensemble's K maps become one (`segbench.fusion`), as the report states it
+FUSIONS = {"mean": "mean (uncertainty: std)", "vote": "majority vote (uncertainty: entropy of the vote fraction)",
+           "staple": "STAPLE, Warfield et al. 2004 (uncertainty: entropy of its posterior)"}
 
 
 @dataclass(frozen=True)
@@ -105,13 +113,16 @@ class RunDevice:
 
 @dataclass(frozen=True)
 class EvaluationPlan:
-    """How every model is evaluated: test images (all, or a seeded subset of `samples`), the prediction
-    batch cap (speed only), the ensemble size and the threshold."""
+    """How every model is evaluated: the evaluated images (`split`: the test split, or "all" of a dataset's
+    images) and of them all or a seeded subset of `samples`, the prediction batch cap (speed only), the
+    ensemble size, the threshold and how an ensemble is fused (`FUSIONS`)."""
 
     samples: int | None
     batch_size: int
     ensemble: int
     threshold: float
+    split: str = "test"
+    fusion: str = "mean"
 
 
 T = TypeVar("T")
@@ -138,6 +149,14 @@ class RunPlan:
     track: tuple[str, ...] = ()  # experiment trackers; not result-shaping, so --resume may change them
     processes: int = 1  # torch.distributed: processes sharing the run (not result-shaping for evaluation)
     sync_batchnorm: bool = False  # several processes: BatchNorm statistics over the global batch
+    # the weights a stage on the labelled images keeps: "last", or "best" validation Dice (at most the label
+    # budget of validation masks, scored every `select_every` steps; None: `segbench.engine.selection`'s default)
+    select: str = "last"
+    select_every: int | None = None
+    # `--augment`: the policy every stage on the labelled images (and a stage that asks) trains with, and the
+    # flips the dataset allows it (`segbench.data.augmentation`)
+    augment: str = "none"
+    augment_flips: tuple[str, ...] = ()
 
     @property
     def model_names(self) -> list[str]:
@@ -162,7 +181,7 @@ class RunPlan:
         return from_fields(cls, data, data=from_fields(DataPlan, data["data"]),
                            evaluation=from_fields(EvaluationPlan, data["evaluation"]),
                            models=tuple(ModelPlan.from_json(m) for m in data["models"]),
-                           track=tuple(data.get("track", ())))
+                           track=tuple(data.get("track", ())), augment_flips=tuple(data.get("augment_flips", ())))
 
     def shaping(self) -> dict[str, Any]:
         """The settings results depend on, in config.json's JSON form: what `--resume` must find unchanged
@@ -174,7 +193,11 @@ class RunPlan:
             "precision": self.precision, "eval_samples": self.evaluation.samples, "ensemble": self.evaluation.ensemble,
             "threshold": self.evaluation.threshold, "eval_batch_size": self.evaluation.batch_size,
             "models": self.model_names,
+            **({"split": self.evaluation.split} if self.evaluation.split != "test" else {}),  # ids of older plans stay
+            **({"fusion": self.evaluation.fusion} if self.evaluation.fusion != "mean" else {}),  # likewise
             **({"sync_batchnorm": True} if self.sync_batchnorm else {}),  # only when on: ids of older plans stay
+            **({"select": self.select, "select_every": self.select_every} if self.select != "last" else {}),
+            **({"augment": self.augment, "augment_flips": self.augment_flips} if self.augment != "none" else {}),
             **({"labels": self.data.labels, "labels_seed": self.data.labels_seed} if self.data.labels else {}),
             "hyperparameters": {m.name: m.hyperparameters for m in self.models},
             "training": {m.name: m.training.to_json() for m in self.models if m.training is not None},

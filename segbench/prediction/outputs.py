@@ -3,7 +3,8 @@
     <id>.mask.png           the mask at the input's own size: 0 or 255 (probabilities resized back, then
                             thresholded at the run's threshold)
     <id>.probability.png    the probability map at the input's own size, 16-bit grey: value / 65535
-    <id>.uncertainty.png    where the model or the ensemble gives one, the per-pixel std, 16-bit: value / 65535
+    <id>.uncertainty.png    where the model or the ensemble gives one, the per-pixel uncertainty (`segbench.fusion`),
+                            16-bit: value / 65535
     <id>.overlay.png        the image in grey with the mask in red
 """
 

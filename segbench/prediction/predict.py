@@ -2,7 +2,7 @@
 
 Each image is read and resized as the run's dataset was (`segbench.data.images.read_image`,
 `segbench.data.resize.resize_image`) and predicted as the run evaluated (`predict_split`: the run's seed,
-per-sample seeds from the sample id, ensemble size, threshold, batch shape and precision), so a run's own
+per-sample seeds from the sample id, ensemble size and fusion, threshold, batch shape and precision), so a run's own
 test image gets the run's probabilities. Written to DIR: per input the files of `outputs`, the
 probabilities at the run's image size in `predictions/<model>.npz` (as a run stores them), and index.csv.
 """
@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from segbench.data import SplitData
+from segbench.data.prepare import SplitData
 from segbench.data.images import read_image
 from segbench.data.resize import resize_image
 from segbench.engine.device import Runtime, resolve_device
 from segbench.engine.evaluation import predict_split
 from segbench.errors import SegbenchError
 from segbench.io import atomic_write_text
-from segbench.plan.build import refuse_training_sets
-from segbench.plan.request import check_counts
+from segbench.plan.build import refuse_stage_sets, refuse_training_sets
+from segbench.plan.request import check_counts, check_fusion
 from segbench.plan.run_plan import EvaluationPlan
 from segbench.plan.sets import parse_sets
 from segbench.plugins import Registry
@@ -50,6 +50,7 @@ class PredictRequest:
     ids_relative_to: str | None = None
     sets: list[str] = field(default_factory=list)  # MODEL.KEY=VALUE, sampling hyperparameters only
     ensemble: int | None = None
+    fusion: str | None = None
     batch_size: int | None = None
     device: str = "auto"
 
@@ -70,10 +71,13 @@ def predict(request: PredictRequest, registry: Registry, progress: Progress) -> 
     sets = parse_sets(request.sets, [request.model]).get(request.model, {})
     refuse_training_sets(request.model, sets, "predict")
     network, _, record = load_trained(request.run_dir, request.model, registry, sets)
+    refuse_stage_sets(registry.model(request.model), request.model, sets, "predict")
     run = record.plan
     device = resolve_device(request.device)
     evaluation = EvaluationPlan(None, request.batch_size or run.evaluation.batch_size,
-                                request.ensemble or run.evaluation.ensemble, run.evaluation.threshold)
+                                request.ensemble or run.evaluation.ensemble, run.evaluation.threshold,
+                                fusion=request.fusion or run.evaluation.fusion)
+    check_fusion(evaluation.fusion, evaluation.ensemble)
     inputs, problems = collect(request.inputs, request.ids_relative_to)
     rows = {item.sample_id: {"sample_id": item.sample_id, "input": str(item.path)} for item in inputs}
     images = _read(inputs, rows, problems)

@@ -173,8 +173,9 @@ def models_table(results: RunResults) -> list[str]:
     s = dict(header_items(results, {}))
     caption = escape("The cost of each result: parameters trained and frozen, labelled training images and "
                      "validation masks read, images used without masks, per training stage optimiser steps x batch "
-                     "and seconds, network evaluations per mask x ensemble, FLOPs per mask (as "
-                     f"torch.utils.flop_counter counts them) and masks per second on {s['Device']}.") + note
+                     "and seconds, training TFLOP (steps x the forward and backward of one batch), network "
+                     "evaluations per mask x ensemble, FLOPs per mask (FLOPs as torch.utils.flop_counter counts "
+                     f"them) and masks per second on {s['Device']}.") + note
     return _table("ll" + "r" * (len(MODEL_COLUMNS) - 3), body, caption, _label(results, "-models"))
 
 

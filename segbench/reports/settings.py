@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from segbench.plan.run_plan import ModelPlan
+from segbench.data.augmentation import describe
+from segbench.plan.run_plan import FUSIONS, SELECTION_SCORINGS, DataPlan, ModelPlan
 from segbench.results import ModelRecord, RunRecord, RunResults
 from segbench.results.record import StageRecord
 from segbench.training_settings import TrainingSettings
 
 # What each result cost: parameters trained and frozen, the images it learned from (with and without masks),
-# its training (per stage: optimiser steps x batch, seconds), what one mask costs, and speed.
+# its training (per stage: optimiser steps x batch, seconds; FLOPs), what one mask costs, and speed.
 MODEL_COLUMNS = ("Model", "Preset", "Parameters trained / frozen (M)", "Labelled images", "Validation masks",
-                 "Images without masks", "Training: steps x batch, s", "Network evaluations per mask x ensemble",
-                 "GFLOP per mask", "Masks/s", "Status")
+                 "Images without masks", "Training: steps x batch, s", "Training TFLOP",
+                 "Network evaluations per mask x ensemble", "GFLOP per mask", "Masks/s", "Status")
 
 
 def _text(value: Any) -> str:
@@ -51,10 +52,18 @@ def kernels_text(record: RunRecord) -> str:
 
 
 def dataset_label(results: RunResults) -> str:
-    """The dataset's name, with the dataset's own note when its data are generated."""
+    """The dataset's name, with the dataset's own note when its data are generated; for models evaluated on
+    other data than they were trained on, "trained on A, evaluated on B (ROOT), test split"."""
     record = results.record
     note = f" ({record.dataset_synthetic})" if record.dataset_synthetic else ""
-    return record.plan.data.dataset + note
+    if record.trained_on is None:
+        return record.plan.data.dataset + note
+    images = "test split" if record.plan.evaluation.split == "test" else "every image"
+    return f"trained on {_data_text(record.trained_on)}, evaluated on {_data_text(record.plan.data)}{note}, {images}"
+
+
+def _data_text(data: DataPlan) -> str:
+    return data.dataset + (f" ({data.root})" if data.root else "")
 
 
 def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
@@ -71,8 +80,10 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
         ("Labels seed", _setting(results, _labels_seed)),
         ("Evaluation images", _setting(results, lambda r: _text(r.eval_samples_used))),
         ("Image size", _setting(results, lambda r: f"{r.plan.data.image_size}x{r.plan.data.image_size}")),
-        ("Ensemble size", _setting(results, lambda r: _text(r.plan.evaluation.ensemble))),
+        ("Ensemble size", _setting(results, _ensemble)),
         ("Threshold", _setting(results, lambda r: _text(r.plan.evaluation.threshold))),
+        ("Augmentation", _setting(results, lambda r: describe(r.plan.augment, r.plan.augment_flips))),
+        ("Checkpoint selection", _selection(results)),
         ("Empty-mask policy", _setting(results, lambda r: r.empty_mask_policy)),
         *_rule_items(empty_rules or {}),
         ("Device", _setting(results, lambda r: r.device_name)),
@@ -120,6 +131,39 @@ def _labels_seed(record: RunRecord) -> str:
     return seed if record.plan.data.labels is not None else f"{seed} (unused: every training image is labelled)"
 
 
+def _selection_rule(record: RunRecord) -> str:
+    """Which weights a run's stages on the labelled images kept."""
+    plan = record.plan
+    if plan.select == "last":
+        return "last (each stage's final weights)"
+    every = f"every {plan.select_every} steps" if plan.select_every else f"{SELECTION_SCORINGS} times per stage"
+    return ("best validation Dice (each stage on the labelled images keeps its weights of best pooled Dice, "
+            "2 TP / (2 TP + FP + FN) over every pixel, on validation masks: at most the label budget of them, drawn as the labelled images are and not among "
+            f"them; scored {every} and after its last step)")
+
+
+def _selection(results: RunResults) -> str:
+    """The selection rule, and under `--select best` per model (or MODEL/STAGE) the step it kept, its
+    validation Dice, on how many masks and what the scoring cost."""
+    kept = []
+    for name in results.model_names:
+        info = results.models.get(name)
+        if info is None or not info.done or results.record_of(name).plan.select == "last":
+            continue
+        selected = [stage for stage in info.stages if stage.selection is not None]
+        if not selected:
+            kept.append(f"{name}: its last weights (no stage trains on the labelled images)")
+        for stage in selected:
+            s = stage.selection
+            where = name if len(info.stages) == 1 else f"{name}/{stage.name}"
+            n = s.network_evaluations
+            cost = f", {n} network evaluation{'' if n == 1 else 's'} per mask" if n else ""
+            kept.append(f"{where}: step {s.step} of {stage.steps}, validation Dice {s.dice:.4f} on "
+                        f"{s.validation_masks} masks ({s.scorings} scorings{cost})")
+    rule = _setting(results, _selection_rule)
+    return f"{rule}; kept: {'; '.join(kept)}" if kept else rule
+
+
 def _rule_items(empty_rules: Mapping[str, str]) -> list[tuple[str, str]]:
     """One item listing each metric's own empty-mask rule, metrics with the same rule together."""
     by_rule: dict[str, list[str]] = {}
@@ -139,6 +183,12 @@ def _capped_stages(results: RunResults) -> dict[str, float]:
     """Per "MODEL/STAGE" of a staged model, the EMA decay the stage ran with where its setting was capped."""
     return {f"{m}/{stage.name}": stage.ema_decay_used for m in results.model_names
             for stage in (getattr(results.models.get(m), "stages", None) or []) if stage.ema_decay_used is not None}
+
+
+def _ensemble(record: RunRecord) -> str:
+    """The ensemble size, and for K > 1 how the K masks were fused (`segbench.fusion`)."""
+    evaluation = record.plan.evaluation
+    return "1" if evaluation.ensemble == 1 else f"{evaluation.ensemble}, fused by {FUSIONS[evaluation.fusion]}"
 
 
 def _processes(record: RunRecord) -> str:
@@ -189,6 +239,7 @@ def model_rows(results: RunResults) -> list[tuple[str, ...]]:
             _text(info.validation_masks) or "0",
             _text(info.unlabelled_images) if info.stages else "0",
             _training(info, record, name),
+            _training_flops(info),
             evaluations,
             f"{info.flops_per_mask / 1e9:.3g}" if info.flops_per_mask else "–",
             f"{info.masks_per_second:.2f}" if info.masks_per_second else "–",
@@ -222,6 +273,25 @@ def _training(info: ModelRecord, record: RunRecord, name: str) -> str:
             cost = _stage_cost(stage.steps, stage.batch_size, stage.seconds, stage.reused_from)
         parts.append(cost if len(info.stages) == 1 else f"{stage.name}: {cost}")
     return "; ".join(parts)
+
+
+def _training_flops(info: ModelRecord) -> str:
+    """Training FLOPs in TFLOP (steps x one step's forward and backward): the model's, and where it has
+    several stages each stage's ("–" for one fitted without an optimiser); "–" where they were not counted."""
+    flops = [stage.training_flops for stage in info.stages]
+    if not flops or None in flops:
+        return "–"
+    total = _tflop(sum(flops))
+    if len(flops) == 1:
+        return total
+    return f"{total} (" + "; ".join(f"{stage.name}: {_tflop(stage.training_flops) if stage.training_flops else '–'}"
+                                    for stage in info.stages) + ")"
+
+
+def _tflop(flops: int) -> str:
+    """FLOPs in TFLOP, the column's one unit: 3 significant digits, whole numbers from 1,000 on."""
+    tera = flops / 1e12
+    return f"{tera:,.0f}" if tera >= 1000 else f"{tera:.3g}"
 
 
 def _stage_cost(steps: int | None, batch: int | None, seconds: float | None, reused_from: str) -> str:

@@ -1,5 +1,7 @@
 """The study report: per dataset, each model's metric over seeds (mean, SD, every seed, a CI from seeds
-and images), the paired comparison with the baseline, all metrics, and a figure of the per-seed values.
+and images, and labelled subsets where the study varies them), the paired comparison with the baseline,
+what diffusion adds (each diffusion model against its direct control), all metrics, and a figure of the
+per-seed values.
 
 The content is built once as plain-text sections (`study_sections`); each built-in format lays them out
 (`render_md`, `render_latex`, `render_html`, `render_csv`, registered as their FormatSpec's render_study).
@@ -15,12 +17,13 @@ from html import escape as html_escape
 
 import pandas as pd
 
+from segbench.controls import DIRECT
 from segbench.reports import latex, markdown
 from segbench.reports.comparison import PREFERRED_METRIC, fmt_p
 from segbench.reports.settings import MODEL_COLUMNS, model_rows
 from segbench.reports.table import fmt
 from segbench.study.results import StudyResults
-from segbench.study.statistics import METHOD
+from segbench.study.statistics import METHOD, SUBSETS_METHOD, OverSeeds, PairedOverSeeds
 
 
 @dataclass(frozen=True)
@@ -45,17 +48,20 @@ def header_items(results: StudyResults) -> list[tuple[str, str]]:
     cells = sum(len(seeds) for seeds in results.frames.values())
     items = [("Study", results.name), ("Datasets", ", ".join(f"{d} ({t})" for d, t in results.datasets.items())),
              ("Models", ", ".join(results.entries)), ("Baseline", results.baseline),
-             ("Label budgets", _budgets(results)), ("Runs with results", str(cells)), ("Method", METHOD)]
+             ("Label budgets", _budgets(results)), ("Runs with results", str(cells)),
+             ("Method", METHOD + (SUBSETS_METHOD if results.labels_seeds else ""))]
     if results.missing:
         items.append(("Not finished (left out)", ", ".join(results.missing)))
     return items
 
 
 def _budgets(results: StudyResults) -> str:
-    """The study's label budgets (per dataset where "all" differs), and the labels seed that chose them."""
+    """The study's label budgets (per dataset where "all" differs), and the labels seed(s) that chose them."""
     per_dataset = {d: ", ".join(budget_label(results, d, b) for b in results.ordered_budgets) for d in results.datasets}
     budgets = (next(iter(per_dataset.values())) if len(set(per_dataset.values())) == 1
                else "; ".join(f"{d}: {text}" for d, text in per_dataset.items()))
+    if results.labels_seeds:
+        return budgets + f"; labelled subsets from labels seeds {', '.join(map(str, results.labels_seeds))}"
     seeds = sorted({run.record.plan.data.labels_seed for (_, _, labels), (_, run) in results.first_runs.items()
                     if labels is not None})
     return budgets + (f"; labels seed {', '.join(map(str, seeds))}" if seeds else "")
@@ -69,10 +75,22 @@ def budget_label(results: StudyResults, dataset: str, labels: int | None) -> str
     return f"all ({total})" if total else "all"
 
 
+def rests_on(summary: OverSeeds) -> str:
+    """How many runs a number rests on: "3 seeds", or "3 labelled subsets x 3 seeds"."""
+    seeds = f"{len(summary.seeds)} seed" + ("s" if len(summary.seeds) != 1 else "")
+    subsets = len(summary.subsets)
+    return f"{subsets} labelled subset{'s' if subsets != 1 else ''} x {seeds}" if summary.subsets != (None,) else seeds
+
+
+def _mean_ci(summary: OverSeeds) -> str:
+    return f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}"
+
+
 def learning_curve_sections(results: StudyResults, metric: str, higher: bool) -> list[Section]:
-    """With a labels axis, per dataset: each model at each label budget, over seeds, and its paired
-    difference to the baseline at the same budget; where some references are empty, the same again over the
-    images whose reference has foreground (a model that predicts nothing scores well on the others)."""
+    """With a labels axis, per dataset: each model at each label budget, over seeds (and labelled subsets), and
+    its paired difference to the baseline at the same budget; where some references are empty, the same again
+    over the images whose reference has foreground (a model that predicts nothing scores well on the others)."""
+    subsets = bool(results.labels_seeds)
     sections = []
     for dataset in results.datasets:
         for foreground_only in (False, True) if results.has_empty_references(dataset) else (False,):
@@ -83,21 +101,62 @@ def learning_curve_sections(results: StudyResults, metric: str, higher: bool) ->
                     if summary is None:
                         continue
                     paired = results.paired(dataset, entry, metric, higher, labels, foreground_only)
-                    difference = (f"{fmt(paired.difference.mean)} "
-                                  f"{_ci(paired.difference.ci_low, paired.difference.ci_high)}"
-                                  if paired is not None else "–")
-                    rows.append([entry, budget_label(results, dataset, labels),
-                                 f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", str(len(summary.seeds)),
+                    difference = _mean_ci(paired.difference) if paired is not None else "–"
+                    counts = ([str(len(summary.subsets)), str(len(summary.seeds))] if subsets
+                              else [str(len(summary.seeds))])
+                    rows.append([entry, budget_label(results, dataset, labels), _mean_ci(summary), *counts,
                                  difference, verdict(entry, results.baseline, paired) if paired is not None else "–"])
             if rows:
                 images = ", images whose reference has foreground" if foreground_only else ""
+                mean = "Mean over subsets and seeds [95% CI]" if subsets else "Mean over seeds [95% CI]"
                 sections.append(Section(
                     f"{dataset}: learning curve, per-image {metric} by labelled training images{images}",
-                    ["Model", "Labelled images", "Mean over seeds [95% CI]", "Seeds", f"Difference to "
-                     f"{results.baseline} [95% CI]", "Verdict"], rows,
-                    "Each budget's labelled images are the same for every model and seed (nested: the smaller "
-                    "budgets' images are among the larger ones'); differences are paired by seed and image at the "
-                    "same budget." + (FOREGROUND_NOTE if foreground_only else "")))
+                    ["Model", "Labelled images", mean, *(["Labelled subsets", "Run seeds"] if subsets else ["Seeds"]),
+                     f"Difference to {results.baseline} [95% CI]", "Verdict"], rows,
+                    (SUBSETS_NOTE if subsets else LABELS_NOTE) + (FOREGROUND_NOTE if foreground_only else "")))
+    return sections
+
+
+LABELS_NOTE = ("Each budget's labelled images are the same for every model and seed (nested: the smaller budgets' "
+               "images are among the larger ones'); differences are paired by seed and image at the same budget.")
+SUBSETS_NOTE = ("At each budget but all, every labels seed draws its own labelled subset, the same for every model "
+                "and run seed (nested across budgets); a number is the mean over the subsets of each one's mean over "
+                "seeds, its CI a three-level bootstrap (subsets, then seeds, then images), so it covers which images "
+                "were labelled as well as training and the test set; at all labels there is one subset and the CI "
+                "is two-level. Differences are paired by subset, seed and image at the same budget.")
+
+
+def diffusion_sections(results: StudyResults, metric: str, higher: bool) -> list[Section]:
+    """What diffusion adds: per dataset, each model M whose direct control M:direct the study also has, paired
+    with it at each label budget both have (M - M:direct, image by image on the same seeds and subsets); where
+    some references are empty, the same again over the images whose reference has foreground."""
+    labels = {results.model(e): e for e in results.entries}
+    pairs = [(e, labels[f"{results.model(e)}:{DIRECT}"]) for e in results.entries
+             if f"{results.model(e)}:{DIRECT}" in labels]
+    sections = []
+    for dataset in results.datasets if pairs else ():
+        for foreground_only in (False, True) if results.has_empty_references(dataset) else (False,):
+            rows = []
+            for entry, control in pairs:
+                for budget in results.ordered_budgets:
+                    paired = results.paired(dataset, entry, metric, higher, budget, foreground_only, against=control)
+                    if paired is None:
+                        continue
+                    means = [results.summary(dataset, e, metric, budget, foreground_only) for e in (entry, control)]
+                    rows.append([entry, control, budget_label(results, dataset, budget),
+                                 *(fmt(m.mean) for m in means), _mean_ci(paired.difference),
+                                 rests_on(paired.difference), verdict(entry, control, paired)])
+            if rows:
+                images = ", images whose reference has foreground" if foreground_only else ""
+                sections.append(Section(
+                    f"{dataset}: what diffusion adds, per-image {metric}, each diffusion model against its direct "
+                    f"control{images}",
+                    ["Model", "Direct control", "Labelled images", "Model mean", "Control mean",
+                     "Model - control [95% CI]", "Runs", "Verdict"], rows,
+                    "The direct control is the diffusion model's own network, conditioning and parameters, trained to "
+                    "give the mask in one pass (Öttl et al. 2024); the difference is paired by seed and image (and "
+                    "labelled subset) and bootstrapped as the differences to the baseline are."
+                    + (FOREGROUND_NOTE if foreground_only else "")))
     return sections
 
 
@@ -111,23 +170,28 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
     metric = compared_metric(results)
     higher = higher_is_better.get(metric, True)
     sections = learning_curve_sections(results, metric, higher) if results.has_labels_axis else []
+    sections += diffusion_sections(results, metric, higher)
     at = f" at {results.ordered_budgets[-1] or 'all'} labels" if results.has_labels_axis else ""
     for dataset in results.datasets:
         entries = [e for e in results.entries if results.seeds(dataset, e)]
         seeds = sorted({s for e in entries for s in results.seeds(dataset, e)})
         rows = []
+        subsets = False
         for entry in entries:
             summary = results.summary(dataset, entry, metric)
             by_seed = dict(zip(summary.seeds, summary.seed_means))
-            rows.append([entry, f"{fmt(summary.mean)} {_ci(summary.ci_low, summary.ci_high)}", fmt(summary.sd),
-                         *(fmt(by_seed.get(s, math.nan)) for s in seeds)])
+            rows.append([entry, _mean_ci(summary), fmt(summary.sd), *(fmt(by_seed.get(s, math.nan)) for s in seeds)])
+            subsets = subsets or summary.subsets != (None,)
         sections.append(Section(f"{dataset}: per-image {metric}{at}, over seeds",
                                 ["Model", "Mean over seeds [95% CI]", "SD across seeds", *(f"seed {s}" for s in seeds)],
-                                rows, "Each seed's value is that run's per-image mean; the CI resamples seeds, then "
+                                rows, "Each seed's value is its runs' per-image mean, averaged over the labelled "
+                                      "subsets; the CI resamples subsets, then seeds, then images (three-level "
+                                      "bootstrap)." if subsets else
+                                      "Each seed's value is that run's per-image mean; the CI resamples seeds, then "
                                       "images (two-level bootstrap)."))
         comparisons = [(e, results.paired(dataset, e, metric, higher)) for e in entries if e != results.baseline]
-        rows = [[entry, f"{fmt(p.difference.mean)} {_ci(p.difference.ci_low, p.difference.ci_high)}",
-                 f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value), verdict(entry, results.baseline, p)]
+        rows = [[entry, _mean_ci(p.difference), f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value),
+                 verdict(entry, results.baseline, p)]
                 for entry, p in comparisons if p is not None]
         if rows:
             sections.append(Section(f"{dataset}: against {results.baseline}{at} (per-image {metric}, paired by seed and "
@@ -164,13 +228,12 @@ def cost_sections(results: StudyResults, dataset: str) -> list[Section]:
                     "train the same steps; seconds and masks/s vary with the machine's load).")]
 
 
-def verdict(entry: str, baseline: str, paired) -> str:
-    n = len(paired.difference.seeds)
-    seeds = f"{n} seed" if n == 1 else f"{n} seeds"
+def verdict(entry: str, baseline: str, paired: PairedOverSeeds) -> str:
+    runs = rests_on(paired.difference)
     if not paired.separated:
-        return f"not separated at {seeds}"
+        return f"not separated at {runs}"
     better = paired.difference.mean > 0
-    return f"{'above' if better else 'below'} {baseline} at {seeds} (CI excludes 0)"
+    return f"{'above' if better else 'below'} {baseline} at {runs} (CI excludes 0)"
 
 
 def seed_figure(results: StudyResults, suffix: str = "png"):
@@ -320,6 +383,8 @@ def render_csv(results: StudyResults, options: dict) -> str:
                     if s is None:
                         continue
                     budget = {"labels": labels or "all"} if results.has_labels_axis else {}
+                    if results.labels_seeds:
+                        budget["labels_seeds"] = " ".join(str(l) for l in s.subsets if l is not None)
                     rows.append({"dataset": dataset, "model": entry, **budget, "metric": metric, "mean": s.mean,
                                  "ci_low": s.ci_low, "ci_high": s.ci_high, "sd": s.sd, "seeds": " ".join(map(str, s.seeds)),
                                  "seed_means": " ".join(f"{v:.10g}" for v in s.seed_means)})

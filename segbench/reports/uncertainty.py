@@ -17,7 +17,8 @@ from segbench.results import RunResults
 from segbench.results.arrays import Reference, align, read_predictions, read_reference
 
 METHOD = (f"A pixel is an error when the thresholded prediction differs from the reference. Uncertainty AUROC: "
-          f"how well the stored per-pixel uncertainty (the std over the ensemble or the model's own) ranks error "
+          f"how well the stored per-pixel uncertainty (the ensemble's: the std of the mean fusion, the entropy of a "
+          f"vote or STAPLE; or the model's own) ranks error "
           f"pixels above correct ones (0.5: no better than chance), per image over the images with both kinds of "
           f"pixel (mean with a seeded bootstrap 95% CI, n images) and pooled over all pixels; – for models that "
           f"store no uncertainty. ECE: expected calibration error of the foreground probabilities over all pixels "

@@ -13,7 +13,7 @@ from segbench.results.store import REFERENCE_FILE, prediction_file, synthetic_fi
 
 
 class StoredPredictions(NamedTuple):
-    """ids (N,); probabilities float16 (N, H, W) in [0, 1]; uncertainty (N, H, W) per-pixel std, or None."""
+    """ids (N,); probabilities float16 (N, H, W) in [0, 1]; uncertainty (N, H, W) per pixel, or None."""
 
     ids: list[str]
     probabilities: np.ndarray

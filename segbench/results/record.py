@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from segbench.errors import SegbenchError
-from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan
+from segbench.selection import SelectionRecord
+from segbench.plan.run_plan import DataPlan, EvaluationPlan, ModelPlan, RunPlan, from_fields
 from segbench.training_settings import SettingError, TrainingSettings
 
 CONFIG_FORMAT = 2
@@ -36,16 +37,21 @@ class RunRecord:
     kernels: dict[str, str] = field(default_factory=dict)  # `segbench.environment.kernels`; empty in older runs
     git_sha: str = ""
     trained_in: str = ""  # `segbench evaluate`: the run directory whose trained models were evaluated
+    # `segbench evaluate --dataset/--data-root/--split`: the data the models were trained on (the plan's are
+    # the evaluated ones); None where they were evaluated on their own run's test split
+    trained_on: DataPlan | None = None
 
     def to_json(self) -> dict[str, Any]:
-        facts = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plan"}
-        return {"format": CONFIG_FORMAT, "plan": self.plan.to_json(), **facts}
+        facts = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("plan", "trained_on")}
+        trained_on = {"trained_on": asdict(self.trained_on)} if self.trained_on is not None else {}
+        return {"format": CONFIG_FORMAT, "plan": self.plan.to_json(), **facts, **trained_on}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
         if data.get("format") == CONFIG_FORMAT:
-            facts = {f.name: data[f.name] for f in fields(cls) if f.name != "plan" and f.name in data}
-            return cls(RunPlan.from_json(data["plan"]), **facts)
+            facts = {f.name: data[f.name] for f in fields(cls) if f.name not in ("plan", "trained_on") and f.name in data}
+            trained_on = from_fields(DataPlan, data["trained_on"]) if data.get("trained_on") else None
+            return cls(RunPlan.from_json(data["plan"]), **facts, trained_on=trained_on)
         return _legacy(data)
 
     def with_threshold(self, threshold: float) -> RunRecord:
@@ -72,6 +78,16 @@ class StageRecord:
     reused_from: str = ""
     accumulation_parts: int = 1
     ema_decay_used: float | None = None  # the EMA decay the stage ran with, where its setting was capped
+    selection: SelectionRecord | None = None  # where the stage kept its best weights instead of its last
+    # FLOPs of one optimiser step (forward and backward of its first batch, as torch.utils.flop_counter counts
+    # them, in a pass of its own) and steps x that; a stage fitted without an optimiser: None and 0; older runs: None
+    step_flops: int | None = None
+    training_flops: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageRecord:
+        selection = data.get("selection")
+        return cls(**{**data, "selection": None if selection is None else SelectionRecord(**selection)})
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,7 @@ class ModelRecord:
     eval_batch_size_used: int | None = None  # the prediction batch shape where it differs from the one asked (CPU lanes, GPU memory)
     stages: list[StageRecord] = field(default_factory=list)
     parameters_trained: int | None = None
-    validation_masks: int | None = None  # validation images whose masks a stage read
+    validation_masks: int | None = None  # validation images whose masks a stage read or checkpoint selection scored
     network_evaluations: int | None = None  # network forward passes per predicted mask
     flops_per_mask: float | None = None  # counted by torch.utils.flop_counter on the first prediction batch
     synthetic: dict[str, float | int | str] = field(default_factory=dict)  # images synthesised, FID/KID or why none
@@ -120,7 +136,7 @@ class ModelRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelRecord:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        values["stages"] = [StageRecord(**stage) for stage in values.get("stages", [])]
+        values["stages"] = [StageRecord.from_json(stage) for stage in values.get("stages", [])]
         return cls(**values)
 
 

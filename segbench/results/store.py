@@ -59,6 +59,8 @@ def stage_checkpoint_dir(model: str, stages: Sequence[Stage], stage: Stage) -> s
     return checkpoint_dir(model) if len(stages) == 1 else f"{checkpoint_dir(model)}/{stage.name}"
 
 
+
+
 def final_checkpoint(model: str, stages: Sequence[Stage]) -> str:
     """The checkpoint that holds a trained model's final weights (with its last stage's EMA)."""
     return f"{stage_checkpoint_dir(model, stages, stages[-1])}/last.pt"

@@ -14,18 +14,21 @@ from segbench.plan.sets import ModelSets
 from segbench.plugins import Registry
 from segbench.results.record import RunRecord, read_models, read_record
 from segbench.results.store import final_checkpoint
+from segbench.selection import BEST
 from segbench.specs import SINGLE_STAGE, Stage
 
 
 def load_weights(network: Any, run_dir: Path, model: str, stages: Sequence[Stage] = SINGLE_STAGE) -> None:
     """Load what `run_dir` evaluated for `model` (trained in `stages`; the EMA's weights where its last stage
-    kept one) into `network`; a model that did not finish, or a network the checkpoint does not fit, is a
-    clear error."""
+    kept one, its best.pt where that stage selected its weights by validation Dice) into `network`; a model
+    that did not finish, or a network the checkpoint does not fit, is a clear error."""
     from segbench.io.checkpoints import load_checkpoint
 
     run_dir = Path(run_dir)
     status = read_models(run_dir).get(model)
     checkpoint = run_dir / final_checkpoint(model, stages)
+    if status is not None and status.stages and status.stages[-1].selection is not None:
+        checkpoint = checkpoint.with_name(BEST)
     if status is None or not status.done or not checkpoint.is_file():
         raise SegbenchError(f"model {model!r} of {run_dir} did not finish ({checkpoint} is missing or the model is "
                             "not done); finish the run with --resume first")

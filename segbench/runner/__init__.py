@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from segbench import environment
-from segbench.data import SplitData, load_split
+from segbench.data.prepare import SplitData, load_split
 from segbench.data.folds import fold_splits
 from segbench.data.labels import check_budget, labelled_ids
+from segbench.data.prepare import load_all
 from segbench.data.views import stage_view
 from segbench.engine.compiling import compile_children, compile_seconds
 from segbench.engine.device import Runtime, run_device
@@ -128,7 +129,9 @@ def _run(request: RunRequest, registry: Registry, progress: Progress, report: Ru
         record = RunRecord(plan, train_samples=len(training["train"]), eval_samples_used=len(test_data),
                            empty_mask_policy=EMPTY_MASK_POLICY,
                            dataset_synthetic=registry.dataset(plan.data.dataset).synthetic)
-        ids = labelled_ids(labelled, plan.data.labels, plan.data.labels_seed) if plan.data.labels is not None else None
+        scored = {"val": training["val"]} if plan.select == "best" else {}  # the masks checkpoint selection scores
+        ids = (labelled_ids({**labelled, **scored}, plan.data.labels, plan.data.labels_seed)
+               if plan.data.labels is not None else None)
         return Prepared(networks, training, test_data, record, ids)
 
     return execute(build_plan(request, registry, run_device(request.device, request.precision)), request.out, request.resume,
@@ -171,14 +174,16 @@ def check_views(registry: Registry, plan: RunPlan, training: dict[str, SplitData
 
 
 def training_splits(registry: Registry, plan: RunPlan) -> tuple[str, ...]:
-    """The splits the models' stages train on: "train", and "val" where a stage asks for it."""
+    """The splits the models' stages train on: "train", and "val" where a stage asks for it or checkpoint
+    selection scores on it."""
     splits = {stage.split for model in plan.models for stage in registry.model(model.name).stages}
-    return ("train", "val") if "val" in splits else ("train",)
+    return ("train", "val") if "val" in splits or plan.select == "best" else ("train",)
 
 
 def load_data(registry: Registry, plan: RunPlan, progress: Progress, training: tuple[str, ...] = ("train",),
               ) -> tuple[dict[str, SplitData], SplitData]:
-    """The `training` splits by name and the evaluated test images (all, or the plan's seeded subset)."""
+    """The `training` splits by name and the evaluated images (the test split, or with the plan's split "all"
+    every image of the dataset; all, or the plan's seeded subset)."""
     data = plan.data
     spec = registry.dataset(data.dataset)
     progress.log(f"preparing {spec.name} ({data.task}, {data.image_size}x{data.image_size})")
@@ -192,7 +197,8 @@ def load_data(registry: Registry, plan: RunPlan, progress: Progress, training: t
         splits = {"train": train_data}
     else:
         splits = {split: load_split(spec, source, options, split, progress) for split in training}
-        test = load_split(spec, source, options, "test", progress)
+        test = (load_all(spec, source, options, progress) if plan.evaluation.split == "all"
+                else load_split(spec, source, options, "test", progress))
     index = eval_subset(len(test), plan.evaluation.samples, plan.seed)
     for warning in data_warnings(plan, spec, len(test)):
         progress.log(f"[yellow]warning:[/] {warning}")
@@ -209,7 +215,8 @@ def data_warnings(plan: RunPlan, spec: DatasetSpec, test_images: int) -> list[st
         warnings.append(f"--data-root is ignored: dataset {spec.name!r} does not read files")
     requested = plan.evaluation.samples
     if requested is not None and requested > test_images:
-        warnings.append(f"--eval-samples {requested}: the test split has {test_images} images; all are evaluated")
+        where = "the test split" if plan.evaluation.split == "test" else "the dataset"
+        warnings.append(f"--eval-samples {requested}: {where} has {test_images} images; all are evaluated")
     evaluated = min(requested or test_images, test_images)
     if evaluated < SMALL_TEST:
         warnings.append(f"{evaluated} evaluated images: a 95% CI over so few images says little "

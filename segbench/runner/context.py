@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from segbench.data import SplitData
+from segbench.data.prepare import SplitData
 from segbench.engine.device import Runtime
 from segbench.engine.distributed import on_main
 from segbench.plan.run_plan import ModelPlan, RunPlan
@@ -19,8 +19,8 @@ from segbench.specs import MetricSpec
 @dataclass(frozen=True)
 class RunContext:
     """What every model of a run shares while it is trained and evaluated: `training` holds the splits a
-    stage may train on ("train", and "val" where a stage asks for it); empty when trained models are only
-    evaluated (`segbench evaluate`)."""
+    stage may train on ("train", and "val" where a stage asks for it or `--select best` scores on it); empty
+    when trained models are only evaluated (`segbench evaluate`)."""
 
     plan: RunPlan
     runtime: Runtime
@@ -37,6 +37,13 @@ def position(context: RunContext, name: str) -> str:
     """"(2 of 4)": where model `name` stands in the run's models."""
     names = [m.name for m in context.plan.models]
     return f"({names.index(name) + 1} of {len(names)})"
+
+
+def network_evaluations(context: RunContext, model: ModelPlan) -> int | None:
+    """Network forward passes `model` spends on one predicted mask, where its spec declares them."""
+    spec = context.registry.model(model.name)
+    return (spec.network_evaluations(model.factory_input(context.plan.data.image_size))
+            if spec.network_evaluations is not None else None)
 
 
 def notify(context: RunContext, hook: str, **arguments) -> None:

@@ -16,7 +16,7 @@ from segbench.protocol import bootstrap_seed, score
 from segbench.results import ModelRecord
 from segbench.results.committed import CommittedBatches
 from segbench.results.store import partial_dir
-from segbench.runner.context import RunContext, notify, position
+from segbench.runner.context import RunContext, network_evaluations, notify, position
 from segbench.seeds import derive_seed
 
 
@@ -42,9 +42,7 @@ def evaluate_model(model: ModelPlan, network: torch.nn.Module, context: RunConte
         _write_results(name, predictions, context)
     masks = len(context.test_data) * evaluation.ensemble
     shape = predictions.batch_size if predictions.batch_size != evaluation.batch_size else None
-    spec = context.registry.model(name)
-    evaluations = (spec.network_evaluations(model.factory_input(context.plan.data.image_size))
-                   if spec.network_evaluations is not None else None)
+    evaluations = network_evaluations(context, model)
     return replace(trained, status="done", predict_seconds=round(predictions.seconds, 3), eval_batch_size_used=shape,
                    masks_per_second=round(masks / predictions.seconds, 3) if predictions.seconds > 0 else None,
                    network_evaluations=evaluations, flops_per_mask=_rounded(predictions.flops_per_mask))

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
-from segbench.data.views import TrainingView, stage_view
+from segbench.data.augmentation import resolve
+from segbench.data.views import TrainingView, labelled_view, stage_view
+from segbench.engine.selection import ValidationSelection
 from segbench.engine.stages import StagedTraining, StageHooks, StageRun, StageStore, train_stages
 from segbench.engine.stopping import REQUEST as STOP_REQUEST
 from segbench.engine.training import Objective, TrainingStep
@@ -16,7 +19,7 @@ from segbench.plan.run_plan import ModelPlan
 from segbench.results import ModelRecord
 from segbench.results.record import StageRecord
 from segbench.results.store import stage_checkpoint_dir
-from segbench.runner.context import RunContext, notify, position
+from segbench.runner.context import RunContext, network_evaluations, notify, position
 from segbench.specs import Stage
 
 
@@ -29,6 +32,11 @@ def train_model(model: ModelPlan, network: torch.nn.Module, context: RunContext)
         return stage_view(stage, context.training, plan.data.labels, plan.data.labels_seed, dataset.healthy,
                           plan.data.task)
 
+    # --select best: at most the label budget of validation masks, drawn as the labelled images are
+    selection = (ValidationSelection(labelled_view(context.training["val"], plan.data.labels, plan.data.labels_seed),
+                                     plan.select_every, plan.evaluation.threshold) if plan.select == "best" else None)
+    evaluations = network_evaluations(context, model) if selection is not None else None
+
     with contextlib.ExitStack() as bars:
         job = StagedTraining(
             model=model.name, plugin=model.plugin, stages=stages, settings=model.stage_training,
@@ -36,8 +44,9 @@ def train_model(model: ModelPlan, network: torch.nn.Module, context: RunContext)
             runtime=context.runtime, prediction_batch=plan.evaluation.batch_size, resume=context.resume,
             checkpoint_every=plan.checkpoint_every,
             checkpoints=lambda stage: context.store.file(stage_checkpoint_dir(model.name, stages, stage)),
-            hooks=_hooks(model.name, stages, context, bars), store=StageStore(), origin=str(context.store.path))
-        records = [_stage_record(run, model) for run in train_stages(network, job)]
+            hooks=_hooks(model.name, stages, context, bars), store=StageStore(), origin=str(context.store.path),
+            selection=selection, augment=resolve(plan.augment, plan.augment_flips))
+        records = [_stage_record(run, model, evaluations) for run in train_stages(network, job)]
     return _record(model, network, stages, records, context)
 
 
@@ -76,9 +85,10 @@ def _hooks(name: str, stages: tuple[Stage, ...], context: RunContext, bars: cont
     return StageHooks(start, epoch, STOP_REQUEST.__bool__, wait)
 
 
-def _stage_record(run: StageRun, model: ModelPlan) -> StageRecord:
+def _stage_record(run: StageRun, model: ModelPlan, network_evaluations: int | None) -> StageRecord:
     """models.json's entry of a stage that ran (or was reused: its seconds are 0), with the EMA decay it ran
-    with where the engine capped its setting to the stage's length."""
+    with where the engine capped its setting to the stage's length, what its checkpoint selection kept
+    (with the network evaluations per scored mask), and its training FLOPs."""
     stage = run.stage
     decay = None
     if not stage.fit and model.training is None:
@@ -87,7 +97,18 @@ def _stage_record(run: StageRun, model: ModelPlan) -> StageRecord:
         decay = used if used != settings.ema_decay else None
     return StageRecord(stage.name, stage.view, stage.split, run.images, run.masks, run.steps, run.epochs,
                        run.batch_size, list(run.losses), round(run.seconds, 3), run.parameters_trained,
-                       reused_from=run.reused_from, accumulation_parts=run.accumulation_parts, ema_decay_used=decay)
+                       reused_from=run.reused_from, accumulation_parts=run.accumulation_parts, ema_decay_used=decay,
+                       selection=None if run.selected is None else replace(run.selected,
+                                                                           network_evaluations=network_evaluations),
+                       step_flops=run.step_flops, training_flops=_training_flops(run))
+
+
+def _training_flops(run: StageRun) -> int | None:
+    """A stage's training FLOPs: steps x the FLOPs of one step; 0 for a fit (no optimiser step), None where
+    the step was not counted."""
+    if run.stage.fit:
+        return 0
+    return None if run.step_flops is None else run.steps * run.step_flops
 
 
 def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...], records: list[StageRecord],
@@ -111,4 +132,5 @@ def _record(model: ModelPlan, network: torch.nn.Module, stages: tuple[Stage, ...
         losses=list(last.losses) if single else [], train_seconds=round(sum(r.seconds for r in records), 3),
         ema_decay_used=decay if single and decay != model.training.ema_decay else None,
         accumulation_parts=parts if parts > 1 else None, stages=records,
-        validation_masks=sum(r.masks for r in records if r.split == "val") or None)
+        validation_masks=(sum(r.masks for r in records if r.split == "val")
+                          + max((r.selection.validation_masks for r in records if r.selection), default=0)) or None)

@@ -49,7 +49,8 @@ def run_cell(study_dir: Path, cell_id: str, report: RunReport, plugins: tuple[st
     for variant in cell.variants:
         sets = [f"{model}.{key}={value}" for model in cell.request.models for key, value in variant.sets.items()]
         evaluate(EvaluateRequest(run_dir=cell.request.out, models=list(cell.request.models), sets=sets,
-                                 ensemble=variant.ensemble, threshold=variant.threshold,
+                                 ensemble=variant.ensemble, fusion=variant.fusion, threshold=variant.threshold,
                                  eval_samples=variant.eval_samples, eval_batch_size=cell.request.eval_batch_size,
+                                 dataset=variant.dataset, data_root=variant.root, split=variant.split,
                                  device=cell.request.device, out=str(variant_dir(study_dir, cell, variant)),
                                  resume=True), registry, progress, report)

@@ -1,5 +1,6 @@
-"""A study directory read back: per dataset, model (and evaluation variant) and seed, the per-image
-results of its cells (the folds of a seed pooled), and their aggregation over seeds."""
+"""A study directory read back: per dataset, model (and evaluation variant), label budget, labelled subset
+and seed, the per-image results of its cells (the folds of a seed pooled), and their aggregation over seeds
+and subsets."""
 
 from __future__ import annotations
 
@@ -16,18 +17,23 @@ from segbench.results import RunResults, load_run
 from segbench.results.store import empty_references
 from segbench.seeds import derive_seed
 from segbench.study.directory import finished, read_study_json, variant_dir
-from segbench.study.statistics import OverSeeds, PairedOverSeeds, over_seeds, paired_over_seeds
+from segbench.study.schema import Variant
+from segbench.study.statistics import OverSeeds, PairedOverSeeds, over_runs, paired_over_runs
 
 VARIANT_MARK = "@"  # "diff-add@ddim50": model diff-add evaluated with variant ddim50
+
+# (dataset, entry, label budget (None: all), labels seed (None: the study's one labelled subset))
+FrameKey = tuple[str, str, int | None, int | None]
 
 
 @dataclass
 class StudyResults:
-    """frames[(dataset, entry, labels)][seed]: per-image rows (sample_id, reference_empty, metrics) of that seed,
-    folds pooled.
-    Entries are the study's model labels and "<label>@<variant>" for evaluation variants; `budgets` the
-    study's label budgets (None: all labels), and `training_images` per dataset the size of its training
-    split (what "all" labels is). Without a `labels` argument, methods use the largest budget."""
+    """frames[(dataset, entry, labels, labels_seed)][seed]: per-image rows (sample_id, reference_empty, metrics)
+    of that seed, folds pooled; labels_seed is the labelled subset's with a labels_seeds axis, else None.
+    Entries are the study's model labels and "<label>@<variant>" for evaluation variants; `models` maps a
+    model label to its registered model; `budgets` the study's label budgets (None: all labels), and
+    `training_images` per dataset the size of its training split (what "all" labels is). Without a `labels`
+    argument, methods use the largest budget."""
 
     directory: Path
     name: str
@@ -35,17 +41,27 @@ class StudyResults:
     datasets: dict[str, str]  # label -> task
     entries: list[str]
     metrics: list[str]
-    frames: dict[tuple[str, str, int | None], dict[int, pd.DataFrame]]
+    frames: dict[FrameKey, dict[int, pd.DataFrame]]
     missing: list[str] = field(default_factory=list)  # cells (or variants) without results yet
     budgets: list[int | None] = field(default_factory=lambda: [None])
     training_images: dict[str, int] = field(default_factory=dict)
     # first_runs[(dataset, model, labels)]: (run seed, results) of the model's finished cell with the lowest
     # seed (what reports read a model's cost from)
     first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_labels_axis(self) -> bool:
         return self.budgets != [None]
+
+    @property
+    def labels_seeds(self) -> list[int]:
+        """The labels seeds of a labels_seeds axis (empty without one)."""
+        return sorted({key[3] for key in self.frames if key[3] is not None})
+
+    def model(self, entry: str) -> str:
+        """The registered model of a model label (the label itself where the study does not say)."""
+        return self.models.get(entry, entry)
 
     @property
     def ordered_budgets(self) -> list[int | None]:
@@ -55,45 +71,57 @@ class StudyResults:
     def _budget(self, labels: int | None | str) -> int | None:
         return self.ordered_budgets[-1] if labels == "default" else labels
 
+    def _subsets(self, dataset: str, entry: str, budget: int | None) -> dict[int | None, dict[int, pd.DataFrame]]:
+        """labels seed -> run seed -> rows, in labels seed order."""
+        found = {key[3]: by_seed for key, by_seed in self.frames.items() if key[:3] == (dataset, entry, budget)}
+        return {labels_seed: found[labels_seed] for labels_seed in sorted(found, key=lambda l: -1 if l is None else l)}
+
     def seeds(self, dataset: str, entry: str, labels: int | None | str = "default") -> list[int]:
-        return sorted(self.frames.get((dataset, entry, self._budget(labels)), {}))
+        """The run seeds with results (on any labelled subset)."""
+        return sorted({s for by_seed in self._subsets(dataset, entry, self._budget(labels)).values() for s in by_seed})
 
     def has_empty_references(self, dataset: str) -> bool:
         """Whether some evaluated image of `dataset` has an empty reference (and some has foreground)."""
-        empty = pd.concat([frame[REFERENCE_EMPTY] for (d, _, _), by_seed in self.frames.items() if d == dataset
+        empty = pd.concat([frame[REFERENCE_EMPTY] for key, by_seed in self.frames.items() if key[0] == dataset
                            for frame in by_seed.values()])
         return bool(empty.any()) and not bool(empty.all())
 
-    def _rows(self, dataset: str, entry: str, budget: int | None, seed: int, foreground_only: bool) -> pd.DataFrame:
-        frame = self.frames[(dataset, entry, budget)][seed]
+    @staticmethod
+    def _rows(frame: pd.DataFrame, foreground_only: bool) -> pd.DataFrame:
         return frame[~frame[REFERENCE_EMPTY]] if foreground_only else frame
 
     def summary(self, dataset: str, entry: str, metric: str, labels: int | None | str = "default",
                 foreground_only: bool = False) -> OverSeeds | None:
         """`entry`'s metric over seeds (at one label budget; over the images whose reference has foreground
         when `foreground_only`)."""
-        budget = self._budget(labels)
-        seeds = self.seeds(dataset, entry, budget)
-        if not seeds:
+        subsets = self._subsets(dataset, entry, self._budget(labels))
+        if not subsets:
             return None
-        per_seed = [self._rows(dataset, entry, budget, s, foreground_only)[metric].to_numpy(np.float64) for s in seeds]
-        return over_seeds(seeds, per_seed, self.bootstrap_seed(dataset))
+        runs = {labels_seed: {s: self._rows(by_seed[s], foreground_only)[metric].to_numpy(np.float64)
+                              for s in sorted(by_seed)} for labels_seed, by_seed in subsets.items()}
+        return over_runs(runs, self.bootstrap_seed(dataset))
 
     def paired(self, dataset: str, entry: str, metric: str, higher_is_better: bool = True,
-               labels: int | None | str = "default", foreground_only: bool = False) -> PairedOverSeeds | None:
-        """`entry` against the baseline on the seeds both have, image by image (at one label budget; over the
-        images whose reference has foreground when `foreground_only`)."""
+               labels: int | None | str = "default", foreground_only: bool = False,
+               against: str | None = None) -> PairedOverSeeds | None:
+        """`entry` against `against` (default: the baseline) on the labelled subsets and seeds both have, image
+        by image (at one label budget; over the images whose reference has foreground when `foreground_only`)."""
+        against = against or self.baseline
         budget = self._budget(labels)
-        seeds = [s for s in self.seeds(dataset, entry, budget) if s in self.seeds(dataset, self.baseline, budget)]
-        if entry == self.baseline or not seeds:
+        model, base = self._subsets(dataset, entry, budget), self._subsets(dataset, against, budget)
+        if entry == against:
             return None
-        model, base = [], []
-        for s in seeds:
-            joined = self._rows(dataset, entry, budget, s, foreground_only).merge(
-                self.frames[(dataset, self.baseline, budget)][s], on="sample_id", suffixes=("", "_baseline"))
-            model.append(joined[metric].to_numpy(np.float64))
-            base.append(joined[f"{metric}_baseline"].to_numpy(np.float64))
-        return paired_over_seeds(seeds, model, base, self.bootstrap_seed(dataset), higher_is_better)
+        model_runs: dict[int | None, dict[int, np.ndarray]] = {}
+        base_runs: dict[int | None, dict[int, np.ndarray]] = {}
+        for labels_seed, by_seed in model.items():
+            for s in sorted(set(by_seed) & set(base.get(labels_seed, {}))):
+                joined = self._rows(by_seed[s], foreground_only).merge(
+                    base[labels_seed][s], on="sample_id", suffixes=("", "_against"))
+                model_runs.setdefault(labels_seed, {})[s] = joined[metric].to_numpy(np.float64)
+                base_runs.setdefault(labels_seed, {})[s] = joined[f"{metric}_against"].to_numpy(np.float64)
+        if not model_runs:
+            return None
+        return paired_over_runs(model_runs, base_runs, self.bootstrap_seed(dataset), higher_is_better)
 
     def bootstrap_seed(self, dataset: str) -> int:
         """The same resamples for every entry of a dataset, so its rows are resampled alike."""
@@ -104,17 +132,20 @@ def load_study(directory: str | Path) -> StudyResults:
     """Read a study directory; cells that have not finished are listed in `missing`."""
     directory = Path(directory)
     data = read_study_json(directory)
-    collected: dict[tuple[str, str, int | None], dict[int, list[pd.DataFrame]]] = {}
+    collected: dict[FrameKey, dict[int, list[pd.DataFrame]]] = {}
     entries: list[str] = []
     budgets: list[int | None] = list(dict.fromkeys(cell.labels for cell in data["cells"]))
     training_images: dict[str, int] = {}
     missing: list[str] = []
     metrics: list[str] | None = None
     first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = {}
+    datasets = dict(data["datasets"])
     for cell in data["cells"]:
-        runs = [(cell.model, Path(cell.request.out)),
-                *((f"{cell.model}{VARIANT_MARK}{v.name}", variant_dir(directory, cell, v)) for v in cell.variants)]
-        for entry, run_dir in runs:
+        runs = [(cell.dataset, cell.model, Path(cell.request.out)),
+                *((_variant_dataset(cell.dataset, v), f"{cell.model}{VARIANT_MARK}{v.name}", variant_dir(directory, cell, v))
+                  for v in cell.variants)]
+        for dataset, entry, run_dir in runs:
+            datasets.setdefault(dataset, datasets[cell.dataset])
             if entry not in entries:
                 entries.append(entry)
             if not finished(run_dir, cell.request.models):
@@ -124,8 +155,9 @@ def load_study(directory: str | Path) -> StudyResults:
             metrics = metrics or results.metric_names
             frame = results.per_image[["sample_id", *results.metric_names]].assign(
                 **{REFERENCE_EMPTY: empty_references(results.per_image).to_numpy()})
-            key = (cell.dataset, entry, cell.labels)
-            collected.setdefault(key, {}).setdefault(cell.seed, []).append(frame)
+            subset = collected.setdefault((dataset, entry, cell.labels, cell.labels_seed), {})
+            subset.setdefault(cell.seed, []).append(frame)
+            key = (dataset, entry, cell.labels)
             if VARIANT_MARK not in entry and (key not in first_runs or cell.seed < first_runs[key][0]):
                 first_runs[key] = (cell.seed, results)
             if results.record.train_samples:
@@ -134,5 +166,11 @@ def load_study(directory: str | Path) -> StudyResults:
         raise SegbenchError(f"study {directory} has no finished cell yet; run it with `segbench study run`")
     frames = {key: {seed: pd.concat(parts, ignore_index=True) for seed, parts in by_seed.items()}
               for key, by_seed in collected.items()}
-    return StudyResults(directory, data["name"], data["baseline"], data["datasets"], entries, metrics, frames, missing,
-                        budgets, training_images, first_runs)
+    return StudyResults(directory, data["name"], data["baseline"], datasets, entries, metrics, frames, missing,
+                        budgets, training_images, first_runs, dict(data["models"]))
+
+
+def _variant_dataset(dataset: str, variant: Variant) -> str:
+    """Where a variant's results are reported: under its cell's dataset, or for a variant evaluated on other
+    data under "<dataset>@<variant>" of its own (its images are not the dataset's)."""
+    return f"{dataset}{VARIANT_MARK}{variant.name}" if variant.dataset or variant.root else dataset

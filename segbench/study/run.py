@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segbench.data.folds import write_folds
+from segbench.data.kaggle import located
 from segbench.errors import SegbenchError
 from segbench.plugins import Registry
 from segbench.study.directory import cell_state, check_unchanged, write_study_json
@@ -102,6 +103,6 @@ def _options(cell: Cell):
     from segbench.specs import DatasetOptions
 
     request = cell.request
-    root = Path(request.data_root).expanduser() if request.data_root else None
-    return DatasetOptions(task=request.task, root=root, size=request.image_size, seed=request.seed,
-                          mask_threshold=request.mask_threshold)
+    root = located(request.data_root)[0]  # a `kaggle:` handle: the folder it downloads into
+    return DatasetOptions(task=request.task, root=Path(root).expanduser() if root else None, size=request.image_size,
+                          seed=request.seed, mask_threshold=request.mask_threshold)

@@ -1,7 +1,7 @@
 """Study files (TOML, read with the standard library's tomllib): what a study compares, checked into types.
 
 Every problem is one SegbenchError naming the file, the key (and its line where it can be found) and
-what is valid. The schema is documented in the README ("Studies").
+what is valid. The schema is documented in docs/studies.md ("Studies").
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ RUN_OPTIONS: dict[str, tuple[type, ...]] = {
     "preset": (str,), "epochs": (int,), "steps": (int,), "batch_size": (int,), "lr": (int, float),
     "eval_samples": (int,), "eval_batch_size": (int,), "ensemble": (int,), "image_size": (int,),
     "device": (str,), "precision": (str,), "checkpoint_every": (int, float), "mask_threshold": (int,),
-    "compile": (bool,), "labels_seed": (int,),
+    "compile": (bool,), "labels_seed": (int,), "select": (str,), "select_every": (int,), "augment": (str,),
+    "fusion": (str,),
 }
-TOP_KEYS = ("name", "seeds", "labels", "baseline", "datasets", "models", "folds", "evaluations", "executor", "track",
+TOP_KEYS = ("name", "seeds", "labels", "labels_seeds", "baseline", "datasets", "models", "folds", "evaluations", "executor", "track",
             *RUN_OPTIONS)
 DATASET_KEYS = ("dataset", "task", "root", "image_size", "mask_threshold")
 MODEL_KEYS = ("model", "set")
-EVALUATION_KEYS = ("models", "set", "ensemble", "threshold", "eval_samples")
+EVALUATION_KEYS = ("models", "set", "ensemble", "fusion", "threshold", "eval_samples", "dataset", "root", "split")
 FOLD_KEYS = ("k", "seed")
 
 
@@ -53,8 +54,9 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class Variant:
-    """An evaluation variant: a trained cell evaluated another way (sampler settings, ensemble size,
-    threshold, subset), without training again. `models`: the model labels it applies to (None: all)."""
+    """An evaluation variant: a trained cell evaluated another way (sampler settings, ensemble size and
+    fusion, threshold, subset) or on other data (`dataset` under `root`, its test split or "all" its images, as
+    `segbench evaluate --dataset`), without training again. `models`: the model labels it applies to (None: all)."""
 
     name: str
     models: tuple[str, ...] | None
@@ -62,6 +64,10 @@ class Variant:
     ensemble: int | None = None
     threshold: float | None = None
     eval_samples: int | None = None
+    dataset: str | None = None
+    root: str | None = None
+    split: str = "test"
+    fusion: str | None = None  # None: the cell's
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class Study:
     variants: tuple[Variant, ...] = ()
     executor: dict[str, Any] = field(default_factory=dict)
     labels: tuple[int | None, ...] = (None,)  # label budgets (None: all), an axis of the grid
+    labels_seeds: tuple[int, ...] = ()  # labelled subsets at each budget but all, an axis of the grid (empty: none)
 
     @property
     def has_labels_axis(self) -> bool:
@@ -174,8 +181,10 @@ def read_study(path: str | Path) -> Study:
         raise reader.fail("baseline", f"is not one of the study's models; valid: {', '.join(m.label for m in models)}")
     name = reader.typed(data.get("name", path.stem), "name", (str,))
     executor = dict(reader.table(data.get("executor", {}), "executor"))
+    labels = _labels(reader, data.get("labels"))
     return Study(name, path, text, tuple(seeds), datasets, models, options, baseline, _folds(reader, data.get("folds")),
-                 _variants(reader, data.get("evaluations", {}), models), executor, _labels(reader, data.get("labels")))
+                 _variants(reader, data.get("evaluations", {}), models), executor, labels,
+                 _labels_seeds(reader, data, labels))
 
 
 def _labels(reader: _Reader, value: Any) -> tuple[int | None, ...]:
@@ -191,6 +200,26 @@ def _labels(reader: _Reader, value: Any) -> tuple[int | None, ...]:
     if len(set(budgets)) != len(budgets):
         raise reader.fail("labels", f"lists a budget twice: {value}")
     return budgets
+
+
+def _labels_seeds(reader: _Reader, data: Mapping[str, Any], labels: tuple[int | None, ...]) -> tuple[int, ...]:
+    """`labels_seeds = [0, 1, 2]`: a labelled subset per labels seed at each label budget (not one labels_seed
+    for all cells, and only beside a budget: at "all" labels every subset is the whole training split)."""
+    value = data.get("labels_seeds")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise reader.fail("labels_seeds", f"must be a non-empty list of integers, e.g. labels_seeds = [0, 1, 2]; "
+                                          f"got {value!r}")
+    if len(set(value)) != len(value):
+        raise reader.fail("labels_seeds", f"lists a labels seed twice: {value}")
+    if "labels_seed" in data:
+        raise reader.fail("labels_seeds", "and labels_seed both choose the labelled images: set one labels seed for "
+                                          "every cell (labels_seed = 1) or vary it (labels_seeds = [0, 1, 2]), not both")
+    if all(budget is None for budget in labels):
+        raise reader.fail("labels_seeds", 'varies which training images keep their masks, so it needs a label budget, '
+                                          'e.g. labels = [16, "all"]')
+    return tuple(value)
 
 
 def _datasets(reader: _Reader, value: Any) -> tuple[DatasetEntry, ...]:
@@ -263,5 +292,9 @@ def _variants(reader: _Reader, value: Any, models: tuple[ModelEntry, ...]) -> tu
             None if "ensemble" not in table else reader.typed(table["ensemble"], f"{key}.ensemble", (int,)),
             None if threshold is None else float(threshold),
             None if "eval_samples" not in table else reader.typed(table["eval_samples"], f"{key}.eval_samples", (int,)),
+            None if "dataset" not in table else reader.typed(table["dataset"], f"{key}.dataset", (str,)),
+            None if "root" not in table else str(Path(reader.typed(table["root"], f"{key}.root", (str,))).expanduser()),
+            reader.typed(table.get("split", "test"), f"{key}.split", (str,)),
+            None if "fusion" not in table else reader.typed(table["fusion"], f"{key}.fusion", (str,)),
         ))
     return tuple(variants)

@@ -1,9 +1,11 @@
 """Statistics over a study's seeds: the mean of the per-seed means, its spread, a two-level bootstrap CI
-(resample seeds, then images within each drawn seed), and paired differences against a baseline."""
+(resample seeds, then images within each drawn seed), and paired differences against a baseline. With several
+labelled subsets (a study's labels seeds), a three-level bootstrap: subsets, then seeds within each drawn
+subset, then images within each drawn run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,15 @@ METHOD = (
     "The p-value is a paired t-test across seeds on the per-seed means (scipy.stats.ttest_rel), which has "
     "little power at few seeds; the CI is the primary result"
 )
+SUBSETS_METHOD = (
+    "; with several labelled subsets at a label budget (the study's labels seeds), a number is the mean over the "
+    "subsets of each subset's mean over seeds, and its CI a three-level bootstrap (draw the subsets with "
+    "replacement, then within each drawn subset its seeds, then within each drawn run its images), so it also "
+    "covers which images were labelled; the p-value pairs per-seed means averaged over the subsets"
+)
+
+# runs[labels seed][run seed]: one run's per-image values; labels seed None: the study's one labelled subset
+Runs = Mapping[int | None, Mapping[int, np.ndarray]]
 
 
 def draws(rng: np.random.Generator, resamples: int, seeds: int, images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +56,36 @@ def resample_means(per_seed: Sequence[np.ndarray], pick_seed: np.ndarray, pick_i
     return total / count
 
 
+def three_level_draws(rng: np.random.Generator, resamples: int, subsets: int, seeds: int,
+                      images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uniform [0, 1) draws for `resamples` three-level resamples: (resamples, subsets) to pick subsets, then
+    (resamples, subsets, seeds) and (resamples, subsets, seeds, images) for the two-level draws of each subset slot."""
+    return (rng.random((resamples, subsets)), rng.random((resamples, subsets, seeds)),
+            rng.random((resamples, subsets, seeds, images)))
+
+
+def three_level_means(per_subset: Sequence[Sequence[np.ndarray]], pick_subset: np.ndarray, pick_seed: np.ndarray,
+                      pick_image: np.ndarray) -> np.ndarray:
+    """The three-level bootstrap means for given draws (see `three_level_draws`): (resamples,)."""
+    count = len(per_subset)
+    chosen = np.minimum((pick_subset * count).astype(np.int64), count - 1)  # (R, L) subset indices
+    total = np.zeros(pick_subset.shape[0])
+    for j in range(count):  # the j-th subset slot of every resample
+        for l, per_seed in enumerate(per_subset):
+            rows = np.flatnonzero(chosen[:, j] == l)
+            if rows.size:
+                total[rows] += resample_means(per_seed, pick_seed[rows, j], pick_image[rows, j])
+    return total / count
+
+
+def _percentile_ci(chunk_means: Callable[[int], np.ndarray], resamples: int, level: float) -> tuple[float, float]:
+    """Percentile CI of the means `chunk_means(size)` gives for CHUNK resamples at a time."""
+    means = [chunk_means(min(CHUNK, resamples - start)) for start in range(0, resamples, CHUNK)]
+    alpha = (1 - level) / 2
+    low, high = np.quantile(np.concatenate(means), [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def two_level_ci(per_seed: Sequence[np.ndarray], seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
                  level: float = CI_LEVEL) -> tuple[float, float]:
     """Percentile CI of the mean of per-seed means; per_seed[s]: seed s's per-image values (N_s,)."""
@@ -53,18 +94,32 @@ def two_level_ci(per_seed: Sequence[np.ndarray], seed: int, resamples: int = BOO
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     longest = max(v.size for v in per_seed)
-    means = []
-    for start in range(0, resamples, CHUNK):
-        pick_seed, pick_image = draws(rng, min(CHUNK, resamples - start), len(per_seed), longest)
-        means.append(resample_means(per_seed, pick_seed, pick_image))
-    alpha = (1 - level) / 2
-    low, high = np.quantile(np.concatenate(means), [alpha, 1 - alpha])
-    return float(low), float(high)
+    return _percentile_ci(lambda size: resample_means(per_seed, *draws(rng, size, len(per_seed), longest)),
+                          resamples, level)
+
+
+def three_level_ci(per_subset: Sequence[Sequence[np.ndarray]], seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
+                   level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile CI of the mean over subsets of each subset's mean of per-seed means; per_subset[l][s]: the
+    per-image values of seed s on labelled subset l. One subset: `two_level_ci` of its seeds."""
+    if len(per_subset) == 1:
+        return two_level_ci(per_subset[0], seed, resamples, level)
+    per_subset = [[np.asarray(v, dtype=np.float64) for v in per_seed] for per_seed in per_subset]
+    if not per_subset or any(not per_seed or any(v.size == 0 for v in per_seed) for per_seed in per_subset):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    seeds = max(len(per_seed) for per_seed in per_subset)
+    longest = max(v.size for per_seed in per_subset for v in per_seed)
+    return _percentile_ci(
+        lambda size: three_level_means(per_subset, *three_level_draws(rng, size, len(per_subset), seeds, longest)),
+        resamples, level)
 
 
 @dataclass(frozen=True)
 class OverSeeds:
-    """One model on one dataset over seeds: every seed's per-image mean, their mean, SD and CI."""
+    """One model on one dataset over seeds (and labelled subsets): every seed's per-image mean (averaged over
+    the subsets that have it), the mean (over subsets of each one's mean over seeds), the SD across seeds, the
+    CI, and the labels seeds of the subsets (None: the study's one subset)."""
 
     seeds: tuple[int, ...]
     seed_means: tuple[float, ...]
@@ -72,12 +127,13 @@ class OverSeeds:
     sd: float
     ci_low: float
     ci_high: float
+    subsets: tuple[int | None, ...] = (None,)
 
 
 @dataclass(frozen=True)
 class PairedOverSeeds:
-    """model - baseline, paired by seed and image: mean difference with its CI, seeds the model beats the
-    baseline on, and the paired t-test across seeds."""
+    """model - baseline, paired by subset, seed and image: mean difference with its CI, seeds the model beats
+    the baseline on, and the paired t-test across seeds."""
 
     difference: OverSeeds
     wins: int
@@ -88,22 +144,35 @@ class PairedOverSeeds:
         return not self.difference.ci_low <= 0 <= self.difference.ci_high
 
 
-def over_seeds(seeds: Sequence[int], per_seed: Sequence[np.ndarray], bootstrap_seed: int) -> OverSeeds:
-    means = [float(np.mean(v)) for v in per_seed]
-    low, high = two_level_ci(per_seed, bootstrap_seed)
-    sd = float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")
-    return OverSeeds(tuple(seeds), tuple(means), float(np.mean(means)), sd, low, high)
+def _seed_means(runs: Runs) -> dict[int, float]:
+    """Each run seed's per-image mean, averaged over the subsets that have it, in seed order."""
+    seeds = sorted({s for by_seed in runs.values() for s in by_seed})
+    return {s: float(np.mean([float(np.mean(by_seed[s])) for by_seed in runs.values() if s in by_seed])) for s in seeds}
 
 
-def paired_over_seeds(seeds: Sequence[int], model: Sequence[np.ndarray], baseline: Sequence[np.ndarray],
-                      bootstrap_seed: int, higher_is_better: bool = True) -> PairedOverSeeds:
-    """model[s] and baseline[s]: per-image values of seed s on the same images in the same order."""
-    differences = [np.asarray(m, np.float64) - np.asarray(b, np.float64) for m, b in zip(model, baseline)]
-    summary = over_seeds(seeds, differences, bootstrap_seed)
+def over_runs(runs: Runs, bootstrap_seed: int) -> OverSeeds:
+    """Summary of `runs` (see `Runs`); the CI is two-level with one subset, three-level with several."""
+    subsets = list(runs)
+    per_subset = [[runs[l][s] for s in sorted(runs[l])] for l in subsets]
+    subset_means = [float(np.mean([float(np.mean(v)) for v in per_seed])) for per_seed in per_subset]
+    seed_means = _seed_means(runs)
+    low, high = three_level_ci(per_subset, bootstrap_seed)
+    sd = float(np.std(list(seed_means.values()), ddof=1)) if len(seed_means) > 1 else float("nan")
+    return OverSeeds(tuple(seed_means), tuple(seed_means.values()), float(np.mean(subset_means)), sd, low, high,
+                     tuple(subsets))
+
+
+def paired_over_runs(model: Runs, baseline: Runs, bootstrap_seed: int,
+                     higher_is_better: bool = True) -> PairedOverSeeds:
+    """model[l][s] and baseline[l][s]: per-image values of the same runs (subset l, seed s) on the same images in
+    the same order."""
+    differences = {l: {s: np.asarray(v, np.float64) - np.asarray(baseline[l][s], np.float64)
+                       for s, v in by_seed.items()} for l, by_seed in model.items()}
+    summary = over_runs(differences, bootstrap_seed)
     sign = 1 if higher_is_better else -1
     wins = sum(sign * d > 0 for d in summary.seed_means)
-    if len(seeds) > 1 and np.ptp(summary.seed_means) > 1e-12:  # equal differences: no t statistic
-        p_value = float(stats.ttest_rel([float(np.mean(m)) for m in model], [float(np.mean(b)) for b in baseline]).pvalue)
+    if len(summary.seeds) > 1 and np.ptp(summary.seed_means) > 1e-12:  # equal differences: no t statistic
+        p_value = float(stats.ttest_rel(list(_seed_means(model).values()), list(_seed_means(baseline).values())).pvalue)
     else:
         p_value = float("nan")
     return PairedOverSeeds(summary, int(wins), p_value)

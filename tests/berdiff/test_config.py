@@ -16,7 +16,7 @@ from tests.segmenters import planned, registered
 
 def spec() -> ModelSpec:
     specs = registered(plugin)
-    assert list(specs) == ["berdiff"]
+    assert list(specs) == ["berdiff", "berdiff:direct"]  # the control: tests/core/test_direct_controls.py
     return specs["berdiff"]
 
 

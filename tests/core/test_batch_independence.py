@@ -8,16 +8,21 @@ CPU kernel paths."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import torch
 
 from segbench.data.prepare import SplitData
+from segbench.data.views import TrainingView
+from segbench.engine.augment import Augmenter
 from segbench.engine.device import Runtime, batch_shape
 from segbench.engine.evaluation import predict_split
+from segbench.engine.training import Objective, global_batches, train
 from segbench.plan.build import plan_model
 from segbench.plan.run_plan import EvaluationPlan
 from segbench.testing import fit_stages
+from tests.core.test_augment import ALWAYS as ALL_ON
 from tests.core.test_registry_contracts import MODELS, REGISTRY
 
 SIZE = 32
@@ -63,6 +68,22 @@ def test_predictions_do_not_depend_on_batch_companions_subset_or_shard(name, thr
         assert torch.equal(reordered.probabilities[position], full.probabilities[sample]), (name, sample)
         if full.uncertainty is not None:
             assert torch.equal(reordered.uncertainty[position], full.uncertainty[sample])
+
+
+@pytest.mark.parametrize("fusion", ["vote", "staple"])  # mean: the test above
+def test_a_fused_ensemble_is_deterministic_and_independent_of_batch_companions(fusion):
+    """One sampling model suffices: the fusion runs on each sample's own members, after prediction."""
+    spec = REGISTRY.model("diff-add")
+    plan = plan_model(spec, "diff-add", "tiny", "lung", SIZE)
+    torch.manual_seed(0)
+    model = fit_stages(spec.factory(plan.factory_input(SIZE)), spec, SIZE)
+    data, cpu = _data(), Runtime(torch.device("cpu"), "fp32")
+    evaluation = EvaluationPlan(None, 5, 2, 0.5, fusion=fusion)
+    full, again = (predict_split(model, data, evaluation, run_seed=1, runtime=cpu) for _ in range(2))
+    reordered = predict_split(model, data.subset(SUBSET), evaluation, run_seed=1, runtime=cpu)
+    assert torch.equal(full.probabilities, again.probabilities) and torch.equal(full.uncertainty, again.uncertainty)
+    assert torch.equal(reordered.probabilities, full.probabilities[SUBSET])
+    assert torch.equal(reordered.uncertainty, full.uncertainty[SUBSET])
 
 
 def _probe_input(x: torch.Tensor) -> torch.Tensor:
@@ -119,3 +140,34 @@ def test_the_network_predicts_cpu_batches_of_a_multiple_of_32_masks_in_fp32_and_
     predict_split(Recorder(), _data(), EvaluationPlan(None, 3, 2, 0.5), run_seed=1,
                   runtime=Runtime(cpu, "fp32"))
     assert shapes == [32] * 14  # 40 masks, 3 to a batch
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_each_trained_stage_gets_every_sample_augmented_as_it_would_be_alone(name):
+    """Under --augment standard (every transform on, both flips allowed), the first step of each stage that
+    trains sees each sample of its batch as the sample augmented alone, where the stage is augmented (a
+    labelled one, or one that asks), and the data as they are where it is not."""
+    spec = REGISTRY.model(name)
+    plan = plan_model(spec, name, "tiny", "lung", SIZE)
+    torch.manual_seed(0)
+    model = spec.factory(plan.factory_input(SIZE))
+    data, cpu = _data(8), Runtime(torch.device("cpu"), "fp32")
+    for stage in (s for s in spec.stages if not s.fit):
+        view = TrainingView(data.ids, data.images, data.masks if stage.needs_labels else None)
+        seen: list[tuple[torch.Tensor, ...]] = []
+        loss = getattr(model, stage.loss)
+        setattr(model, stage.loss, lambda *batch, loss=loss: seen.append(tuple(x.clone() for x in batch)) or loss(*batch))
+        try:
+            train(model, view, replace(plan.stage_training(stage.name), steps=1, epochs=None, batch_size=4), seed=7,
+                  runtime=cpu, objective=Objective(stage.loss, stage.trains),
+                  augment=Augmenter(ALL_ON, 1, data.ids) if stage.augmented else None)
+        finally:
+            delattr(model, stage.loss)
+        index = global_batches(len(view), 4, 7, 0)[0]
+        raw = (torch.from_numpy(data.images[index.numpy()]).unsqueeze(1).float().div_(255),
+               *([torch.from_numpy(data.masks[index.numpy()]).unsqueeze(1).float()] if stage.needs_labels else []))
+        for position, sample in enumerate(index.tolist()):
+            alone = tuple(x[position:position + 1] for x in raw)
+            if stage.augmented:
+                alone = Augmenter(ALL_ON, 1, data.ids)(alone, index[position:position + 1], 0)
+            assert all(torch.equal(a[0], s[position]) for a, s in zip(alone, seen[0])), (name, stage.name, sample)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segbench import DatasetOptions, DatasetSpec, SegbenchError
-from segbench.data import load_split
+from segbench.data.prepare import load_split
 from segbench.data import cache as data_cache
 from segbench.data.prepare import binary_mask
 from segbench.data.resize import resize_image, resize_mask, to_gray_float

@@ -1,4 +1,4 @@
-"""The README's plugin example, copied verbatim into a new folder, runs both ways: as a module in the
+"""The plugin example of docs/plugins.md, copied verbatim into a new folder, runs both ways: as a module in the
 current folder (and by its path), and by its entry point after `pip install`; and its model learns."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from tests.conftest import repo_root
 SEGBENCH = Path(sys.executable).with_name("segbench")  # the console script, which does not add the cwd to sys.path
 
 
-def _readme_block(language: str, first_line: str) -> str:
-    readme = (repo_root() / "README.md").read_text()
-    for block in re.findall(rf"```{language}\n(.*?)```", readme, re.S):
+def _docs_block(language: str, first_line: str) -> str:
+    page = (repo_root() / "docs" / "plugins.md").read_text()
+    for block in re.findall(rf"```{language}\n(.*?)```", page, re.S):
         if block.startswith(first_line):
             return block
-    raise AssertionError(f"README has no {language} block starting {first_line!r}")
+    raise AssertionError(f"docs/plugins.md has no {language} block starting {first_line!r}")
 
 
 def _segbench(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +32,7 @@ def _segbench(cwd: Path, *args: str, env: dict | None = None) -> subprocess.Comp
 
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    (tmp_path / "my_plugin.py").write_text(_readme_block("python", "# my_plugin.py"))
+    (tmp_path / "my_plugin.py").write_text(_docs_block("python", "# my_plugin.py"))
     return tmp_path
 
 
@@ -62,7 +62,7 @@ def test_the_example_learns_phantom_lungs(folder):
 
 @pytest.mark.slow
 def test_the_example_installed_by_its_entry_point_is_loaded_once(folder, tmp_path_factory):
-    entry_point = _readme_block("toml", "[project.entry-points.segbench]")
+    entry_point = _docs_block("toml", "[project.entry-points.segbench]")
     (folder / "pyproject.toml").write_text(
         '[project]\nname = "my-plugin"\nversion = "0.1"\n\n[tool.setuptools]\npy-modules = ["my_plugin"]\n\n'
         + entry_point)

@@ -1,7 +1,8 @@
 """A run's record says what ran (registry-driven): for every built-in model, the optimiser steps, batch size
 and learning rate each stage's optimiser actually ran (spied on the training loop) equal what config.json
 and models.json record for that stage; the CLI's training options reach every trained stage, a
-`--set MODEL.STAGE.KEY` wins over them for its stage, and a stage fitted once records no training settings."""
+`--set MODEL.STAGE.KEY` wins over them for its stage, and a stage fitted once records no training settings;
+every stage records its training FLOPs, which the cost table gives."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from segbench.engine import training
 from segbench.plan.build import trained_stages
 from segbench.plugins import load_plugins
+from segbench.reports.settings import MODEL_COLUMNS
 from segbench.training_settings import ema_decay_for
 from tests.reliability.conftest import cli
 
@@ -95,6 +97,24 @@ def test_every_trained_stage_records_what_its_optimiser_ran(executed) -> None:
         if trained_stages(_REGISTRY.model(name)) is not None:
             said, cost = f"{stage}: {said}", f"{stage}: {cost}"
         assert said in _report_line(out, f"- **{name}**:") and cost in _report_line(out, f"| {name} | tiny |"), stage
+
+
+def test_every_stage_records_its_training_flops_and_the_cost_table_gives_them(executed) -> None:
+    """A trained stage: steps x the FLOPs of one step (counted: positive); a stage fitted once: 0, no step."""
+    names, out, _ = executed
+    models = json.loads((out / "models.json").read_text())
+    column = MODEL_COLUMNS.index("Training TFLOP")
+    for name in names:
+        stages = models[name]["stages"]
+        for stage in stages:
+            if stage["batch_size"] is None:
+                assert stage["step_flops"] is None and stage["training_flops"] == 0, (name, stage["name"])
+            else:
+                assert stage["step_flops"] > 0, (name, stage["name"])
+                assert stage["training_flops"] == stage["steps"] * stage["step_flops"], (name, stage["name"])
+        cell = _report_line(out, f"| {name} | tiny |").split(" | ")[column]
+        assert cell.split(" (")[0] == f"{sum(stage['training_flops'] for stage in stages) / 1e12:.3g}", (name, cell)
+        assert all(f"{stage['name']}: –" in cell for stage in stages if stage["batch_size"] is None), (name, cell)
 
 
 def _report_line(out: Path, start: str) -> str:

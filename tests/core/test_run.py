@@ -121,6 +121,23 @@ def test_ensemble_stores_uncertainty(tmp_path, run_cli):
         assert npz["uncertainty"].shape == (10, 32, 32) and npz["uncertainty"].max() > 0
 
 
+def test_a_fused_ensemble_is_recorded_reported_and_evaluated_another_way(tmp_path, run_cli):
+    out = tmp_path / "vote"
+    code, _, stderr = run_cli(*RUN, "--out", str(out), "--ensemble", "2", "--fusion", "vote", "--eval-batch-size", "4")
+    assert code == 0, stderr
+    assert json.loads((out / "config.json").read_text())["plan"]["evaluation"]["fusion"] == "vote"
+    assert ("**Ensemble size**: 2, fused by majority vote (uncertainty: entropy of the vote fraction)"
+            in (out / "report.md").read_text())
+    with np.load(out / "predictions/toy-cnn.npz", allow_pickle=False) as npz:
+        tie = float(np.nextafter(np.float16(0.5), np.float16(0)))  # stored in float16, still below 0.5
+        assert set(np.unique(npz["probabilities"]).tolist()) <= {0.0, tie, 1.0}
+    again = tmp_path / "staple"
+    code, _, stderr = run_cli("evaluate", str(out), "--fusion", "staple", "--out", str(again), "--quiet")
+    assert code == 0, stderr
+    assert read_record(again).plan.evaluation.fusion == "staple"
+    assert "2, fused by STAPLE, Warfield et al. 2004" in (again / "report.md").read_text()
+
+
 def test_resume_skips_finished_models(first_run, tmp_path, run_cli):
     import shutil
 

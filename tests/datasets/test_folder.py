@@ -149,12 +149,64 @@ def test_duplicate_stems(root: Path, folder: str) -> None:
         _all_ids(FolderSource(root))
 
 
-def test_mask_of_another_size(root: Path) -> None:
-    _write(root / "masks" / "case 4.png", np.zeros((5, 5), np.uint8), "L")
-    source = FolderSource(root)
-    split = next(s for s, ids in _all_ids(source).items() if "images/case 4" in ids)
-    with pytest.raises(SegbenchError, match=r"is 5x5 but its image case 4.png is 26x24"):
-        source.load(split, "images/case 4")
+def test_a_mask_of_another_size_is_resized_to_its_image_by_nearest_neighbour(tmp_path: Path) -> None:
+    """Each pixel takes the mask pixel under its centre: a 2x3 mask doubled to its 4x6 image, an 8x12 one
+    halved (its odd rows and columns)."""
+    small = np.array([[0, 255, 0], [255, 0, 255]], np.uint8)
+    large = np.arange(96, dtype=np.uint8).reshape(8, 12)
+    for stem, mask in (("small", small), ("large", large)):
+        _write(tmp_path / "images" / f"{stem}.png", np.zeros((4, 6), np.uint8), "L")
+        _write(tmp_path / "masks" / f"{stem}.png", mask, "L")
+    _write(tmp_path / "images" / "same.png", np.zeros((4, 6), np.uint8), "L")
+    _write(tmp_path / "masks" / "same.png", np.zeros((4, 6), np.uint8), "L")
+    (tmp_path / "splits.json").write_text(json.dumps({"train": ["same"], "val": [], "test": ["small", "large"]}))
+    source = FolderSource(tmp_path)
+    _, doubled = source.load("test", "images/small")
+    assert doubled.tolist() == [[0, 0, 255, 255, 0, 0]] * 2 + [[255, 255, 0, 0, 255, 255]] * 2
+    _, halved = source.load("test", "images/large")
+    assert np.array_equal(halved, large[1::2, 1::2])
+
+
+def _metadata_root(root: Path, text: str) -> FolderSource:
+    (root / "metadata.csv").write_text(text)
+    return FolderSource(root)
+
+
+def test_metadata_csv_columns_are_each_samples_metadata_cached_with_the_arrays(root: Path) -> None:
+    from segbench.data.prepare import load_split
+    from segbench_cxr import plugin
+
+    specs = []
+    plugin.register_datasets(specs.append)
+    spec = next(s for s in specs if s.name == "folder")
+    rows = "".join(f"case {k},{'ab'[k % 2]},{k}\n" for k in range(20))
+    source = _metadata_root(root, f"stem,site,age_2\nunused,x,0\n{rows}")
+    options = DatasetOptions("lung", root, 16, 0)
+    for attempt in (source, FolderSource(root)):  # decoded, then from the cache
+        test = load_split(spec, attempt, options, "test")
+        ks = [int(i.split()[-1]) for i in test.ids]
+        assert dict(test.metadata) == {"site": ["ab"[k % 2] for k in ks], "age_2": [str(k) for k in ks]}
+    before = source.fingerprint("test")
+    (root / "metadata.csv").write_text("stem,site\n" + "".join(f"case {k},c\n" for k in range(20)))
+    assert FolderSource(root).fingerprint("test") != before
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("stem,Site\ncase 0,a\n", r"metadata.csv: column 'Site' is not a valid metadata name \(lower-case letters"),
+    ("stem,2nd\ncase 0,a\n", r"column '2nd' is not a valid metadata name"),
+    ("stem,site,site\ncase 0,a,b\n", r"column 'site' is not a valid metadata name .*each once"),
+    ("image,site\ncase 0,a\n", r"metadata.csv has no 'stem' column .*its columns: image, site"),
+    ("", r"metadata.csv has no 'stem' column .*its columns: none"),
+    ("stem,site\ncase 0\n", r"metadata.csv line 2 has 1 fields; the header has 2"),
+    ("stem,site\ncase 0,a\ncase 0,b\n", r"metadata.csv line 3: the stem 'case 0' has a row already"),
+    ("stem,site\ncase 0,a\n", r"metadata.csv has no row for the image case 1.jpg; add a row whose 'stem' is 'case 1'"),
+])
+def test_a_bad_metadata_csv_is_one_clear_error(root: Path, text: str, message: str) -> None:
+    source = _metadata_root(root, text)
+    with pytest.raises(SegbenchError, match=message):
+        for split in ("train", "val", "test"):
+            for sample_id in source.sample_ids(split):
+                source.metadata(split, sample_id)
 
 
 def test_corrupt_image(root: Path) -> None:

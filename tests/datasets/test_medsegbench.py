@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from segbench import DatasetOptions, SegbenchError
-from segbench.data import load_split
+from segbench.data.prepare import load_split
 from segbench.data.images import read_image
 from segbench.data.resize import resize_image, resize_mask
 from segbench.plugins import load_plugins

@@ -16,9 +16,9 @@ def config(preset="tiny", image_size=32, **sets) -> DiffusionHyperparameters:
 
 def test_registers_diff_add_and_diff_concat_and_the_wolleb_configuration():
     specs = registered(plugin)
-    assert set(specs) == {"diff-add", "diff-concat", "diff-concat-wolleb"}
+    assert set(specs) == {"diff-add", "diff-concat", "diff-concat-wolleb", "diff-add:direct", "diff-concat:direct"}
     for spec in specs.values():
-        assert spec.family == "diffusion"
+        assert spec.family == ("control" if spec.name.endswith(":direct") else "diffusion")
         assert {"tiny", "small", "paper"} <= set(spec.presets)
         assert spec.description and "\n" not in spec.description
     assert "SegDiff" in specs["diff-add"].reference and "SegDiff" in specs["diff-concat"].reference

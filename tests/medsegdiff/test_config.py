@@ -15,7 +15,7 @@ from tests.segmenters import planned, registered
 
 def spec() -> ModelSpec:
     specs = registered(plugin)
-    assert list(specs) == ["medsegdiff"]
+    assert list(specs) == ["medsegdiff", "medsegdiff:direct"]  # the control: tests/core/test_direct_controls.py
     return specs["medsegdiff"]
 
 

@@ -2,7 +2,7 @@
 
 WHERE is `train` (the Nth training step starts, in any stage: the calls of every stage's loss count),
 `predict` (the Nth prediction batch starts; the pass of one mask that counts FLOPs is not a batch: CPU
-batches are multiples of 32 masks), either of
+batches are multiples of 32 masks; nor is the pass that counts a training step's FLOPs a step), either of
 them as `train@MODEL` / `predict@MODEL` to count only that model's calls (any registered model: the
 factories are wrapped, so built-in models are killed as the toy ones are), or a file name such as
 `per_image.csv`: the Nth atomic write of that file dies after writing its temporary file, before the
@@ -15,7 +15,16 @@ import dataclasses
 import os
 import signal
 import sys
+import types
 from pathlib import Path
+
+
+def counting_flops() -> bool:
+    """Whether the engine is counting FLOPs (its counts run under torch.utils.flop_counter's dispatch mode):
+    a call made then is not a training step or prediction batch."""
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+    return is_in_torch_dispatch_mode()
 
 
 def main() -> None:
@@ -44,14 +53,14 @@ def main() -> None:
                 model = factory(values)
                 full = f"{name}:{values['variant']}" if "variant" in values else name
                 for method in methods if not only or only == full else ():
-                    original = getattr(model, method)
-
-                    def counted(*a, original=original, **k):
-                        if kind == "train" or len(a[0]) > 1:
+                    def counted(self, *a, original=getattr(type(model), method), **k):
+                        if not counting_flops() and (kind == "train" or len(a[0]) > 1):
                             tick()
-                        return original(*a, **k)
+                        return original(self, *a, **k)
 
-                    object.__setattr__(model, method, counted)  # an instance attribute shadows the method
+                    # an instance attribute shadows the method; bound, so that the copy a training FLOP count
+                    # makes (copy.deepcopy) runs itself, not this model
+                    object.__setattr__(model, method, types.MethodType(counted, model))
                 return model
             return build
 

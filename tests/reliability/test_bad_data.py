@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segbench.data import load_split
+from segbench.data.prepare import load_split
 from segbench.data.cache import CACHE_FORMAT, cache_dir
 from segbench.errors import SegbenchError
 from segbench.io import atomic_save, write_npz
@@ -71,8 +71,8 @@ CASES = {
                         ["cannot read image {root}/images/c6.png", "replace or remove that file"]),
     "corrupt mask": (lambda r: (r / "masks/c7.png").write_bytes(b"garbage"),
                      ["cannot read mask {root}/masks/c7.png", "replace or remove that file"]),
-    "mask size differs": (lambda r: _grey(r / "masks/c6.png", np.zeros((12, 24))),
-                          ["mask {root}/masks/c6.png is 24x12 but its image c6.png is 24x24", "must have its image's size"]),
+    "metadata column badly named": (lambda r: (r / "metadata.csv").write_text("stem,Site\nc6,north\n"),
+                                    ["{root}/metadata.csv: column 'Site' is not a valid metadata name"]),
     "mask not binary": (lambda r: _grey(r / "masks/c7.png", np.arange(24 * 24).reshape(24, 24) % 3 * 7),
                         ["mask of folder:images/c7 (under {root}) is not binary (values 0, 7, 14)", "--mask-threshold T"]),
     "empty images folder": (lambda r: [p.unlink() for p in (r / "images").iterdir()],

@@ -49,16 +49,16 @@ def _compared(models: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def references(tmp_path_factory) -> Callable[[str], Path]:
-    """The uninterrupted run of `models`, made once per module."""
-    made: dict[str, Path] = {}
+    """The uninterrupted run of `models` (with `extra` options), made once per module."""
+    made: dict[tuple[str, ...], Path] = {}
 
-    def reference(models: str) -> Path:
-        if models not in made:
+    def reference(models: str, *extra: str) -> Path:
+        if (models, *extra) not in made:
             out = tmp_path_factory.mktemp("reference") / "run"
-            code, _, stderr = cli(*_run(models), "--out", str(out))
+            code, _, stderr = cli(*_run(models), *extra, "--out", str(out))
             assert code == 0, stderr
-            made[models] = out
-        return made[models]
+            made[(models, *extra)] = out
+        return made[(models, *extra)]
 
     return reference
 
@@ -68,24 +68,27 @@ def _killed(where: str, n: int, models: str, out: Path, *extra: str) -> None:
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
 
-def _finish_and_compare(reference: Path, out: Path, models: str) -> None:
-    code, _, stderr = cli(*_run(models), "--out", str(out), "--resume")
+def _finish_and_compare(reference: Path, out: Path, models: str, *extra: str) -> None:
+    code, _, stderr = cli(*_run(models), *extra, "--out", str(out), "--resume")
     assert code == 0, stderr
     assert differing_files(reference, out, _compared(models)) == []
     assert not (out / "partial").exists()
 
 
+@pytest.mark.parametrize("augment", ["none", "standard"])
 @pytest.mark.parametrize("model", [m if m in DEFAULT_SUITE else pytest.param(m, marks=pytest.mark.slow)
                                    for m in BUILTIN])
-def test_builtin_model_killed_in_training_and_in_evaluation_resumes_exactly(references, tmp_path, model):
-    out = tmp_path / "run"
+def test_builtin_model_killed_in_training_and_in_evaluation_resumes_exactly(references, tmp_path, model, augment):
+    """Under each augmentation policy: the standard one's draws come from (seed, epoch, sample id), which a
+    resumed epoch knows."""
+    out, policy = tmp_path / "run", ("--augment", augment)
     # training step 2 starts after step 1 was checkpointed (every step): a resume mid-epoch
-    _killed(f"train@{model}", 2, model, out, "--checkpoint-every", "0")
+    _killed(f"train@{model}", 2, model, out, *policy, "--checkpoint-every", "0")
     assert (out / "checkpoints").is_dir() and not (out / "per_image.csv").exists()
     # the resumed run finishes training, commits two prediction batches and dies in the third
-    _killed(f"predict@{model}", 3, model, out, "--resume")
+    _killed(f"predict@{model}", 3, model, out, *policy, "--resume")
     assert len(list((out / "partial").rglob("batch-*.npz"))) == 2
-    _finish_and_compare(references(model), out, model)
+    _finish_and_compare(references(model, *policy), out, model, *policy)
 
 
 def test_main_job_pair_killed_in_each_model_resumes_exactly(references, tmp_path):

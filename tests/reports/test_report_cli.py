@@ -53,7 +53,7 @@ def test_markdown_writes_its_figures_beside_the_report(two_runs, run_cli, tmp_pa
     for name in ("qualitative", "distribution", "losses"):
         assert f"![{name}](cmp-figures/{name}.png)" in text
         assert (tmp_path / "cmp-figures" / f"{name}.png").read_bytes().startswith(PNG)
-    assert "standard deviation" in text  # diff-add stored an uncertainty map, shown in the grid
+    assert "per-pixel uncertainty map" in text  # diff-add stored an uncertainty map, shown in the grid
     assert "| Metric | unet | res50attunet | diff-add |" in text and "- **Runs**:" in text
     assert "## Paired comparison with unet (per-image dice)" in text and "Holm" in text
 

@@ -1,6 +1,6 @@
 """What a report says about training: the label budget and labels seed in its header, each stage's settings of
 a model trained in stages (a stage fitted without an optimiser said as such, in the order the cost table
-gives the stages), and each stage's losses in the losses figure."""
+gives the stages, with its training FLOPs), and each stage's losses in the losses figure."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ DDPM = TrainingSettings(epochs=None, steps=1200, batch_size=16, lr=0.0002)
 MLP = TrainingSettings(epochs=3, batch_size=8, lr=0.001)
 
 
-def _stage(name: str, steps: int, batch: int | None, stage_losses: list[float], view: str = "images") -> StageRecord:
+def _stage(name: str, steps: int, batch: int | None, stage_losses: list[float], view: str = "images",
+           step_flops: int | None = None) -> StageRecord:
     return StageRecord(name, view, "train", 480, 16 if view == "labelled" else 0, steps, len(stage_losses), batch,
-                       stage_losses, 1.0, 1000 if batch else 0)
+                       stage_losses, 1.0, 1000 if batch else 0, step_flops=step_flops,
+                       training_flops=steps * step_flops if step_flops else 0)
 
 
 def staged_results() -> RunResults:
@@ -34,7 +36,8 @@ def staged_results() -> RunResults:
                       stages={"ddpm": DDPM, "mlp": MLP})
     results.record = replace(results.record, plan=replace(plan, models=(model,)))
     results.models = {"features": ModelRecord(status="done", parameters=2_000_000, parameters_trained=2_000_000, stages=[
-        _stage("ddpm", 1200, 16, [0.3, 0.1, 0.05]), _stage("mlp", 6, 8, [0.7, 0.5, 0.4], "labelled"),
+        _stage("ddpm", 1200, 16, [0.3, 0.1, 0.05], step_flops=2_000_000_000),
+        _stage("mlp", 6, 8, [0.7, 0.5, 0.4], "labelled", step_flops=500_000_000),
         _stage("calibration", 0, None, [], "healthy")])}
     return results
 
@@ -64,6 +67,10 @@ def test_a_staged_model_gives_each_stage_its_settings_in_the_order_of_its_cost()
     (row,) = model_rows(results)
     cost = row[MODEL_COLUMNS.index("Training: steps x batch, s")]
     assert cost == "ddpm: 1200 x 16, 1.0 s; mlp: 6 x 8, 1.0 s; calibration: fit on 480 images"
+    # steps x one step's FLOPs, in TFLOP: 2.4 + 0.003, and none for the stage fitted without an optimiser
+    assert row[MODEL_COLUMNS.index("Training TFLOP")] == "2.4 (ddpm: 2.4; mlp: 0.003; calibration: –)"
+    (old,) = model_rows(literal_results())[:1]  # a run from before training FLOPs were counted
+    assert old[MODEL_COLUMNS.index("Training TFLOP")] == "–"
 
 
 def test_a_model_in_one_stage_gives_its_training_settings():

@@ -20,6 +20,7 @@ k = 3
 [evaluations.big]
 models = ["toy-cnn"]
 ensemble = 4
+fusion = "staple"
 threshold = 0.4
 set = { width = 8 }
 
@@ -35,8 +36,8 @@ workers = 2
     assert ddim.sets == {"sampling_steps": "50", "clip_x0": "false", "channel_mult": "1,2"}
     assert study.folds == (3, 0)
     variant = study.variants[0]
-    assert (variant.name, variant.models, variant.ensemble, variant.threshold, variant.sets) == \
-        ("big", ("toy-cnn",), 4, 0.4, {"width": "8"})
+    assert (variant.name, variant.models, variant.ensemble, variant.fusion, variant.threshold, variant.sets) == \
+        ("big", ("toy-cnn",), 4, "staple", 0.4, {"width": "8"})
     assert study.executor == {"name": "local", "workers": 2}
 
 
@@ -97,3 +98,14 @@ def test_an_executor_that_is_not_installed_or_unknown_is_one_line(tmp_path, monk
     assert code == 2 and "needs the Python package 'submitit'" in stderr and "segbench[submitit]" in stderr
     code, _, stderr = cli("study", "run", str(path), "--out", str(tmp_path / "s"), "--executor", "ray")
     assert code == 2 and "unknown executor 'ray'; valid: local, submitit" in stderr
+
+
+@pytest.mark.parametrize(("evaluation", "message"), [
+    ('dataset = "nope"', "evaluations.far x datasets.squares: unknown dataset 'nope'"),
+    ('dataset = "folder"', "evaluations.far x datasets.squares: dataset 'folder' needs --data-root"),
+    ('split = "val"', "evaluations.far x datasets.squares: unknown --split 'val'"),
+])
+def test_a_variant_on_data_the_run_cannot_evaluate_names_its_key(tmp_path, evaluation, message):
+    study = write(tmp_path, TOY + f"\n[evaluations.far]\n{evaluation}\n")
+    code, _, stderr = cli("study", "plan", str(study), "--out", str(tmp_path / "s"))
+    assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr

@@ -21,8 +21,8 @@ def frame(dice: list[float], empty: np.ndarray = EMPTY) -> pd.DataFrame:
 
 
 def study(empty: np.ndarray = EMPTY) -> StudyResults:
-    frames = {("d", "base", 4): {0: frame([1, 0.2, 0.4, 1, 0.0], empty), 1: frame([1, 0.1, 0.3, 0, 0.2], empty)},
-              ("d", "model", 4): {0: frame([0, 0.8, 0.6, 0, 0.7], empty), 1: frame([0, 0.9, 0.5, 1, 0.6], empty)}}
+    frames = {("d", "base", 4, None): {0: frame([1, 0.2, 0.4, 1, 0.0], empty), 1: frame([1, 0.1, 0.3, 0, 0.2], empty)},
+              ("d", "model", 4, None): {0: frame([0, 0.8, 0.6, 0, 0.7], empty), 1: frame([0, 0.9, 0.5, 1, 0.6], empty)}}
     return StudyResults(Path("."), "s", "base", {"d": "infection"}, ["base", "model"], ["dice"], frames,
                         budgets=[4], training_images={"d": 10})
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from segbench.reports.settings import MODEL_COLUMNS
 from segbench.results import read_models
 from segbench.study.directory import read_study_json
 from tests.reliability.conftest import cli
@@ -46,6 +47,8 @@ def test_a_labels_axis_runs_each_budget_reuses_budget_free_stages_and_reports_a_
     pretrain = {(c.labels, c.seed): read_models(c.request.out)["toy-staged"].stages[0] for c in staged}
     for seed in (0, 1):  # the first budget of a seed trains the stage, the other reuses it
         assert not pretrain[(4, seed)].reused_from and pretrain[(None, seed)].reused_from
+        # a reused stage records the training FLOPs it cost where it was trained
+        assert pretrain[(None, seed)].training_flops == pretrain[(4, seed)].training_flops > 0
     head = {c.labels: read_models(c.request.out)["toy-staged"].stages[1] for c in staged if c.seed == 0}
     assert (head[4].masks, head[None].masks) == (4, 24)
     cell = next(c for c in staged if c.labels == 4)  # its report says the budget, and what each stage ran
@@ -67,6 +70,8 @@ def test_a_labels_axis_runs_each_budget_reuses_budget_free_stages_and_reports_a_
     cost = text.split("## mixed: what each result cost", 1)[1].split("\n## ", 1)[0]
     rows = [line.split(" | ") for line in cost.splitlines() if line.startswith("| toy-staged |")]
     assert [(r[1], r[4]) for r in rows] == [("0", "4"), ("0", "24")]  # run seed, labelled images per budget
+    flops = MODEL_COLUMNS.index("Training TFLOP") + 1  # after the run seed
+    assert all("pretrain: " in r[flops] and "calibrate: –" in r[flops] for r in rows)
     assert (tmp_path / "report-figures/learning-curve.png").is_file()
     code, _, stderr = cli("report", str(out), "--format", "csv", "--out", str(tmp_path / "summary.csv"))
     assert code == 0, stderr

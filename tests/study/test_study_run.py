@@ -193,3 +193,23 @@ def test_evaluate_changes_only_how_a_trained_model_is_evaluated(uninterrupted, t
     assert (tmp_path / "d" / "per_image.csv").read_bytes() != (cell / "per_image.csv").read_bytes()
     report = (tmp_path / "d" / "report.md").read_text()
     assert "- **Threshold**: 0.3" in report and f"- **Trained in**: {cell.resolve()}" in report
+
+
+def test_a_variant_on_another_dataset_is_reported_as_a_dataset_of_its_own(tmp_path):
+    """`[evaluations.far]` with a dataset: each cell's model evaluated on every image of a folder set, under
+    "squares@far" in the study report (its images are not the squares')."""
+    from tests.core.test_evaluate_elsewhere import write_folder
+
+    write_folder(tmp_path / "b")
+    study = write(tmp_path, TOY.replace("seeds = [0, 1]", "seeds = [0]")
+                  + f'\n[evaluations.far]\ndataset = "folder"\nroot = "{tmp_path / "b"}"\nsplit = "all"\n')
+    out = tmp_path / "study"
+    _run_study(study, out)
+    (cell,) = read_study_json(out)["cells"]
+    variant = out / "variants" / cell.id / "far"
+    config = json.loads((variant / "config.json").read_text())
+    assert (config["plan"]["data"]["dataset"], config["plan"]["evaluation"]["split"]) == ("folder", "all")
+    assert config["trained_on"]["dataset"] == "toy" and config["eval_samples_used"] == 20
+    code, stdout, stderr = cli("report", str(out))
+    assert code == 0, stderr
+    assert "## squares@far: per-image dice, over seeds" in stdout and "| toy-cnn@far |" in stdout

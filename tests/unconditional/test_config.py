@@ -40,7 +40,7 @@ def test_registers_two_staged_models_whose_stage_methods_exist():
             for method in (stage.fit, stage.fit_on) if stage.fit else (stage.loss,):
                 assert callable(getattr(model, method)), (stage, method)
             assert stage.trains == "" or isinstance(getattr(model, stage.trains), torch.nn.Module)
-        assert spec.stages[0].hyperparameters is DDPMStageHyperparameters
+        assert issubclass(spec.stages[0].hyperparameters, DDPMStageHyperparameters)
         assert callable(model.synthesize)
     assert "Baranchuk" in features.reference and "Pinaya" in anomaly.reference
 
@@ -98,12 +98,15 @@ def _stage_resolutions(unet, size):
 
 def test_paper_presets_follow_the_papers():
     features = config("ddpm-features", "paper", 64)
-    assert features.feature_timesteps == (50, 150, 250) and features.feature_blocks == (5, 6, 7, 8, 9)
+    assert features.feature_timesteps == (50, 150, 250) and features.feature_blocks == "1/8-1/2"
     assert (features.ensemble_size, features.mlp_widths, features.pixels_per_step) == (10, (128, 32), 64)
-    # blocks 5-8 of the seed U-Net at 64 px are where guided-diffusion's 5-8 are at 256 px: the block upsampling
-    # into the second-finest level (576 channels) and that level's three blocks (384); 9 the first at 64x64 (192)
-    assert [features.decoder_blocks[b] for b in features.feature_blocks] == [(576, 32), (384, 32), (384, 32), (384, 64), (192, 64)]
-    assert features.features_per_pixel == 3 * 1920
+    assert features.ensemble_fusion == "vote"  # the reference's torch.mode
+    # every block of the seed U-Net at 64 px whose output is 8, 16 or 32 px: the 8x8 level's three (768 channels,
+    # the last upsampling to 16), the 16x16 level's three (576, the last upsampling to 32), two at 32x32 (384)
+    assert features.chosen_blocks.indices == tuple(range(8)) and features.chosen_blocks.stand_in is None
+    assert [features.decoder_blocks[b] for b in range(8)] == [(768, 8), (768, 8), (768, 16), (576, 16), (576, 16),
+                                                               (576, 32), (384, 32), (384, 32)]
+    assert features.features_per_pixel == 3 * 4800
     anomaly = config("anomaly-ddpm", "paper", 64)
     assert (anomaly.start_steps, anomaly.reconstructions, anomaly.reconstruction_steps,
             anomaly.false_positive_rate) == ((200,), 1, 10, 0.05)
@@ -126,7 +129,15 @@ def test_summary_and_network_evaluations():
     specs = registered(plugin)
     features = {**FEATURES_PRESETS["paper"].model, "image_size": 64}
     line = specs["ddpm-features"].summary(features)
-    assert "5760 per pixel" in line and "t=50, 150, 250" in line and "3 U-Net evaluations per mask" in line
+    assert "14400 per pixel" in line and "t=50, 150, 250" in line and "3 U-Net evaluations per mask" in line
+    assert "every decoder block at 1/8-1/2 of the input" in line and "stands in" not in line
+    assert "blocks 0 (768 ch, 1/8), 1 (768 ch, 1/8), 2 (768 ch, 1/4), 3 (576 ch, 1/4)" in line
+    assert "5 (576 ch, 1/2), 6 (384 ch, 1/2), 7 (384 ch, 1/2) of 12" in line and "majority vote" in line
+    small = specs["ddpm-features"].summary({**FEATURES_PRESETS["small"].model, "image_size": 64})
+    assert "no 1/8 level: its coarsest, 1/4, stands in: blocks 0 (32 ch, 1/4), 1 (32 ch, 1/2), 2 (32 ch, 1/2) of 6" in small
+    by_index = specs["ddpm-features"].summary({**features, "feature_blocks": "5,9", "ensemble_fusion": "mean"})
+    assert "chosen by index: blocks 5 (576 ch, 1/2), 9 (192 ch, 1) of 12" in by_index
+    assert "mean probability, uncertainty their std" in by_index
     assert specs["ddpm-features"].network_evaluations(features) == 3
     anomaly = {**ANOMALY_PRESETS["tiny"].model, "image_size": 32}
     assert specs["anomaly-ddpm"].network_evaluations(anomaly) == 2 * 2 * 2  # starts x draws x DDIM steps
@@ -137,8 +148,12 @@ def test_summary_and_network_evaluations():
 @pytest.mark.parametrize(
     "name, overrides, message",
     [
-        ("ddpm-features", {"feature_blocks": "6"}, r"feature_blocks=\(6,\): this U-Net has decoder blocks 0\.\.5"),
+        ("ddpm-features", {"feature_blocks": "6"}, r"feature_blocks='6': this U-Net has decoder blocks 0\.\.5"),
         ("ddpm-features", {"feature_blocks": "1,1"}, r"repeats a block"),
+        ("ddpm-features", {"feature_blocks": "1/8-2"}, r"feature_blocks='1/8-2': expected a scale range such as 1/8-1/2"),
+        ("ddpm-features", {"feature_blocks": "1/0"}, r"feature_blocks='1/0': expected a scale range"),
+        ("ddpm-features", {"feature_blocks": "1/3"}, r"no decoder block of this U-Net is at those scales \(it has 1/4, 1/2, 1\)"),
+        ("ddpm-features", {"ensemble_fusion": "staple"}, r"unknown ensemble_fusion 'staple'; valid: vote, mean"),
         ("ddpm-features", {"feature_timesteps": "1000"}, r"feature_timesteps=\(1000,\): need one or more steps in 0\.\.999"),
         ("ddpm-features", {"pixels_per_step": 1}, r"pixels_per_step=1 >= 2"),
         ("ddpm-features", {"attention": "sparse"}, r"unknown attention 'sparse'; valid: full, linear"),
@@ -160,5 +175,5 @@ def test_bad_config_raises_one_clear_line(name, overrides, message):
 def test_hyperparameter_classes_are_distinct_schemas():
     assert issubclass(FeaturesHyperparameters, XrayDDPMHyperparameters)
     assert issubclass(AnomalyHyperparameters, XrayDDPMHyperparameters)
-    with pytest.raises(SegbenchError, match="lack 'start_steps'"):
+    with pytest.raises(SegbenchError, match="lack 'noise'"):
         AnomalyHyperparameters.from_mapping({**FEATURES_PRESETS["tiny"].model, "image_size": 32})

@@ -1,6 +1,8 @@
 """ddpm-features against direct computations: which timesteps and blocks make the features, the MLP
-ensemble's layout, the stage-2 loss, prediction as the ensemble's mean and spread, per-sample results;
+ensemble's layout, the stage-2 loss, prediction by the ensemble's majority vote (or mean), per-sample results;
 and a short learning check of the MLP stage."""
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -8,12 +10,12 @@ from torch import nn
 
 from segbench import Prediction
 from segbench_backbone.schedules import q_sample
-from segbench_unconditional.features import PixelMLPEnsemble, as_pixels
+from segbench_unconditional.features import BELOW_HALF, PixelMLPEnsemble, as_pixels, vote_fusion
 from tests.unconditional.helpers import perturb, tiny_features
 
 
 def test_features_are_the_chosen_blocks_at_the_chosen_timesteps_upsampled():
-    model = tiny_features(feature_timesteps=(30, 400), feature_blocks=(4, 1)).eval()
+    model = tiny_features(feature_timesteps=(30, 400), feature_blocks="4,1").eval()
     perturb(model.ddpm)
     hp = model.hparams
     images = torch.rand(2, 1, 32, 32)
@@ -86,13 +88,62 @@ def test_each_member_draws_its_own_pixels():
     assert not torch.equal(pixels[0], pixels[1])
 
 
-def test_prediction_is_the_ensembles_mean_and_spread():
+def mode_vote(logits):
+    """The reference's prediction: each member's argmax over (background, foreground) logits (0, logit), then
+    torch.mode over the members -> (class (...), fraction of foreground votes (...))."""
+    labels = torch.stack([torch.zeros_like(logits), logits], dim=-1).argmax(-1)
+    return torch.mode(labels, dim=0).values, labels.double().mean(0)
+
+
+def jensen_shannon(logits):
+    """mean_m KL(p_m || mean p) in float64 over the classes (1 - p, p): the members' JS divergence."""
+    p = logits.double().sigmoid()
+    members = torch.stack([1 - p, p], dim=-1)  # (M, ..., 2)
+    mean = members.mean(0)
+    return (members * (members / mean).log()).nan_to_num().sum(-1).mean(0)
+
+
+def test_vote_fusion_on_a_hand_made_ensemble():
+    """Ten members at six pixels: unanimous, 6:4, a 5:5 tie, 4:6, unanimous background, and a 5:5 tie where
+    a member's logit is 0 (argmax takes the first class: background)."""
+    votes = [10, 6, 5, 4, 0, 5]
+    logits = torch.full((10, 6), -1.5)
+    for pixel, count in enumerate(votes):
+        logits[:count, pixel] = torch.linspace(0.3, 4.0, count)
+    logits[5, 5] = 0.0  # a sixth member at exactly 0 is no foreground vote
+    logits += 0.1 * torch.randn(10, 6, generator=torch.Generator().manual_seed(0)).abs() * (logits != 0)
+    probabilities, uncertainty = vote_fusion(logits)
+    label, fraction = mode_vote(logits)
+    assert label.tolist() == [1, 1, 0, 0, 0, 0] == (probabilities >= 0.5).long().tolist()  # ties: background
+    assert fraction.tolist() == [1.0, 0.6, 0.5, 0.4, 0.0, 0.5]
+    assert probabilities[[0, 1, 3, 4]].tolist() == torch.tensor([1.0, 0.6, 0.4, 0.0]).tolist()  # the vote fraction
+    assert probabilities[2] == probabilities[5] == BELOW_HALF == torch.nextafter(torch.tensor(0.5), torch.tensor(0.0))
+    torch.testing.assert_close(uncertainty.double(), jensen_shannon(logits), atol=1e-6, rtol=1e-5)
+    assert uncertainty[4] < uncertainty[2] and float(uncertainty.max()) <= math.log(2)
+    same = torch.full((4, 3), 0.7)  # members that agree in probability have no JS divergence
+    assert vote_fusion(same)[1].abs().max() < 1e-6
+
+
+def test_prediction_fuses_the_ensemble_by_vote_by_default_or_by_mean():
     model = tiny_features(ensemble_size=3).eval()
     perturb(model)
+    assert model.hparams.ensemble_fusion == "vote"
     images = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():  # each member's median logit to 0: the members vote both ways and disagree
+        for member, logits in zip(model.ensemble.members, model.ensemble(as_pixels(model.features(images)))):
+            member[-1].bias -= logits.median()
     out = model.predict(images, torch.tensor([1, 2]))
     assert isinstance(out, Prediction) and out.probabilities.shape == out.uncertainty.shape == (2, 1, 32, 32)
-    members = torch.sigmoid(model.ensemble(as_pixels(model.features(images)))).reshape(3, 2, 1, 32, 32)
+    logits = model.ensemble(as_pixels(model.features(images))).reshape(3, 2, 1, 32, 32)
+    label, fraction = mode_vote(logits)
+    assert 0 < float(label.float().mean()) < 1  # both classes occur
+    assert torch.equal(out.probabilities >= 0.5, label.bool())
+    torch.testing.assert_close(out.probabilities.double(), fraction)  # 3 members: no ties
+    torch.testing.assert_close(out.uncertainty.double(), jensen_shannon(logits), atol=1e-6, rtol=1e-5)
+    by_mean = tiny_features(ensemble_size=3, ensemble_fusion="mean").eval()
+    by_mean.load_state_dict(model.state_dict())
+    out = by_mean.predict(images, torch.tensor([1, 2]))
+    members = torch.sigmoid(logits)
     torch.testing.assert_close(out.probabilities, members.mean(0))
     torch.testing.assert_close(out.uncertainty, members.std(0, correction=0))
 
@@ -115,17 +166,18 @@ def test_a_samples_prediction_does_not_depend_on_its_batch():
 
 def test_mlp_stage_learns_from_a_few_labelled_images():
     """Short learning check: with the DDPM untouched (random, as at the start of stage 2 on a poor DDPM), the
-    pixel MLPs read a bright square off the decoder features: Dice > 0.8 on new images."""
-    model = tiny_features(image_size=16, pixels_per_step=512)
+    pixel MLPs read a bright 8x8 square off the decoder features at 1/4 and 1/2 of a 32x32 image (the default
+    blocks: the tiny U-Net has no 1/8 level): Dice > 0.8 on new images."""
+    model = tiny_features(image_size=32, pixels_per_step=512)
     perturb(model.ddpm, scale=0.02)
     model.ddpm.eval()
     generator = torch.Generator().manual_seed(0)
 
     def batch(n):
-        masks = torch.zeros(n, 1, 16, 16)
+        masks = torch.zeros(n, 1, 32, 32)
         for i in range(n):
-            r, c = torch.randint(0, 10, (2,), generator=generator).tolist()
-            masks[i, :, r:r + 6, c:c + 6] = 1
+            r, c = torch.randint(0, 24, (2,), generator=generator).tolist()
+            masks[i, :, r:r + 8, c:c + 8] = 1
         return (0.3 + 0.4 * masks + 0.05 * torch.randn(masks.shape, generator=generator)).clamp(0, 1), masks
 
     images, masks = batch(8)

@@ -1,6 +1,7 @@
-"""What names the stored DDPM stage: the fields of `DDPMStageHyperparameters`, the type the stage declares,
-and nothing of how the model samples or segments; a field added to that type is digested without any list
-to update, and the fields outside it leave the trained DDPM unchanged."""
+"""What names anomaly-ddpm's stored DDPM stage: the fields of the type the stage declares
+(`DDPMStageHyperparameters` and the training noise), and nothing of how the model samples or segments; a
+field added to that type is digested without any list to update, and the fields outside it leave the
+trained DDPM unchanged."""
 
 from dataclasses import fields, make_dataclass, replace
 
@@ -19,7 +20,7 @@ from tests.unconditional.helpers import staged_job
 VALUES = {**ANOMALY_PRESETS["tiny"].model, "image_size": 32}
 VIEW = TrainingView(["train/0", "train/1"], np.arange(2 * 32 * 32, dtype=np.uint8).reshape(2, 32, 32), None)
 DDPM_STAGE = plugin.ANOMALY_STAGES[0]
-STAGE_FIELDS = [f.name for f in fields(DDPMStageHyperparameters)]
+STAGE_FIELDS = [f.name for f in fields(DDPM_STAGE.hyperparameters)]
 
 
 def digest(values, stage=DDPM_STAGE) -> str:
@@ -44,9 +45,11 @@ def test_every_field_of_the_stage_type_names_another_stored_ddpm(name):
 
 
 def test_no_field_outside_the_stage_type_does():
-    """Sampling (sampling_steps, clip_x0) and segmenting (start steps, reconstructions, smoothing, rate)."""
+    """Sampling (sampling_steps, clip_x0) and segmenting (start steps, sampler, smoothing, rate); the noise
+    the DDPM is trained with is inside."""
     outside = set(VALUES) - set(STAGE_FIELDS)
-    assert {"sampling_steps", "clip_x0", "start_steps", "false_positive_rate"} <= outside
+    assert {"sampling_steps", "clip_x0", "start_steps", "reconstruction_sampler", "false_positive_rate"} <= outside
+    assert {"noise", "simplex_octaves", "simplex_persistence", "simplex_frequency"} <= set(STAGE_FIELDS)
     assert all(digest({**VALUES, name: other(VALUES[name])}) == digest(VALUES) for name in outside)
 
 

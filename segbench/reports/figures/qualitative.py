@@ -90,7 +90,7 @@ def plot(results: RunResults) -> tuple[Figure, str]:
             for row in range(len(ids)):
                 axes[row, column].imshow(std[row], cmap="magma", vmin=0, vmax=max(float(std.max()), 1e-6),
                                          interpolation="nearest")
-            axes[0, column].set_title(f"{model}\nstd", fontsize=7, pad=2)
+            axes[0, column].set_title(f"{model}\nuncertainty", fontsize=7, pad=2)
             column += 1
     axes[0, 0].set_title("X-ray, reference", fontsize=7, pad=2)
     for ax in axes.flat:
@@ -105,5 +105,7 @@ def plot(results: RunResults) -> tuple[Figure, str]:
                "per-image Dice above each panel. Rows: the images of the worst, lower-quartile, median and best "
                "mean Dice over the models, among those whose reference has foreground.")
     if uncertain:
-        caption += " Columns marked std: per-pixel standard deviation of the sampled masks (uncertainty)."
+        caption += (" Columns marked uncertainty: each model's per-pixel uncertainty map (the standard deviation of "
+                    "its sampled masks under mean fusion, an entropy under vote or STAPLE fusion; ddpm-features' "
+                    "vote: its members' Jensen-Shannon divergence).")
     return figure, caption

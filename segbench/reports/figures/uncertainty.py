@@ -40,7 +40,7 @@ def plot(results: RunResults) -> tuple[Figure, str]:
     ax = figure.add_subplot()
     for model, (u, e) in curves.items():
         ax.plot(u, e, marker="o", markersize=3, label=model)
-    ax.set_xlabel("per-pixel uncertainty (std)")
+    ax.set_xlabel("per-pixel uncertainty")
     ax.set_ylabel("share of wrong pixels")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
