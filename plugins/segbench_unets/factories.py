@@ -11,22 +11,36 @@ from typing import Any
 from segbench import SegbenchError
 
 
-def _segmenter(net: Any, encoder: Any, values: dict[str, Any]) -> Any:
-    """Load values["weights_path"] (if set) into net or encoder, then wrap net as a Segmenter."""
+def _segmenter(net: Any, encoder: Any, values: dict[str, Any], wrapper: type | None = None) -> Any:
+    """Load values["weights_path"] (if set) into net or encoder, then wrap net as a Segmenter (`wrapper`, by
+    default a LogitSegmenter)."""
     from segbench_unets.segmenter import LogitSegmenter
     from segbench_unets.weights import load_weights
 
     if values["weights_path"]:
         load_weights(net, values["weights_path"], encoder)
-    return LogitSegmenter(net, channels_last=values["channels_last"])
+    return (wrapper or LogitSegmenter)(net, channels_last=values["channels_last"])
+
+
+def _unet_network(values: dict[str, Any]) -> Any:
+    """unet's smp Unet with values["encoder"] (ResNet-34 but in the tiny preset)."""
+    from segbench_unets.smp_models import build_smp
+
+    return build_smp("Unet", values["encoder"], values["image_size"], decoder_channels=values["decoder_channels"])
 
 
 def unet(values: dict[str, Any]) -> Any:
     """smp Unet with values["encoder"] (ResNet-34 but in the tiny preset)."""
-    from segbench_unets.smp_models import build_smp
-
-    net = build_smp("Unet", values["encoder"], values["image_size"], decoder_channels=values["decoder_channels"])
+    net = _unet_network(values)
     return _segmenter(net, net.encoder, values)
+
+
+def unet_pretrained(values: dict[str, Any]) -> Any:
+    """unet's network with the restoration pretext's loss (segbench_unets.pretrained), for its two stages."""
+    from segbench_unets.pretrained import PretrainedUNet
+
+    net = _unet_network(values)
+    return _segmenter(net, net.encoder, values, PretrainedUNet)
 
 
 def smp_model(values: dict[str, Any]) -> Any:

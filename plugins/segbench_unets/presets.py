@@ -49,10 +49,25 @@ TRAINING: dict[str, dict[str, Any]] = {
 }
 
 
-def presets(tiny: dict[str, Any], small: dict[str, Any], paper: dict[str, Any]) -> dict[str, Preset]:
-    """Each preset's model hyperparameters with its training settings."""
+# unet-pretrained's "pretrain" stage: the budget of ddpm-features' "ddpm" stage at each preset (its steps or
+# epochs and batch size over the same images view: tiny 24 x 8, small 1,200 x 16, paper 100 epochs x 512), with
+# the U-Net's optimiser. Set per stage, so the paper/infection layer's 2,400 epochs reach "finetune" only, as
+# they do not reach the DDPM stage; tests/unets/test_pretrained.py holds the two budgets equal.
+PRETRAIN: dict[str, dict[str, Any]] = {
+    "tiny": {**TRAINING["tiny"], "steps": 24, "batch_size": 8},
+    "small": {**TRAINING["small"], "steps": 1200, "batch_size": 16},
+    "paper": {**TRAINING["paper"]},
+}
+
+
+def presets(tiny: dict[str, Any], small: dict[str, Any], paper: dict[str, Any],
+            stages: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, Preset]:
+    """Each preset's model hyperparameters with its training settings, and per stage name (a model in
+    stages) the stage's settings at each preset."""
     models = {"tiny": tiny, "small": small, "paper": paper}
-    return {**{name: Preset(model, TRAINING[name]) for name, model in models.items()}, **seed_paper_task_layers()}
+    per_stage = {name: {stage: settings[name] for stage, settings in (stages or {}).items()} for name in models}
+    return {**{name: Preset(model, TRAINING[name], per_stage[name]) for name, model in models.items()},
+            **seed_paper_task_layers()}
 
 
 _COMMON = {"weights_path": None, "channels_last": True}
@@ -67,6 +82,10 @@ UNET = presets(
     small={"encoder": "resnet34", **_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
     paper={"encoder": "resnet34", **_COMMON, "decoder_channels": (256, 128, 64, 32, 16)},
 )
+
+# The same U-Net per preset, pretrained on every training image, then fine-tuned as `unet` trains.
+UNET_PRETRAINED = presets(*(UNET[name].model for name in ("tiny", "small", "paper")),
+                          stages={"pretrain": PRETRAIN, "finetune": {name: {} for name in TRAINING}})
 
 RES50ATTUNET = presets(
     tiny={"encoder": "test_resnet", **_TINY},
