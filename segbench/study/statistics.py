@@ -41,17 +41,22 @@ def draws(rng: np.random.Generator, resamples: int, seeds: int, images: int) -> 
     return rng.random((resamples, seeds)), rng.random((resamples, seeds, images))
 
 
+def _index(draws: np.ndarray, count: int) -> np.ndarray:
+    """Uniform [0, 1) draws as indices into `count` items."""
+    return np.minimum((draws * count).astype(np.int64), count - 1)
+
+
 def resample_means(per_seed: Sequence[np.ndarray], pick_seed: np.ndarray, pick_image: np.ndarray) -> np.ndarray:
     """The two-level bootstrap means for given draws (see `draws`): (resamples,)."""
     count = len(per_seed)
-    chosen = np.minimum((pick_seed * count).astype(np.int64), count - 1)  # (R, S) seed indices
+    chosen = _index(pick_seed, count)  # (R, S) seed indices
     total = np.zeros(pick_seed.shape[0])
     for j in range(count):  # the j-th seed slot of every resample
         for s, values in enumerate(per_seed):
             rows = np.flatnonzero(chosen[:, j] == s)
             if rows.size:
                 n = values.size
-                index = np.minimum((pick_image[rows, j, :n] * n).astype(np.int64), n - 1)
+                index = _index(pick_image[rows, j, :n], n)
                 total[rows] += values[index].mean(axis=1)
     return total / count
 
@@ -68,7 +73,7 @@ def three_level_means(per_subset: Sequence[Sequence[np.ndarray]], pick_subset: n
                       pick_image: np.ndarray) -> np.ndarray:
     """The three-level bootstrap means for given draws (see `three_level_draws`): (resamples,)."""
     count = len(per_subset)
-    chosen = np.minimum((pick_subset * count).astype(np.int64), count - 1)  # (R, L) subset indices
+    chosen = _index(pick_subset, count)  # (R, L) subset indices
     total = np.zeros(pick_subset.shape[0])
     for j in range(count):  # the j-th subset slot of every resample
         for l, per_seed in enumerate(per_subset):

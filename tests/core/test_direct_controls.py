@@ -18,12 +18,12 @@ from segbench.plugins import load_plugins
 from segbench.study.run import plan_study
 from tests.conftest import single_thread
 from tests.core.test_registry_contracts import REGISTRY
-from tests.diffusion.test_segmenter import synthetic_batch
+from tests.diffusion.test_segmenter import assert_learns
 from tests.segmenters import perturbed, random_images
 from tests.study.conftest import TOY, write
 
 CONTROLS = [name for name in REGISTRY.names("models") if name.endswith(f":{DIRECT}")]
-SIZE = 16  # synthetic_batch's
+SIZE = 16  # the synthetic batches' (tests.diffusion.test_segmenter)
 
 one_thread = pytest.fixture(autouse=True)(single_thread)
 
@@ -80,18 +80,7 @@ def test_one_pass_is_the_network_at_the_last_timestep_on_a_zero_noisy_mask(name)
 @pytest.mark.parametrize("name", CONTROLS)
 def test_a_tiny_control_learns(name):
     torch.manual_seed(0)
-    model = REGISTRY.model(name).factory(factory_input(name)).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(60):
-        loss = model.training_loss(*synthetic_batch(8, generator))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    assert last < 0.5 * first, (first, last)
+    assert_learns(REGISTRY.model(name).factory(factory_input(name)).train(), 60)
 
 
 def test_a_staged_or_prefix_model_cannot_declare_a_control():
