@@ -33,7 +33,7 @@ def test_the_figure_shows_quantile_rows_with_each_panels_dice(toy_run):
     non_empty = results.per_image[(results.per_image["tp"] + results.per_image["fn"]) > 0]
     rows = min(4, non_empty["sample_id"].nunique())
     axes = figure.get_axes()
-    columns = 1 + 2 * len(results.scored_models)  # X-ray, then each model's overlay and its ensemble's std
+    columns = 1 + 2 * len(results.scored_models)  # X-ray, then each model's overlay and its uncertainty
     assert len(axes) == rows * columns
     dice = results.per_image.set_index(["model", "sample_id"])["dice"]
     model = results.scored_models[0]
@@ -41,4 +41,4 @@ def test_the_figure_shows_quantile_rows_with_each_panels_dice(toy_run):
     assert labels == [i for i, _ in qualitative.choose_samples(
         non_empty[non_empty["model"].isin(results.scored_models)].groupby("sample_id")["dice"].mean().to_dict())]
     assert axes[columns + 1].get_title() == f"Dice {dice[(model, labels[1])]:.3f}"
-    assert "green true positive, red false positive, blue false negative" in caption and "std" in caption
+    assert "green true positive, red false positive, blue false negative" in caption and "standard deviation" in caption
