@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned together so pip cannot swap the torch build; override for another CUDA/CPU build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test test-slow test-all mutate reports study-report study-labels study-peers clean-cache
+.PHONY: install run test test-slow test-all mutate reports study-report study-labels study-strong study-unlabelled study-peers clean-cache
 
 $(BIN)/segbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,7 +81,10 @@ reports: install
 # its report again), small preset, CPU:
 # - study-report: reports/study-infection/ (docs/results.md's table): diff-add, sde-add and unet on
 #   phantom infection over run seeds 0-2 (~35 min on 2 idle cores);
-# - study-labels: reports/study-labels/ (the README's learning curve): unet, diff-add, ddpm-features and
+# - study-strong: reports/study-strong-16/ (the README's phantom table): unet, diff-add and its direct
+#   control at 16 labels under --augment standard --select best, seeds 0-2 (~70 min on 2 cores);
+# - study-unlabelled: reports/study-unlabelled-16/: unet, unet-pretrained and ddpm-features, likewise, seed 0;
+# - study-labels: reports/study-labels/ (docs/results.md, the old protocol): unet, diff-add, ddpm-features and
 #   anomaly-ddpm at 16 and all labelled images over seeds 0-2;
 # - study-peers: reports/study-peers/: medsegdiff, berdiff, diff-add and unet over seeds 0-2.
 STUDY_DIR ?= runs/study-phantom-infection
@@ -99,6 +102,12 @@ study-report: install
 
 study-labels: install
 	$(call study,phantom-labels,runs/study-phantom-labels,study-labels)
+
+study-strong: install
+	$(call study,phantom-strong-16,runs/study-phantom-strong-16,study-strong-16)
+
+study-unlabelled: install
+	$(call study,phantom-unlabelled-16,runs/study-phantom-unlabelled-16,study-unlabelled-16)
 
 study-peers: install
 	$(call study,phantom-peers,runs/study-phantom-peers,study-peers)
