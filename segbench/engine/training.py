@@ -180,7 +180,7 @@ class _Trainer:
         # the whole training set on the device as uint8 (a quarter of float32); batches are converted there
         self.images = torch.from_numpy(data.images).to(runtime.device)
         self.masks = None if data.masks is None else torch.from_numpy(data.masks).to(runtime.device)
-        self.trainable = objective.trainable(model)
+        self.trainable, self.prefix = objective.trainable(model), objective.prefix
         model.to(runtime.device)
         self._train_mode()
         self.optimizer = torch.optim.AdamW(self.trainable.parameters(), lr=settings.lr,
@@ -286,7 +286,8 @@ class _Trainer:
         if ranks != self.dist.world:
             raise SegbenchError(f"checkpoint {self.ckpt} was written by {ranks} process(es); resume its training "
                                 f"with {ranks} (torchrun --nproc_per_node), not {self.dist.world}")
-        self.state = _restore(saved, self.model, self.optimizer, self.scheduler, self.ema, self.dist.rank)
+        self.state = _restore(saved, self.model, self.optimizer, self.scheduler, self.ema, self.dist.rank,
+                              self.prefix)
         if self.selection is not None:
             self.state.selected = Selected.from_checkpoint(saved["selection"])
 
@@ -462,8 +463,13 @@ def _snapshot(state: TrainState, model, optimizer, scheduler, ema: EMA | None, r
     }
 
 
-def _restore(saved: dict[str, Any], model, optimizer, scheduler, ema: EMA | None, rank: int = 0) -> TrainState:
-    model.load_state_dict(saved["model"])
+def _restore(saved: dict[str, Any], model, optimizer, scheduler, ema: EMA | None, rank: int = 0,
+             prefix: str = "") -> TrainState:
+    # Only the part the stage trains (keys under `prefix`) comes from its checkpoint: the rest is frozen
+    # meanwhile and holds what earlier stages and the model's construction left, as in the run that wrote
+    # it. So a stored stage is reused by a model whose other parts differ (ddpm-features' MLPs under other
+    # feature blocks have other shapes) exactly as that model would have made it.
+    model.load_state_dict({**model.state_dict(), **{k: v for k, v in saved["model"].items() if k.startswith(prefix)}})
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     if ema is not None and saved["ema"]:
