@@ -118,6 +118,7 @@ def info(
         out.print(spec.summary(plan.factory_input(image_size)), markup=False, highlight=False)
     if spec.network_evaluations is not None:
         out.print(f"network evaluations per mask: {spec.network_evaluations(plan.factory_input(image_size))}")
+    out.print(f"paper's ensemble fusion: {spec.fusion}")
     tables = [("hyperparameter", plan.hyperparameters)]
     for stage in spec.stages:
         if len(spec.stages) > 1:
@@ -172,7 +173,8 @@ def run(
     fusion: Annotated[str, typer.Option(
         help="How each image's --ensemble K masks become one: mean (uncertainty: std), vote (majority, a tie is "
              "background; uncertainty: entropy of the vote fraction) or staple (STAPLE, Warfield et al. 2004; "
-             "uncertainty: entropy of its posterior; needs segbench[staple]).")] = "mean",
+             "uncertainty: entropy of its posterior; needs segbench[staple]) or paper (each model by its paper's "
+             "rule: segbench info MODEL).")] = "mean",
     image_size: Annotated[int, typer.Option(help="Square size images are resized to.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Run directory (default runs/<task>-<time>).")] = None,
@@ -243,7 +245,7 @@ def evaluate(
         "--set", help="How a model samples, MODEL.KEY=VALUE (repeatable), e.g. diff-add.sampler=dpmpp2m.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
     fusion: Annotated[Optional[str], typer.Option(
-        help="How the ensemble is fused: mean, vote or staple (see run --help; default: the run's).")] = None,
+        help="How the ensemble is fused: mean, vote, staple or paper (see run --help; default: the run's).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Threshold of the probabilities (default: the run's).")] = None,
     eval_samples: Annotated[Optional[int], typer.Option(
         help="A seeded subset of N evaluated images (default: the run's; on other data, every image).")] = None,
@@ -293,7 +295,7 @@ def predict(
         "--set", help="How the model samples, MODEL.KEY=VALUE (repeatable), e.g. diff-add.sampling_steps=50.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(help="Masks sampled per image (default: the run's).")] = None,
     fusion: Annotated[Optional[str], typer.Option(
-        help="How the ensemble is fused: mean, vote or staple (see run --help; default: the run's).")] = None,
+        help="How the ensemble is fused: mean, vote, staple or paper (see run --help; default: the run's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         help="The network's batch shape (default: the run's; another may change the last bits).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:N] or mps.")] = "auto",
@@ -330,12 +332,13 @@ def study_plan(
     from segbench.study.run import plan_study
 
     plan = plan_study(study_file, out_dir, registry())
-    table = Table("cell", "task", "model", "labels", "seed", "fold", "evaluates", "state", box=None, header_style="bold")
+    table = Table("cell", "task", "model", "labels", "augment", "seed", "fold", "evaluates", "state", box=None,
+                  header_style="bold")
     for cell in plan.cells:
         evaluates = ", ".join(["as trained", *(v.name for v in cell.variants)])
         labels = _budget_text(cell.request.labels) + (f" (labels seed {cell.labels_seed})"
                                                       if cell.labels_seed is not None else "")
-        table.add_row(cell.id, cell.request.task, cell.request.models[0], labels, str(cell.seed),
+        table.add_row(cell.id, cell.request.task, cell.request.models[0], labels, cell.request.augment, str(cell.seed),
                       "–" if cell.fold is None else str(cell.fold), evaluates, plan.states[cell.id])
     print_table(out, table)
     if (note := subsets_note(plan.study)) is not None:

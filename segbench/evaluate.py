@@ -116,7 +116,7 @@ def evaluation_plan(request: EvaluateRequest, source: RunRecord, trained: dict[s
         split=request.split,
         fusion=request.fusion or plan.evaluation.fusion,
     )
-    check_fusion(evaluation.fusion, evaluation.ensemble)
+    check_fusion(evaluation.fusion, evaluation.ensemble, [registry.model(name) for name in names])
     return replace(plan, device=str(device), data=data, models=models, evaluation=evaluation, track=())  # evaluate tracks nothing
 
 

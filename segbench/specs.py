@@ -150,6 +150,8 @@ class ModelSpec:
     training stages in order (see `Stage`); without them, one stage on the labelled pairs. `upper_bound`:
     its probability is a score thresholded at a calibrated point (an anomaly model's), so reports add the
     Dice at the best threshold on the test set, marked as an upper bound, and the score's image-level AUROC.
+    `fusion`: the rule (of `segbench.plan.run_plan.FUSIONS`) its paper fuses a sampled ensemble by, which
+    `--fusion paper` uses.
     """
 
     name: str
@@ -165,12 +167,17 @@ class ModelSpec:
     network_evaluations: Callable[[Mapping[str, Any]], int] | None = None
     stages: tuple[Stage, ...] = SINGLE_STAGE
     upper_bound: bool = False
+    fusion: str = "mean"
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        from segbench.plan.run_plan import FUSIONS  # which imports this module
+
         names = [stage.name for stage in self.stages]
         if not names or len(set(names)) != len(names):
             raise SegbenchError(f"model {self.name!r} needs one or more stages with distinct names, got {names}")
+        if self.fusion not in FUSIONS:
+            raise SegbenchError(f"model {self.name!r} has fusion {self.fusion!r}; valid: {', '.join(FUSIONS)}")
 
     def preset(self, name: str, task: str | None = None) -> Preset:
         """The preset `name` (falling back to "small") with its "<name>/<task>" layer applied."""

@@ -24,6 +24,7 @@ def register_models(register):
         reference=REFERENCE,
         summary=medsegdiff_summary,
         network_evaluations=ddpm_network_evaluations(MedSegDiffHyperparameters),
+        fusion="staple",  # Wu et al. fuse their 5 sampled masks with STAPLE
     )
     register(spec)
     register(direct_control(spec))

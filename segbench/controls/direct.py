@@ -65,8 +65,8 @@ def _one_evaluation(params: Mapping[str, Any]) -> int:
 def direct_control(spec: ModelSpec) -> ModelSpec:
     """The spec of `spec`'s direct control, "<name>:direct": the same presets, schema and training settings
     (so the same optimiser and budget), its factory wrapping `spec.factory`'s network, 1 network evaluation
-    per mask. `spec` must be a conditional diffusion segmenter trained in one stage (see the module's
-    docstring for what its segmenter provides)."""
+    per mask, the default (mean) fusion. `spec` must be a conditional diffusion segmenter trained in one
+    stage (see the module's docstring for what its segmenter provides)."""
     if spec.prefix or spec.stages != SINGLE_STAGE:
         raise SegbenchError(f"model {spec.name!r}: a direct control needs a model of one name trained in one "
                             "stage on the labelled pairs")
@@ -80,5 +80,6 @@ def direct_control(spec: ModelSpec) -> ModelSpec:
         summary=partial(_summary, spec.name),
         network_evaluations=_one_evaluation,
         upper_bound=False,
+        fusion="mean",  # one deterministic pass: its paper samples no ensemble to fuse
         plugin="",
     )

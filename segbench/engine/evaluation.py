@@ -18,7 +18,7 @@ from segbench.engine.distributed import Distributed, gather
 from segbench.engine.stopping import Stopped
 from segbench.errors import SegbenchError
 from segbench.fusion import fuse
-from segbench.plan.run_plan import EvaluationPlan
+from segbench.plan.run_plan import EvaluationPlan, model_fusion
 from segbench.seeds import sample_seed
 from segbench.specs import Prediction
 
@@ -162,16 +162,17 @@ def _gathered(results: dict[int, MaskOutput], members: _Members, dist: Distribut
     return [merged[j] for j in range(len(members.items))]
 
 
-def _fused(masks: list[MaskOutput], n: int, evaluation: EvaluationPlan) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _fused(masks: list[MaskOutput], n: int, evaluation: EvaluationPlan,
+           paper_fusion: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(probabilities (n, 1, H, W) clamped to [0, 1], uncertainty or None): with ensemble > 1 the members
-    fused by `evaluation.fusion` (`segbench.fusion`); with 1 member, the model's own uncertainty if every mask
-    has one."""
+    fused by `evaluation.fusion` (`segbench.fusion`; "paper": by `paper_fusion`); with 1 member, the model's
+    own uncertainty if every mask has one."""
     probs = torch.from_numpy(np.stack([p for p, _ in masks])).clamp_(0, 1)
     if evaluation.ensemble == 1:
         own = [u for _, u in masks]
         return probs, None if any(u is None for u in own) else torch.from_numpy(np.stack(own))
     members = probs.view(n, evaluation.ensemble, *probs.shape[1:])
-    return fuse(evaluation.fusion, members, evaluation.threshold)
+    return fuse(model_fusion(evaluation.fusion, paper_fusion), members, evaluation.threshold)
 
 
 @torch.inference_mode()
@@ -187,6 +188,7 @@ def predict_split(
     committed: BatchStore | None = None,
     should_stop: Callable[[], bool] | None = None,
     count_flops: bool = False,
+    paper_fusion: str = "mean",
 ) -> SplitPredictions:
     """Predict every sample `evaluation.ensemble` times; members of all samples are folded into batches.
 
@@ -198,8 +200,9 @@ def predict_split(
     subset or the process count.
     With several processes (`runtime.dist`) each predicts the samples i with i % world == rank and the
     results are gathered in sample order. With ensemble > 1 each sample's members are fused by
-    `evaluation.fusion` (`segbench.fusion`: mean and std, vote, STAPLE), each sample on its own; with 1
-    member, the model's own uncertainty if any.
+    `evaluation.fusion` (`segbench.fusion`: mean and std, vote, STAPLE; "paper": `paper_fusion`, the rule of
+    the model's paper, `ModelSpec.fusion`), each sample on its own; with 1 member, the model's own uncertainty
+    if any.
     With `committed`, each batch is committed as it finishes and committed masks are read back instead of
     predicted, so a resumed evaluation (with any process count) is bit-identical. A batch that runs out of
     GPU memory is halved and redone (a smaller batch shape, which may change the last bits; the caller
@@ -223,7 +226,7 @@ def predict_split(
     shape, flops = _predict_pending(network, results, evaluation.batch_size, committed=committed,
                                     on_batch=on_batch, should_stop=should_stop, count_flops=count_flops)
     seconds = time.perf_counter() - start
-    probabilities, uncertainty = _fused(_gathered(results, members, runtime.dist), len(data), evaluation)
+    probabilities, uncertainty = _fused(_gathered(results, members, runtime.dist), len(data), evaluation, paper_fusion)
     return SplitPredictions(probabilities, uncertainty, seconds, shape, flops)
 
 

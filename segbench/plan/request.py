@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from segbench.data.augmentation import AUGMENT_CHOICES
 from segbench.data.kaggle import check_handle, is_kaggle
 from segbench.errors import SegbenchError, did_you_mean, unknown
-from segbench.plan.run_plan import FUSIONS, SELECTION_RULES
+from segbench.plan.run_plan import FUSION_CHOICES, SELECTION_RULES, model_fusion
 from segbench.plugins import Registry
-from segbench.specs import DatasetSpec
+from segbench.specs import DatasetSpec, ModelSpec
 
 MAX_IMAGE_SIZE = 4096  # a typo such as 64000 would otherwise end in an out-of-memory error
 
@@ -65,15 +66,17 @@ def check_counts(*options: tuple[str, int | None]) -> None:
             raise SegbenchError(f"{option} must be at least 1, got {value}")
 
 
-def check_fusion(fusion: str, ensemble: int) -> None:
-    """--fusion names a rule (`FUSIONS`); one that is not the mean fuses an ensemble (--ensemble K, K >= 2);
-    staple needs SimpleITK."""
-    if fusion not in FUSIONS:
-        raise unknown("--fusion rule", fusion, tuple(FUSIONS))
+def check_fusion(fusion: str, ensemble: int, models: Sequence[ModelSpec]) -> None:
+    """--fusion names a rule (`FUSIONS`) or "paper" (each of `models` by its spec's rule); one that is not the
+    mean fuses an ensemble (--ensemble K, K >= 2); staple, where any of `models` is fused by it, needs SimpleITK."""
+    if fusion not in FUSION_CHOICES:
+        raise unknown("--fusion rule", fusion, FUSION_CHOICES)
     if fusion != "mean" and ensemble < 2:
         raise SegbenchError(f"--fusion {fusion} fuses an ensemble of sampled masks; give --ensemble K with K >= 2")
-    if fusion == "staple" and importlib.util.find_spec("SimpleITK") is None:
-        raise SegbenchError("--fusion staple needs SimpleITK: pip install 'segbench[staple]'")
+    stapled = [spec.name for spec in models if model_fusion(fusion, spec.fusion) == "staple"]
+    if stapled and importlib.util.find_spec("SimpleITK") is None:
+        by = "" if fusion == "staple" else f" (fusing {', '.join(stapled)} by staple)"
+        raise SegbenchError(f"--fusion {fusion}{by} needs SimpleITK: pip install 'segbench[staple]'")
 
 
 def check_root(spec: DatasetSpec, root: str | None) -> None:
@@ -120,7 +123,7 @@ def check_request(request: RunRequest, registry: Registry) -> None:
     check_counts(("--eval-samples", request.eval_samples), ("--eval-batch-size", request.eval_batch_size),
                  ("--ensemble", request.ensemble), ("--labels", request.labels), ("--select-every", request.select_every))
     check_selection(request)
-    check_fusion(request.fusion, request.ensemble)
+    check_fusion(request.fusion, request.ensemble, [registry.model(name) for name in request.models])
     if request.augment not in AUGMENT_CHOICES:
         raise unknown("--augment policy", request.augment, AUGMENT_CHOICES)
     if not (request.dist_timeout > 0 and math.isfinite(request.dist_timeout)):

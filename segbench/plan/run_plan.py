@@ -95,6 +95,13 @@ EVALUATED_SPLITS = ("test", "all")  # EvaluationPlan.split: a dataset's test spl
 # EvaluationPlan.fusion: how an ensemble's K maps become one (`segbench.fusion`), as the report states it
 FUSIONS = {"mean": "mean (uncertainty: std)", "vote": "majority vote (uncertainty: entropy of the vote fraction)",
            "staple": "STAPLE, Warfield et al. 2004 (uncertainty: entropy of its posterior)"}
+PAPER_FUSION = "paper"  # `--fusion paper`: each model fused by its paper's rule (`ModelSpec.fusion`)
+FUSION_CHOICES = (*FUSIONS, PAPER_FUSION)  # what --fusion accepts
+
+
+def model_fusion(fusion: str, paper: str) -> str:
+    """The rule a model's ensemble is fused by: `fusion`, or under "paper" the model's own `paper` rule."""
+    return paper if fusion == PAPER_FUSION else fusion
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class RunDevice:
 class EvaluationPlan:
     """How every model is evaluated: the evaluated images (`split`: the test split, or "all" of a dataset's
     images) and of them all or a seeded subset of `samples`, the prediction batch cap (speed only), the
-    ensemble size, the threshold and how an ensemble is fused (`FUSIONS`)."""
+    ensemble size, the threshold and how an ensemble is fused (`FUSION_CHOICES`)."""
 
     samples: int | None
     batch_size: int

@@ -71,13 +71,14 @@ def predict(request: PredictRequest, registry: Registry, progress: Progress) -> 
     sets = parse_sets(request.sets, [request.model]).get(request.model, {})
     refuse_training_sets(request.model, sets, "predict")
     network, _, record = load_trained(request.run_dir, request.model, registry, sets)
-    refuse_stage_sets(registry.model(request.model), request.model, sets, "predict")
+    spec = registry.model(request.model)
+    refuse_stage_sets(spec, request.model, sets, "predict")
     run = record.plan
     device = resolve_device(request.device)
     evaluation = EvaluationPlan(None, request.batch_size or run.evaluation.batch_size,
                                 request.ensemble or run.evaluation.ensemble, run.evaluation.threshold,
                                 fusion=request.fusion or run.evaluation.fusion)
-    check_fusion(evaluation.fusion, evaluation.ensemble)
+    check_fusion(evaluation.fusion, evaluation.ensemble, [spec])
     inputs, problems = collect(request.inputs, request.ids_relative_to)
     rows = {item.sample_id: {"sample_id": item.sample_id, "input": str(item.path)} for item in inputs}
     images = _read(inputs, rows, problems)
@@ -92,7 +93,7 @@ def predict(request: PredictRequest, registry: Registry, progress: Progress) -> 
     with progress.task(f"{request.model} predict", total=len(data) * evaluation.ensemble) as bar:
         predictions = predict_split(network, data, evaluation, run_seed=run.seed,
                                     runtime=Runtime(device, run.precision), model_name=request.model,
-                                    on_batch=lambda done, total: bar.step(done))
+                                    on_batch=lambda done, total: bar.step(done), paper_fusion=spec.fusion)
     out = Path(request.out)
     probabilities = predictions.probabilities[:, 0].numpy()
     uncertainty = None if predictions.uncertainty is None else predictions.uncertainty[:, 0].numpy()

@@ -121,8 +121,9 @@ def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, 
                             f"{', '.join(n for n, f in registry.specs['formats'].items() if f.render_study)}")
     results = load_study(directory)
     if baseline is not None:
-        if baseline not in results.entries:
-            raise unknown("--baseline model", baseline, results.entries)
+        models = list(dict.fromkeys(results.under(e, None) for e in results.entries))  # under every policy
+        if baseline not in models:
+            raise unknown("--baseline model", baseline, models)
         results = replace(results, baseline=baseline)
     known = registry.specs["metrics"]
     options: dict = {"standalone": standalone,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from segbench.data.augmentation import describe
-from segbench.plan.run_plan import FUSIONS, SELECTION_SCORINGS, DataPlan, ModelPlan
+from segbench.plan.run_plan import FUSIONS, PAPER_FUSION, SELECTION_SCORINGS, DataPlan, ModelPlan
 from segbench.results import ModelRecord, RunRecord, RunResults
 from segbench.results.record import StageRecord
 from segbench.training_settings import TrainingSettings
@@ -80,7 +80,7 @@ def header_items(results: RunResults, empty_rules: Mapping[str, str] | None = No
         ("Labels seed", _setting(results, _labels_seed)),
         ("Evaluation images", _setting(results, lambda r: _text(r.eval_samples_used))),
         ("Image size", _setting(results, lambda r: f"{r.plan.data.image_size}x{r.plan.data.image_size}")),
-        ("Ensemble size", _setting(results, _ensemble)),
+        ("Ensemble size", _setting(results, lambda r: _ensemble(results, r))),
         ("Threshold", _setting(results, lambda r: _text(r.plan.evaluation.threshold))),
         ("Augmentation", _setting(results, lambda r: describe(r.plan.augment, r.plan.augment_flips))),
         ("Checkpoint selection", _selection(results)),
@@ -185,10 +185,16 @@ def _capped_stages(results: RunResults) -> dict[str, float]:
             for stage in (getattr(results.models.get(m), "stages", None) or []) if stage.ema_decay_used is not None}
 
 
-def _ensemble(record: RunRecord) -> str:
-    """The ensemble size, and for K > 1 how the K masks were fused (`segbench.fusion`)."""
+def _ensemble(results: RunResults, record: RunRecord) -> str:
+    """The ensemble size, and for K > 1 how the K masks were fused (`segbench.fusion`); under --fusion paper,
+    the rule each model was fused by, as models.json records it (only under paper; a failed model has none)."""
     evaluation = record.plan.evaluation
-    return "1" if evaluation.ensemble == 1 else f"{evaluation.ensemble}, fused by {FUSIONS[evaluation.fusion]}"
+    if evaluation.ensemble == 1:
+        return "1"
+    if evaluation.fusion != PAPER_FUSION:
+        return f"{evaluation.ensemble}, fused by {FUSIONS[evaluation.fusion]}"
+    rules = "; ".join(f"{m} {FUSIONS[rule]}" for m, rule in _recorded(results, "fusion").items())
+    return f"{evaluation.ensemble}, fused by each model's paper's rule: {rules}"
 
 
 def _processes(record: RunRecord) -> str:

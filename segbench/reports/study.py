@@ -1,7 +1,8 @@
 """The study report: per dataset, each model's metric over seeds (mean, SD, every seed, a CI from seeds
-and images, and labelled subsets where the study varies them), the paired comparison with the baseline,
-what diffusion adds (each diffusion model against its direct control), all metrics, and a figure of the
-per-seed values.
+and images, and labelled subsets where the study varies them), the paired comparison with the baseline
+(under the same augmentation policy where the study varies it), what diffusion adds (each diffusion model
+against its direct control) and what augmentation adds (each model against itself trained without), all
+metrics, and a figure of the per-seed values.
 
 The content is built once as plain-text sections (`study_sections`); each built-in format lays them out
 (`render_md`, `render_latex`, `render_html`, `render_csv`, registered as their FormatSpec's render_study).
@@ -47,12 +48,20 @@ def _ci(low: float, high: float) -> str:
 def header_items(results: StudyResults) -> list[tuple[str, str]]:
     cells = sum(len(seeds) for seeds in results.frames.values())
     items = [("Study", results.name), ("Datasets", ", ".join(f"{d} ({t})" for d, t in results.datasets.items())),
-             ("Models", ", ".join(results.entries)), ("Baseline", results.baseline),
+             ("Models", ", ".join(results.entries)), ("Baseline", _baseline(results)),
              ("Label budgets", _budgets(results)), ("Runs with results", str(cells)),
              ("Method", METHOD + (SUBSETS_METHOD if results.labels_seeds else ""))]
+    if results.policies:
+        items.insert(4, ("Augmentation policies", f"{', '.join(results.policies)}: every model trained under each, "
+                                                  "compared with the baseline trained under the same policy"))
     if results.missing:
         items.append(("Not finished (left out)", ", ".join(results.missing)))
     return items
+
+
+def _baseline(results: StudyResults) -> str:
+    """The baseline as a header names it: under the same policy where the study has an augment axis."""
+    return results.baseline + (" (same augmentation policy)" if results.policies else "")
 
 
 def _budgets(results: StudyResults) -> str:
@@ -105,14 +114,15 @@ def learning_curve_sections(results: StudyResults, metric: str, higher: bool) ->
                     counts = ([str(len(summary.subsets)), str(len(summary.seeds))] if subsets
                               else [str(len(summary.seeds))])
                     rows.append([entry, budget_label(results, dataset, labels), _mean_ci(summary), *counts,
-                                 difference, verdict(entry, results.baseline, paired) if paired is not None else "–"])
+                                 difference,
+                                 verdict(entry, results.baseline_of(entry), paired) if paired is not None else "–"])
             if rows:
                 images = ", images whose reference has foreground" if foreground_only else ""
                 mean = "Mean over subsets and seeds [95% CI]" if subsets else "Mean over seeds [95% CI]"
                 sections.append(Section(
                     f"{dataset}: learning curve, per-image {metric} by labelled training images{images}",
                     ["Model", "Labelled images", mean, *(["Labelled subsets", "Run seeds"] if subsets else ["Seeds"]),
-                     f"Difference to {results.baseline} [95% CI]", "Verdict"], rows,
+                     f"Difference to {_baseline(results)} [95% CI]", "Verdict"], rows,
                     (SUBSETS_NOTE if subsets else LABELS_NOTE) + (FOREGROUND_NOTE if foreground_only else "")))
     return sections
 
@@ -127,36 +137,55 @@ SUBSETS_NOTE = ("At each budget but all, every labels seed draws its own labelle
 
 
 def diffusion_sections(results: StudyResults, metric: str, higher: bool) -> list[Section]:
-    """What diffusion adds: per dataset, each model M whose direct control M:direct the study also has, paired
-    with it at each label budget both have (M - M:direct, image by image on the same seeds and subsets); where
-    some references are empty, the same again over the images whose reference has foreground."""
-    labels = {results.model(e): e for e in results.entries}
-    pairs = [(e, labels[f"{results.model(e)}:{DIRECT}"]) for e in results.entries
-             if f"{results.model(e)}:{DIRECT}" in labels]
+    """What diffusion adds: each model M whose direct control M:direct the study also has (under the same
+    augmentation policy), paired with it (see `control_sections`)."""
+    by_model = {(results.model(e), results.policy(e)): e for e in results.entries}
+    pairs = [(e, by_model[control]) for e in results.entries
+             if (control := (f"{results.model(e)}:{DIRECT}", results.policy(e))) in by_model]
+    return control_sections(
+        results, metric, higher, pairs, "diffusion", "each diffusion model against its direct control",
+        "Direct control", "The direct control is the diffusion model's own network, conditioning and parameters, "
+        "trained to give the mask in one pass (Öttl et al. 2024)")
+
+
+def augmentation_sections(results: StudyResults, metric: str, higher: bool) -> list[Section]:
+    """What augmentation adds: each model (and variant) under each policy of an augment axis but none, paired
+    with itself trained under none (see `control_sections`)."""
+    pairs = [(e, results.under(e, "none")) for e in results.entries
+             if results.policy(e) not in (None, "none") and results.under(e, "none") in results.entries]
+    return control_sections(
+        results, metric, higher, pairs, "augmentation", "each model against itself trained without augmentation",
+        "Without augmentation", "The control is the same model, settings and seeds trained with no augmentation "
+        "(augment none)")
+
+
+def control_sections(results: StudyResults, metric: str, higher: bool, pairs: list[tuple[str, str]], adds: str,
+                     which: str, control: str, note: str) -> list[Section]:
+    """What `adds` adds: per dataset, each (entry, control) of `pairs` paired at each label budget both have
+    (entry - control, image by image on the same seeds and subsets); where some references are empty, the same
+    again over the images whose reference has foreground. `which` says the pairs in the title, `control` heads
+    the control's column, `note` says what the control is."""
     sections = []
     for dataset in results.datasets if pairs else ():
         for foreground_only in (False, True) if results.has_empty_references(dataset) else (False,):
             rows = []
-            for entry, control in pairs:
+            for entry, against in pairs:
                 for budget in results.ordered_budgets:
-                    paired = results.paired(dataset, entry, metric, higher, budget, foreground_only, against=control)
+                    paired = results.paired(dataset, entry, metric, higher, budget, foreground_only, against=against)
                     if paired is None:
                         continue
-                    means = [results.summary(dataset, e, metric, budget, foreground_only) for e in (entry, control)]
-                    rows.append([entry, control, budget_label(results, dataset, budget),
+                    means = [results.summary(dataset, e, metric, budget, foreground_only) for e in (entry, against)]
+                    rows.append([entry, against, budget_label(results, dataset, budget),
                                  *(fmt(m.mean) for m in means), _mean_ci(paired.difference),
-                                 rests_on(paired.difference), verdict(entry, control, paired)])
+                                 rests_on(paired.difference), verdict(entry, against, paired)])
             if rows:
                 images = ", images whose reference has foreground" if foreground_only else ""
                 sections.append(Section(
-                    f"{dataset}: what diffusion adds, per-image {metric}, each diffusion model against its direct "
-                    f"control{images}",
-                    ["Model", "Direct control", "Labelled images", "Model mean", "Control mean",
-                     "Model - control [95% CI]", "Runs", "Verdict"], rows,
-                    "The direct control is the diffusion model's own network, conditioning and parameters, trained to "
-                    "give the mask in one pass (Öttl et al. 2024); the difference is paired by seed and image (and "
-                    "labelled subset) and bootstrapped as the differences to the baseline are."
-                    + (FOREGROUND_NOTE if foreground_only else "")))
+                    f"{dataset}: what {adds} adds, per-image {metric}, {which}{images}",
+                    ["Model", control, "Labelled images", "Model mean", "Control mean", "Model - control [95% CI]",
+                     "Runs", "Verdict"], rows,
+                    f"{note}; the difference is paired by seed and image (and labelled subset) and bootstrapped as "
+                    "the differences to the baseline are." + (FOREGROUND_NOTE if foreground_only else "")))
     return sections
 
 
@@ -170,7 +199,7 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
     metric = compared_metric(results)
     higher = higher_is_better.get(metric, True)
     sections = learning_curve_sections(results, metric, higher) if results.has_labels_axis else []
-    sections += diffusion_sections(results, metric, higher)
+    sections += diffusion_sections(results, metric, higher) + augmentation_sections(results, metric, higher)
     at = f" at {results.ordered_budgets[-1] or 'all'} labels" if results.has_labels_axis else ""
     for dataset in results.datasets:
         entries = [e for e in results.entries if results.seeds(dataset, e)]
@@ -189,14 +218,14 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
                                       "bootstrap)." if subsets else
                                       "Each seed's value is that run's per-image mean; the CI resamples seeds, then "
                                       "images (two-level bootstrap)."))
-        comparisons = [(e, results.paired(dataset, e, metric, higher)) for e in entries if e != results.baseline]
+        comparisons = [(e, results.paired(dataset, e, metric, higher)) for e in entries if e != results.baseline_of(e)]
         rows = [[entry, _mean_ci(p.difference), f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value),
-                 verdict(entry, results.baseline, p)]
+                 verdict(entry, results.baseline_of(entry), p)]
                 for entry, p in comparisons if p is not None]
         if rows:
-            sections.append(Section(f"{dataset}: against {results.baseline}{at} (per-image {metric}, paired by seed and "
-                                    "image)",
-                                    ["Model", f"Difference to {results.baseline} [95% CI]", "Seeds it beats the baseline",
+            sections.append(Section(f"{dataset}: against {_baseline(results)}{at} (per-image {metric}, paired by seed "
+                                    "and image)",
+                                    ["Model", f"Difference to {_baseline(results)} [95% CI]", "Seeds it beats the baseline",
                                      "p (paired t-test over seeds)", "Verdict"], rows))
         all_rows = []
         for name in results.metrics:
@@ -219,8 +248,8 @@ def cost_sections(results: StudyResults, dataset: str) -> list[Section]:
         for labels in results.ordered_budgets:
             if (dataset, entry, labels) in results.first_runs:
                 seed, run = results.first_runs[(dataset, entry, labels)]
-                row = next(r for r in model_rows(run) if r[0] == entry)
-                rows.append([row[0], str(seed), *row[1:]])
+                row = next(r for r in model_rows(run) if r[0] == results.model(entry))
+                rows.append([entry, str(seed), *row[1:]])
     if not rows:
         return []
     return [Section(f"{dataset}: what each result cost", [MODEL_COLUMNS[0], "Run seed", *MODEL_COLUMNS[1:]], rows,

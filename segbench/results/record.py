@@ -115,6 +115,7 @@ class ModelRecord:
     network_evaluations: int | None = None  # network forward passes per predicted mask
     flops_per_mask: float | None = None  # counted by torch.utils.flop_counter on the first prediction batch
     synthetic: dict[str, float | int | str] = field(default_factory=dict)  # images synthesised, FID/KID or why none
+    fusion: str | None = None  # under --fusion paper: the rule its ensemble was fused by (its paper's)
 
     @property
     def done(self) -> bool:

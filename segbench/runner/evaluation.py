@@ -11,7 +11,7 @@ from segbench.engine.evaluation import SplitPredictions, predict_split
 from segbench.engine.random_state import seed_everything
 from segbench.engine.stopping import REQUEST as STOP_REQUEST
 from segbench.errors import SegbenchError
-from segbench.plan.run_plan import ModelPlan
+from segbench.plan.run_plan import PAPER_FUSION, ModelPlan
 from segbench.protocol import bootstrap_seed, score
 from segbench.results import ModelRecord
 from segbench.results.committed import CommittedBatches
@@ -22,8 +22,10 @@ from segbench.seeds import derive_seed
 
 def evaluate_model(model: ModelPlan, network: torch.nn.Module, context: RunContext, trained: ModelRecord) -> ModelRecord:
     """Predict the evaluated images with the trained network, score and commit them; `trained` is the
-    models.json entry so far (size and training), returned with the evaluation's status, speed and cost."""
+    models.json entry so far (size and training), returned with the evaluation's status, speed and cost (and
+    under --fusion paper, the rule the model's ensemble was fused by)."""
     name, evaluation = model.name, context.plan.evaluation
+    paper_fusion = context.registry.model(name).fusion
     seed_everything(derive_seed("model", context.plan.seed, name))
     try:
         with context.progress.task(f"{name} predict {position(context, name)}",
@@ -32,7 +34,7 @@ def evaluate_model(model: ModelPlan, network: torch.nn.Module, context: RunConte
                 network, context.test_data, evaluation, run_seed=context.plan.seed, runtime=context.runtime,
                 model_name=name, on_batch=lambda done, total: bar.step(done),
                 committed=CommittedBatches(context.store.file(partial_dir(name))), should_stop=STOP_REQUEST.__bool__,
-                count_flops=True,
+                count_flops=True, paper_fusion=paper_fusion,
             )
     except SegbenchError:
         raise
@@ -45,7 +47,8 @@ def evaluate_model(model: ModelPlan, network: torch.nn.Module, context: RunConte
     evaluations = network_evaluations(context, model)
     return replace(trained, status="done", predict_seconds=round(predictions.seconds, 3), eval_batch_size_used=shape,
                    masks_per_second=round(masks / predictions.seconds, 3) if predictions.seconds > 0 else None,
-                   network_evaluations=evaluations, flops_per_mask=_rounded(predictions.flops_per_mask))
+                   network_evaluations=evaluations, flops_per_mask=_rounded(predictions.flops_per_mask),
+                   fusion=paper_fusion if evaluation.fusion == PAPER_FUSION else None)
 
 
 def _rounded(flops: float | None) -> float | None:

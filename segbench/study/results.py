@@ -1,6 +1,6 @@
-"""A study directory read back: per dataset, model (and evaluation variant), label budget, labelled subset
-and seed, the per-image results of its cells (the folds of a seed pooled), and their aggregation over seeds
-and subsets."""
+"""A study directory read back: per dataset, model (and evaluation variant, and augmentation policy), label
+budget, labelled subset and seed, the per-image results of its cells (the folds of a seed pooled), and their
+aggregation over seeds and subsets."""
 
 from __future__ import annotations
 
@@ -26,14 +26,21 @@ VARIANT_MARK = "@"  # "diff-add@ddim50": model diff-add evaluated with variant d
 FrameKey = tuple[str, str, int | None, int | None]
 
 
+def entry_label(entry: str, augment: str | None) -> str:
+    """An entry under a policy of an augment axis as reports name it, "unet (augment standard)" (None: no axis)."""
+    return entry if augment is None else f"{entry} (augment {augment})"
+
+
 @dataclass
 class StudyResults:
     """frames[(dataset, entry, labels, labels_seed)][seed]: per-image rows (sample_id, reference_empty, metrics)
     of that seed, folds pooled; labels_seed is the labelled subset's with a labels_seeds axis, else None.
-    Entries are the study's model labels and "<label>@<variant>" for evaluation variants; `models` maps a
-    model label to its registered model; `budgets` the study's label budgets (None: all labels), and
-    `training_images` per dataset the size of its training split (what "all" labels is). Without a `labels`
-    argument, methods use the largest budget."""
+    Entries are the study's model labels and "<label>@<variant>" for evaluation variants, each under every
+    policy of an augment axis as `entry_label` names it (`augments`: entry -> (the entry without its policy,
+    the policy)); `models` maps a model label to its registered model; `budgets` the study's label budgets
+    (None: all labels), and `training_images` per dataset the size of its training split (what "all" labels
+    is). Without a `labels` argument, methods use the largest budget; without `against`, `paired` compares
+    with the baseline under the entry's policy."""
 
     directory: Path
     name: str
@@ -49,6 +56,7 @@ class StudyResults:
     # seed (what reports read a model's cost from)
     first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+    augments: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def has_labels_axis(self) -> bool:
@@ -59,9 +67,28 @@ class StudyResults:
         """The labels seeds of a labels_seeds axis (empty without one)."""
         return sorted({key[3] for key in self.frames if key[3] is not None})
 
+    @property
+    def policies(self) -> list[str]:
+        """The policies of an augment axis, in the study's order (empty without one)."""
+        return list(dict.fromkeys(policy for _, policy in self.augments.values()))
+
+    def policy(self, entry: str) -> str | None:
+        """The policy of an entry on an augment axis (None without one)."""
+        return self.augments[entry][1] if entry in self.augments else None
+
+    def under(self, entry: str, policy: str | None) -> str:
+        """The same model (and variant) as `entry` under another policy (None: without its policy)."""
+        return entry_label(self.augments[entry][0] if entry in self.augments else entry, policy)
+
+    def baseline_of(self, entry: str) -> str:
+        """The baseline `entry` is compared with: the one trained under the same policy."""
+        return self.under(self.baseline, self.policy(entry))
+
     def model(self, entry: str) -> str:
-        """The registered model of a model label (the label itself where the study does not say)."""
-        return self.models.get(entry, entry)
+        """The registered model of a model label, under any policy (the label itself where the study does not
+        say)."""
+        label = self.under(entry, None)
+        return self.models.get(label, label)
 
     @property
     def ordered_budgets(self) -> list[int | None]:
@@ -104,9 +131,10 @@ class StudyResults:
     def paired(self, dataset: str, entry: str, metric: str, higher_is_better: bool = True,
                labels: int | None | str = "default", foreground_only: bool = False,
                against: str | None = None) -> PairedOverSeeds | None:
-        """`entry` against `against` (default: the baseline) on the labelled subsets and seeds both have, image
-        by image (at one label budget; over the images whose reference has foreground when `foreground_only`)."""
-        against = against or self.baseline
+        """`entry` against `against` (default: its baseline, `baseline_of`) on the labelled subsets and seeds both
+        have, image by image (at one label budget; over the images whose reference has foreground when
+        `foreground_only`)."""
+        against = against or self.baseline_of(entry)
         budget = self._budget(labels)
         model, base = self._subsets(dataset, entry, budget), self._subsets(dataset, against, budget)
         if entry == against:
@@ -139,12 +167,16 @@ def load_study(directory: str | Path) -> StudyResults:
     missing: list[str] = []
     metrics: list[str] | None = None
     first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = {}
+    augments: dict[str, tuple[str, str]] = {}
     datasets = dict(data["datasets"])
     for cell in data["cells"]:
         runs = [(cell.dataset, cell.model, Path(cell.request.out)),
                 *((_variant_dataset(cell.dataset, v), f"{cell.model}{VARIANT_MARK}{v.name}", variant_dir(directory, cell, v))
                   for v in cell.variants)]
-        for dataset, entry, run_dir in runs:
+        for dataset, unaugmented, run_dir in runs:
+            entry = entry_label(unaugmented, cell.augment)
+            if cell.augment is not None:
+                augments[entry] = (unaugmented, cell.augment)
             datasets.setdefault(dataset, datasets[cell.dataset])
             if entry not in entries:
                 entries.append(entry)
@@ -167,7 +199,7 @@ def load_study(directory: str | Path) -> StudyResults:
     frames = {key: {seed: pd.concat(parts, ignore_index=True) for seed, parts in by_seed.items()}
               for key, by_seed in collected.items()}
     return StudyResults(directory, data["name"], data["baseline"], datasets, entries, metrics, frames, missing,
-                        budgets, training_images, first_runs, dict(data["models"]))
+                        budgets, training_images, first_runs, dict(data["models"]), augments)
 
 
 def _variant_dataset(dataset: str, variant: Variant) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segbench.data.augmentation import AUGMENT_CHOICES
 from segbench.errors import SegbenchError
 
 # Options of `segbench run` a study may set for all its cells, with their types.
@@ -88,6 +89,7 @@ class Study:
     executor: dict[str, Any] = field(default_factory=dict)
     labels: tuple[int | None, ...] = (None,)  # label budgets (None: all), an axis of the grid
     labels_seeds: tuple[int, ...] = ()  # labelled subsets at each budget but all, an axis of the grid (empty: none)
+    augments: tuple[str, ...] = ()  # augmentation policies, an axis of the grid (empty: none; `augment` in options)
 
     @property
     def has_labels_axis(self) -> bool:
@@ -170,7 +172,9 @@ def read_study(path: str | Path) -> Study:
         raise reader.fail("seeds", f"lists a seed twice: {seeds}")
     datasets = _datasets(reader, data.get("datasets"))
     models = _models(reader, data.get("models"))
-    options = {k: reader.typed(v, k, RUN_OPTIONS[k]) for k, v in data.items() if k in RUN_OPTIONS}
+    augments = _augments(reader, data.get("augment"))
+    options = {k: reader.typed(v, k, RUN_OPTIONS[k]) for k, v in data.items()
+               if k in RUN_OPTIONS and not (k == "augment" and augments)}
     if "track" in data:  # experiment trackers of every cell, as `--track`
         track = data["track"]
         if not isinstance(track, list) or not all(isinstance(name, str) for name in track):
@@ -184,7 +188,7 @@ def read_study(path: str | Path) -> Study:
     labels = _labels(reader, data.get("labels"))
     return Study(name, path, text, tuple(seeds), datasets, models, options, baseline, _folds(reader, data.get("folds")),
                  _variants(reader, data.get("evaluations", {}), models), executor, labels,
-                 _labels_seeds(reader, data, labels))
+                 _labels_seeds(reader, data, labels), augments)
 
 
 def _labels(reader: _Reader, value: Any) -> tuple[int | None, ...]:
@@ -220,6 +224,22 @@ def _labels_seeds(reader: _Reader, data: Mapping[str, Any], labels: tuple[int | 
         raise reader.fail("labels_seeds", 'varies which training images keep their masks, so it needs a label budget, '
                                           'e.g. labels = [16, "all"]')
     return tuple(value)
+
+
+def _augments(reader: _Reader, value: Any) -> tuple[str, ...]:
+    """`augment = ["none", "standard"]`: every cell once per policy, an axis (even of one policy). A policy name
+    alone is a run option of every cell and no axis (empty), as is no `augment`."""
+    if value is None:
+        return ()
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(v, str) for v in names):
+        raise reader.fail("augment", f'must be a policy or a non-empty list of policies, e.g. augment = '
+                                     f'["none", "standard"]; got {value!r}')
+    if unknown := [v for v in names if v not in AUGMENT_CHOICES]:
+        raise reader.fail("augment", f"names an unknown policy {unknown[0]!r}; valid: {', '.join(AUGMENT_CHOICES)}")
+    if len(set(names)) != len(names):
+        raise reader.fail("augment", f"lists a policy twice: {value}")
+    return tuple(value) if isinstance(value, list) else ()
 
 
 def _datasets(reader: _Reader, value: Any) -> tuple[DatasetEntry, ...]:

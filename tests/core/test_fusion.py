@@ -1,12 +1,17 @@
 """Ensemble fusion (`segbench.fusion`) against independent computations: a hand-made vote with a tie, entropy
-values, STAPLE on a case with a known answer and against a numpy EM written from Warfield et al. 2004, and
-`predict_split` fusing exactly the members it predicted (mean: today's bytes)."""
+values, STAPLE on a case with a known answer and against a numpy EM written from Warfield et al. 2004,
+`predict_split` fusing exactly the members it predicted (mean: today's bytes), and `--fusion paper` fusing each
+model by its spec's rule."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 import torch
@@ -14,8 +19,13 @@ import torch
 from segbench.data.prepare import SplitData
 from segbench.engine.device import Runtime
 from segbench.engine.evaluation import predict_split
+from segbench.errors import SegbenchError
 from segbench.fusion import BELOW_HALF, RULES, binary_entropy, fuse, staple_posterior
+from segbench.plan.request import check_fusion
 from segbench.plan.run_plan import FUSIONS, EvaluationPlan
+from segbench.plugins import load_plugins
+from segbench.results.store import prediction_file
+from segbench.specs import ModelSpec
 
 
 def test_every_named_fusion_has_a_rule():
@@ -135,3 +145,71 @@ def test_predict_split_fuses_each_sample_from_its_own_members(fusion):
         expected = posterior.unsqueeze(1), binary_entropy(posterior).unsqueeze(1)
     assert torch.equal(fused.probabilities, expected[0])
     torch.testing.assert_close(fused.uncertainty, expected[1], rtol=0, atol=0 if fusion == "mean" else 1e-6)
+
+
+PAPER_RUN = ("run", "--task", "lung", "--dataset", "toy", "--models", "medsegdiff,diff-add", "--preset", "tiny",
+             "--image-size", "32", "--steps", "2", "--ensemble", "2", "--eval-samples", "4", "--eval-batch-size", "4",
+             "--quiet")
+
+
+def _fused_outputs(run: Path, model: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """A model's saved probabilities and uncertainty, and its per-image rows."""
+    with np.load(run / prediction_file(model), allow_pickle=False) as npz:
+        probabilities, uncertainty = npz["probabilities"], npz["uncertainty"]
+    rows = pd.read_csv(run / "per_image.csv")
+    return probabilities, uncertainty, rows[rows["model"] == model].reset_index(drop=True)
+
+
+def _same(a: tuple[np.ndarray, np.ndarray, pd.DataFrame], b: tuple[np.ndarray, np.ndarray, pd.DataFrame]) -> bool:
+    return np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2].equals(b[2])
+
+
+def test_paper_fusion_fuses_each_model_by_its_papers_rule(tmp_path, run_cli):
+    """Under --fusion paper, medsegdiff's members are fused exactly as --fusion staple fuses them and diff-add's as
+    --fusion mean does (the same trained models, re-fused by `segbench evaluate`), and not the other way round."""
+    paper = tmp_path / "paper"
+    code, _, stderr = run_cli(*PAPER_RUN, "--fusion", "paper", "--out", str(paper))
+    assert code == 0, stderr
+    for rule in ("staple", "mean"):
+        code, _, stderr = run_cli("evaluate", str(paper), "--fusion", rule, "--out", str(tmp_path / rule), "--quiet")
+        assert code == 0, stderr
+    outputs = {(run, model): _fused_outputs(tmp_path / run, model)
+               for run in ("paper", "staple", "mean") for model in ("medsegdiff", "diff-add")}
+    assert _same(outputs["paper", "medsegdiff"], outputs["staple", "medsegdiff"])
+    assert _same(outputs["paper", "diff-add"], outputs["mean", "diff-add"])
+    assert not _same(outputs["paper", "medsegdiff"], outputs["mean", "medsegdiff"])
+    assert not _same(outputs["paper", "diff-add"], outputs["staple", "diff-add"])
+    assert json.loads((paper / "config.json").read_text())["plan"]["evaluation"]["fusion"] == "paper"
+    assert {m: r.get("fusion") for m, r in json.loads((paper / "models.json").read_text()).items()} == \
+        {"medsegdiff": "staple", "diff-add": "mean"}
+    assert ("**Ensemble size**: 2, fused by each model's paper's rule: medsegdiff STAPLE, Warfield et al. 2004 "
+            "(uncertainty: entropy of its posterior); diff-add mean (uncertainty: std)") in (paper / "report.md").read_text()
+    assert "fusion" not in json.loads((tmp_path / "mean" / "models.json").read_text())["diff-add"]
+
+
+def test_check_fusion_names_paper_and_needs_an_ensemble(monkeypatch):
+    registry = load_plugins()
+    medsegdiff, diff_add = registry.model("medsegdiff"), registry.model("diff-add")
+    with pytest.raises(SegbenchError, match=r"unknown --fusion rule 'median'.*valid: mean, paper, staple, vote"):
+        check_fusion("median", 2, [diff_add])
+    with pytest.raises(SegbenchError, match=r"--fusion paper fuses an ensemble.*--ensemble K with K >= 2"):
+        check_fusion("paper", 1, [diff_add])
+    check_fusion("paper", 2, [medsegdiff, diff_add])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # SimpleITK missing
+    check_fusion("paper", 2, [diff_add])  # diff-add's paper averages: no STAPLE, no SimpleITK needed
+    with pytest.raises(SegbenchError, match=r"--fusion paper \(fusing medsegdiff by staple\) needs SimpleITK: "
+                                            r"pip install 'segbench\[staple\]'"):
+        check_fusion("paper", 2, [medsegdiff, diff_add])
+
+
+def test_the_built_in_models_name_their_papers_fusion(run_cli):
+    registry = load_plugins()
+    assert registry.model("medsegdiff").fusion == "staple"
+    assert {registry.model(m).fusion for m in ("diff-concat-wolleb", "diff-add", "unet", "medsegdiff:direct")} == {"mean"}
+    code, stdout, _ = run_cli("info", "medsegdiff", "--preset", "tiny", "--image-size", "32")
+    assert code == 0 and "paper's ensemble fusion: staple" in stdout
+
+
+def test_a_model_spec_with_an_unknown_fusion_is_refused():
+    with pytest.raises(SegbenchError, match=r"model 'x' has fusion 'median'; valid: mean, vote, staple"):
+        ModelSpec("x", lambda params: None, "cnn", {}, "a model", fusion="median")
