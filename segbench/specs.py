@@ -132,6 +132,9 @@ class Preset:
                    {k: v for k, v in values.items() if k in training})
 
 
+FUSION_RULES = ("mean", "vote", "staple")  # how an ensemble's sampled masks become one (`segbench.fusion`)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered segmenter.
@@ -150,7 +153,7 @@ class ModelSpec:
     training stages in order (see `Stage`); without them, one stage on the labelled pairs. `upper_bound`:
     its probability is a score thresholded at a calibrated point (an anomaly model's), so reports add the
     Dice at the best threshold on the test set, marked as an upper bound, and the score's image-level AUROC.
-    `fusion`: the rule (of `segbench.plan.run_plan.FUSIONS`) its paper fuses a sampled ensemble by, which
+    `fusion`: the rule (of `FUSION_RULES`) its paper fuses a sampled ensemble by, which
     `--fusion paper` uses.
     """
 
@@ -171,13 +174,11 @@ class ModelSpec:
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        from segbench.plan.run_plan import FUSIONS  # which imports this module
-
         names = [stage.name for stage in self.stages]
         if not names or len(set(names)) != len(names):
             raise SegbenchError(f"model {self.name!r} needs one or more stages with distinct names, got {names}")
-        if self.fusion not in FUSIONS:
-            raise SegbenchError(f"model {self.name!r} has fusion {self.fusion!r}; valid: {', '.join(FUSIONS)}")
+        if self.fusion not in FUSION_RULES:
+            raise SegbenchError(f"model {self.name!r} has fusion {self.fusion!r}; valid: {', '.join(FUSION_RULES)}")
 
     def preset(self, name: str, task: str | None = None) -> Preset:
         """The preset `name` (falling back to "small") with its "<name>/<task>" layer applied."""

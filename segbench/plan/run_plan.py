@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from segbench.errors import SegbenchError
-from segbench.specs import DatasetOptions
+from segbench.specs import FUSION_RULES, DatasetOptions
 from segbench.training_settings import TrainingSettings
 
 
@@ -93,8 +93,8 @@ SELECTION_RULES = ("last", "best")  # RunPlan.select: each stage's last weights,
 SELECTION_SCORINGS = 10  # --select best: validation scorings per stage where `select_every` is not given
 EVALUATED_SPLITS = ("test", "all")  # EvaluationPlan.split: a dataset's test split, or every image of it
 # EvaluationPlan.fusion: how an ensemble's K maps become one (`segbench.fusion`), as the report states it
-FUSIONS = {"mean": "mean (uncertainty: std)", "vote": "majority vote (uncertainty: entropy of the vote fraction)",
-           "staple": "STAPLE, Warfield et al. 2004 (uncertainty: entropy of its posterior)"}
+FUSIONS = dict(zip(FUSION_RULES, ("mean (uncertainty: std)", "majority vote (uncertainty: entropy of the vote fraction)",
+                                  "STAPLE, Warfield et al. 2004 (uncertainty: entropy of its posterior)"), strict=True))
 PAPER_FUSION = "paper"  # `--fusion paper`: each model fused by its paper's rule (`ModelSpec.fusion`)
 FUSION_CHOICES = (*FUSIONS, PAPER_FUSION)  # what --fusion accepts
 
