@@ -15,13 +15,18 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from segbench.metrics.confusion import confusion_counts
+from segbench.metrics.definitions import dice
 
-def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
-    """Dice of two boolean masks; 1 when both are empty (the protocol's empty-mask policy)."""
-    total = prediction.sum() + reference.sum()
-    return 1.0 if total == 0 else float(2 * (prediction & reference).sum() / total)
+
+def image_dice(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """The protocol's per-image Dice (its confusion counts and empty-mask policy) of two boolean masks."""
+    counts = confusion_counts(torch.from_numpy(prediction).float()[None, None],
+                              torch.from_numpy(reference).float()[None, None])
+    return float(dice(*counts)[0])
 
 
 def main() -> None:
@@ -51,7 +56,7 @@ def main() -> None:
         for sample in members:
             reference = data["masks"][ids.index(sample)] > 0
             mask = np.array(Image.open(predicted / "images" / f"{sample.replace('/', '_')}.mask.png")) > 0
-            scores.append(dice(mask, reference))
+            scores.append(image_dice(mask, reference))
             infected.append(bool(reference.any()))
         scores_a, infected_a = np.array(scores), np.array(infected)
         print(f"{group}: {len(members)} images; Dice {scores_a[infected_a].mean():.3f} on the {infected_a.sum()} with "
