@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned together so pip cannot swap the torch build; override for another CUDA/CPU build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test test-slow test-all mutate reports study-report study-labels study-strong study-unlabelled study-peers clean-cache
+.PHONY: install run test test-slow test-all mutate reports study-report study-labels study-strong study-unlabelled study-peers study-anomaly-noise clean-cache
 
 $(BIN)/segbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,7 +86,8 @@ reports: install
 # - study-unlabelled: reports/study-unlabelled-16/: unet, unet-pretrained and ddpm-features, likewise, seed 0;
 # - study-labels: reports/study-labels/ (docs/results.md, the old protocol): unet, diff-add, ddpm-features and
 #   anomaly-ddpm at 16 and all labelled images over seeds 0-2;
-# - study-peers: reports/study-peers/: medsegdiff, berdiff, diff-add and unet over seeds 0-2.
+# - study-peers: reports/study-peers/: medsegdiff, berdiff, diff-add and unet over seeds 0-2;
+# - study-anomaly-noise: reports/study-anomaly-noise/: anomaly-ddpm with Gaussian and simplex noise, seeds 0-2.
 STUDY_DIR ?= runs/study-phantom-infection
 
 define study
@@ -111,6 +112,9 @@ study-unlabelled: install
 
 study-peers: install
 	$(call study,phantom-peers,runs/study-phantom-peers,study-peers)
+
+study-anomaly-noise: install
+	$(call study,phantom-anomaly-noise,runs/study-phantom-anomaly-noise,study-anomaly-noise)
 
 clean-cache:
 	rm -rf "$${SEGBENCH_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/segbench}"
