@@ -127,7 +127,8 @@ def compose_study_report(registry: Registry, directory: Path, spec: FormatSpec, 
         results = replace(results, baseline=baseline)
     known = registry.specs["metrics"]
     options: dict = {"standalone": standalone,
-                     "higher_is_better": {m: known[m].higher_is_better for m in results.metrics if m in known}}
+                     "higher_is_better": {m: known[m].higher_is_better for m in results.metrics if m in known},
+                     "upper_bound": [e for e in results.entries if _spec_says(registry, results.model(e), "upper_bound")]}
     made = []
     if figures and spec.figures != "none" and (spec.figures == "embedded" or out_file is not None):
         made = [f for f in (learning_curve_figure(results, spec.figure_file), seed_figure(results, spec.figure_file)) if f]

@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from html import escape as html_escape
 
+import numpy as np
 import pandas as pd
 
 from segbench.controls import DIRECT
@@ -23,6 +25,7 @@ from segbench.reports import latex, markdown
 from segbench.reports.comparison import PREFERRED_METRIC, fmt_p
 from segbench.reports.settings import MODEL_COLUMNS, model_rows
 from segbench.reports.table import fmt
+from segbench.reports.upper_bound import IMAGE_SCORE_QUANTILE, upper_bounds
 from segbench.study.results import StudyResults
 from segbench.study.statistics import METHOD, SUBSETS_METHOD, OverSeeds, PairedOverSeeds
 
@@ -195,38 +198,47 @@ FOREGROUND_NOTE = (" Only the images whose reference has foreground: on an image
                    "anything.")
 
 
-def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> list[Section]:
+def study_sections(results: StudyResults, options: dict) -> list[Section]:
+    """Every section of the study report; `options`: the metrics' higher_is_better, and under `upper_bound`
+    the entries whose probability is a calibrated score (their AUROC section)."""
     metric = compared_metric(results)
-    higher = higher_is_better.get(metric, True)
+    higher = options.get("higher_is_better", {}).get(metric, True)
     sections = learning_curve_sections(results, metric, higher) if results.has_labels_axis else []
     sections += diffusion_sections(results, metric, higher) + augmentation_sections(results, metric, higher)
     at = f" at {results.ordered_budgets[-1] or 'all'} labels" if results.has_labels_axis else ""
     for dataset in results.datasets:
         entries = [e for e in results.entries if results.seeds(dataset, e)]
         seeds = sorted({s for e in entries for s in results.seeds(dataset, e)})
-        rows = []
-        subsets = False
-        for entry in entries:
-            summary = results.summary(dataset, entry, metric)
-            by_seed = dict(zip(summary.seeds, summary.seed_means))
-            rows.append([entry, _mean_ci(summary), fmt(summary.sd), *(fmt(by_seed.get(s, math.nan)) for s in seeds)])
-            subsets = subsets or summary.subsets != (None,)
-        sections.append(Section(f"{dataset}: per-image {metric}{at}, over seeds",
-                                ["Model", "Mean over seeds [95% CI]", "SD across seeds", *(f"seed {s}" for s in seeds)],
-                                rows, "Each seed's value is its runs' per-image mean, averaged over the labelled "
-                                      "subsets; the CI resamples subsets, then seeds, then images (three-level "
-                                      "bootstrap)." if subsets else
-                                      "Each seed's value is that run's per-image mean; the CI resamples seeds, then "
-                                      "images (two-level bootstrap)."))
-        comparisons = [(e, results.paired(dataset, e, metric, higher)) for e in entries if e != results.baseline_of(e)]
-        rows = [[entry, _mean_ci(p.difference), f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value),
-                 verdict(entry, results.baseline_of(entry), p)]
-                for entry, p in comparisons if p is not None]
-        if rows:
-            sections.append(Section(f"{dataset}: against {_baseline(results)}{at} (per-image {metric}, paired by seed "
-                                    "and image)",
-                                    ["Model", f"Difference to {_baseline(results)} [95% CI]", "Seeds it beats the baseline",
-                                     "p (paired t-test over seeds)", "Verdict"], rows))
+        # the learning curve has its own table over the images with foreground
+        for foreground_only in ((False, True) if results.has_empty_references(dataset) and not results.has_labels_axis
+                                else (False,)):
+            images = ", images whose reference has foreground" if foreground_only else ""
+            rows = []
+            subsets = False
+            for entry in entries:
+                summary = results.summary(dataset, entry, metric, foreground_only=foreground_only)
+                by_seed = dict(zip(summary.seeds, summary.seed_means))
+                rows.append([entry, _mean_ci(summary), fmt(summary.sd),
+                             *(fmt(by_seed.get(s, math.nan)) for s in seeds)])
+                subsets = subsets or summary.subsets != (None,)
+            sections.append(Section(
+                f"{dataset}: per-image {metric}{at}, over seeds{images}",
+                ["Model", "Mean over seeds [95% CI]", "SD across seeds", *(f"seed {s}" for s in seeds)], rows,
+                ("Each seed's value is its runs' per-image mean, averaged over the labelled subsets; the CI resamples "
+                 "subsets, then seeds, then images (three-level bootstrap)." if subsets else
+                 "Each seed's value is that run's per-image mean; the CI resamples seeds, then images (two-level "
+                 "bootstrap).") + (FOREGROUND_NOTE if foreground_only else "")))
+            comparisons = [(e, results.paired(dataset, e, metric, higher, foreground_only=foreground_only))
+                           for e in entries if e != results.baseline_of(e)]
+            rows = [[entry, _mean_ci(p.difference), f"{p.wins} of {len(p.difference.seeds)}", fmt_p(p.p_value),
+                     verdict(entry, results.baseline_of(entry), p)]
+                    for entry, p in comparisons if p is not None]
+            if rows:
+                sections.append(Section(
+                    f"{dataset}: against {_baseline(results)}{at} (per-image {metric}, paired by seed and image{images})",
+                    ["Model", f"Difference to {_baseline(results)} [95% CI]", "Seeds it beats the baseline",
+                     "p (paired t-test over seeds)", "Verdict"], rows))
+        sections += upper_bound_sections(results, dataset, options.get("upper_bound", ()))
         all_rows = []
         for name in results.metrics:
             cells = []
@@ -238,6 +250,40 @@ def study_sections(results: StudyResults, higher_is_better: dict[str, bool]) -> 
                                 all_rows))
         sections += cost_sections(results, dataset)
     return sections
+
+
+def upper_bound_sections(results: StudyResults, dataset: str, scored: Collection[str]) -> list[Section]:
+    """For the entries in `scored` (a calibrated score's models), per label budget: each seed's image-level AUROC
+    and Dice over the images with foreground, as each run's report computes them, and their mean over seeds."""
+    found = {}  # (entry, budget) -> {seed: (AUROC, Dice at its threshold, best-threshold Dice), folds averaged}
+    for (data, entry, labels, labels_seed), by_seed in results.runs.items():
+        if data == dataset and entry in scored:
+            budget = budget_label(results, dataset, labels) + (f" (subset {labels_seed})" if labels_seed is not None else "")
+            found[entry, budget] = {
+                seed: np.mean([(b.image_auroc, b.foreground_dice, b.foreground_best_dice)
+                               for run in runs for b in upper_bounds(run, run.scored_models)], axis=0)
+                for seed, runs in by_seed.items()}
+    seeds = sorted({seed for by_seed in found.values() for seed in by_seed})
+    rows = []
+    for (entry, budget), by_seed in found.items():
+        values = np.array(list(by_seed.values()))
+        rows.append([entry, *([budget] if results.has_labels_axis else []), fmt(float(values[:, 0].mean())),
+                     fmt(float(values[:, 0].std(ddof=1))) if len(values) > 1 else "–",
+                     *(fmt(float(by_seed[s][0])) if s in by_seed else "–" for s in seeds),
+                     fmt(float(values[:, 1].mean())), fmt(float(values[:, 2].mean()))])
+    if not rows:
+        return []
+    return [Section(f"{dataset}: calibrated scores, image-level AUROC and Dice over the images with foreground",
+                    ["Model", *(["Labelled images"] if results.has_labels_axis else []), "AUROC, mean over seeds",
+                     "SD across seeds", *(f"seed {s}" for s in seeds), "With foreground: Dice at its threshold",
+                     "With foreground: Dice at the best threshold (upper bound)"], rows,
+                    "For models whose probability is a calibrated score: each run's image-level AUROC (an image's "
+                    f"{IMAGE_SCORE_QUANTILE:.0%} quantile of pixel probabilities, images whose reference has "
+                    "foreground against those without; 0.5: chance), averaged over the run seeds (and over folds "
+                    "within a seed), with no CI (an AUROC is not a per-image mean); the per-image mean Dice over "
+                    "the images with foreground at the run's threshold and at the threshold that maximises it on "
+                    "the test images themselves, an upper bound no deployable model has, averaged likewise (the "
+                    "former's CI is in the table over the images with foreground).")]
 
 
 def cost_sections(results: StudyResults, dataset: str) -> list[Section]:
@@ -349,7 +395,7 @@ def learning_curve_figure(results: StudyResults, suffix: str = "png"):
 def render_md(results: StudyResults, options: dict) -> str:
     lines = [f"# segbench study: {results.name}", ""]
     lines += [f"- **{label}**: {value}" for label, value in header_items(results)]
-    for section in study_sections(results, options.get("higher_is_better", {})):
+    for section in study_sections(results, options):
         lines += ["", f"## {section.title}", "", markdown._row(section.header),
                   markdown._row(["---", *["---:"] * (len(section.header) - 1)]),
                   *(markdown._row(row) for row in section.rows)]
@@ -363,7 +409,7 @@ def render_md(results: StudyResults, options: dict) -> str:
 def render_latex(results: StudyResults, options: dict) -> str:
     lines = [f"% segbench study report: {results.name}; needs \\usepackage{{booktabs}}."]
     lines += [f"% {label}: {value}" for label, value in header_items(results)]
-    for i, section in enumerate(study_sections(results, options.get("higher_is_better", {}))):
+    for i, section in enumerate(study_sections(results, options)):
         body = [latex._row([latex.escape(h) for h in section.header]), r"\midrule",
                 *(latex._row([latex.escape(c).replace("-", "$-$") if c[:1] in "-0123456789[" else latex.escape(c)
                               for c in row]) for row in section.rows)]
@@ -388,7 +434,7 @@ def render_html(results: StudyResults, options: dict) -> str:
              f"<style>{STYLE}</style>", "</head>", "<body>", f"<h1>{title}</h1>", "<dl>"]
     parts += [f"<dt>{html_escape(label)}</dt><dd>{html_escape(value)}</dd>" for label, value in header_items(results)]
     parts.append("</dl>")
-    for section in study_sections(results, options.get("higher_is_better", {})):
+    for section in study_sections(results, options):
         parts += [f"<h2>{html_escape(section.title)}</h2>",
                   *_table(section.header, [[html_escape(c) for c in row] for row in section.rows])]
         if section.note:

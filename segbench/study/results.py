@@ -57,6 +57,9 @@ class StudyResults:
     first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     augments: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # runs[(dataset, entry, labels, labels_seed)][seed]: every finished cell's results (one per fold), keyed as
+    # `frames`
+    runs: dict[FrameKey, dict[int, list[RunResults]]] = field(default_factory=dict)
 
     @property
     def has_labels_axis(self) -> bool:
@@ -167,6 +170,7 @@ def load_study(directory: str | Path) -> StudyResults:
     missing: list[str] = []
     metrics: list[str] | None = None
     first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = {}
+    finished_runs: dict[FrameKey, dict[int, list[RunResults]]] = {}
     augments: dict[str, tuple[str, str]] = {}
     datasets = dict(data["datasets"])
     for cell in data["cells"]:
@@ -187,8 +191,9 @@ def load_study(directory: str | Path) -> StudyResults:
             metrics = metrics or results.metric_names
             frame = results.per_image[["sample_id", *results.metric_names]].assign(
                 **{REFERENCE_EMPTY: empty_references(results.per_image).to_numpy()})
-            subset = collected.setdefault((dataset, entry, cell.labels, cell.labels_seed), {})
-            subset.setdefault(cell.seed, []).append(frame)
+            frame_key = (dataset, entry, cell.labels, cell.labels_seed)
+            collected.setdefault(frame_key, {}).setdefault(cell.seed, []).append(frame)
+            finished_runs.setdefault(frame_key, {}).setdefault(cell.seed, []).append(results)
             key = (dataset, entry, cell.labels)
             if VARIANT_MARK not in entry and (key not in first_runs or cell.seed < first_runs[key][0]):
                 first_runs[key] = (cell.seed, results)
@@ -199,7 +204,7 @@ def load_study(directory: str | Path) -> StudyResults:
     frames = {key: {seed: pd.concat(parts, ignore_index=True) for seed, parts in by_seed.items()}
               for key, by_seed in collected.items()}
     return StudyResults(directory, data["name"], data["baseline"], datasets, entries, metrics, frames, missing,
-                        budgets, training_images, first_runs, dict(data["models"]), augments)
+                        budgets, training_images, first_runs, dict(data["models"]), augments, finished_runs)
 
 
 def _variant_dataset(dataset: str, variant: Variant) -> str:
