@@ -1,8 +1,9 @@
 """The study report: per dataset, each model's metric over seeds (mean, SD, every seed, a CI from seeds
 and images, and labelled subsets where the study varies them), the paired comparison with the baseline
-(under the same augmentation policy where the study varies it), what diffusion adds (each diffusion model
-against its direct control) and what augmentation adds (each model against itself trained without), all
-metrics, and a figure of the per-seed values.
+(under the same augmentation policy where the study varies it), both again over the images with foreground
+where some references are empty, what diffusion adds (each diffusion model against its direct control) and
+what augmentation adds (each model against itself trained without), a calibrated score's image-level AUROC
+per seed, all metrics, and a figure of the per-seed values.
 
 The content is built once as plain-text sections (`study_sections`); each built-in format lays them out
 (`render_md`, `render_latex`, `render_html`, `render_csv`, registered as their FormatSpec's render_study).
