@@ -52,14 +52,23 @@ class StudyResults:
     missing: list[str] = field(default_factory=list)  # cells (or variants) without results yet
     budgets: list[int | None] = field(default_factory=lambda: [None])
     training_images: dict[str, int] = field(default_factory=dict)
-    # first_runs[(dataset, model, labels)]: (run seed, results) of the model's finished cell with the lowest
-    # seed (what reports read a model's cost from)
-    first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     augments: dict[str, tuple[str, str]] = field(default_factory=dict)
     # runs[(dataset, entry, labels, labels_seed)][seed]: every finished cell's results (one per fold), keyed as
     # `frames`
     runs: dict[FrameKey, dict[int, list[RunResults]]] = field(default_factory=dict)
+
+    @property
+    def first_runs(self) -> dict[tuple[str, str, int | None], tuple[int, RunResults]]:
+        """(dataset, model label, labels) -> (run seed, results) of its finished cell with the lowest seed (of
+        the first labelled subset and fold that has it; evaluation variants left out): what reports read a
+        model's cost from."""
+        first: dict[tuple[str, str, int | None], tuple[int, RunResults]] = {}
+        for (dataset, entry, labels, _), by_seed in self.runs.items():
+            seed, key = min(by_seed), (dataset, entry, labels)
+            if VARIANT_MARK not in entry and (key not in first or seed < first[key][0]):
+                first[key] = (seed, by_seed[seed][0])
+        return first
 
     @property
     def has_labels_axis(self) -> bool:
@@ -169,7 +178,6 @@ def load_study(directory: str | Path) -> StudyResults:
     training_images: dict[str, int] = {}
     missing: list[str] = []
     metrics: list[str] | None = None
-    first_runs: dict[tuple[str, str, int | None], tuple[int, RunResults]] = {}
     finished_runs: dict[FrameKey, dict[int, list[RunResults]]] = {}
     augments: dict[str, tuple[str, str]] = {}
     datasets = dict(data["datasets"])
@@ -194,9 +202,6 @@ def load_study(directory: str | Path) -> StudyResults:
             frame_key = (dataset, entry, cell.labels, cell.labels_seed)
             collected.setdefault(frame_key, {}).setdefault(cell.seed, []).append(frame)
             finished_runs.setdefault(frame_key, {}).setdefault(cell.seed, []).append(results)
-            key = (dataset, entry, cell.labels)
-            if VARIANT_MARK not in entry and (key not in first_runs or cell.seed < first_runs[key][0]):
-                first_runs[key] = (cell.seed, results)
             if results.record.train_samples:
                 training_images[cell.dataset] = results.record.train_samples
     if metrics is None:
@@ -204,7 +209,7 @@ def load_study(directory: str | Path) -> StudyResults:
     frames = {key: {seed: pd.concat(parts, ignore_index=True) for seed, parts in by_seed.items()}
               for key, by_seed in collected.items()}
     return StudyResults(directory, data["name"], data["baseline"], datasets, entries, metrics, frames, missing,
-                        budgets, training_images, first_runs, dict(data["models"]), augments, finished_runs)
+                        budgets, training_images, dict(data["models"]), augments, finished_runs)
 
 
 def _variant_dataset(dataset: str, variant: Variant) -> str:
